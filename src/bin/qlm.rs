@@ -1,0 +1,2 @@
+//! `qlm`: the QuorumLM command line (vendor, admin and script tool).
+fn main() {}

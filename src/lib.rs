@@ -1,0 +1,14 @@
+//! QuorumLM: a floating-license server whose checkout state is replicated with Raft.
+//!
+//! The crate is layered so that the dependency arrow points one way:
+//!
+//! - [`license`]: license files (parse, canonical form, ed25519 signatures) and the policy
+//!   (options) file. Pure data and parsing.
+//! - [`engine`]: the license state machine, `apply(command, now) -> outcome`: pools, sessions,
+//!   checkouts, queues, linger, borrowing, reservations. Pure, deterministic, no I/O.
+//!
+//! The replicated server (Raft over gRPC with sled storage), the client library and the
+//! binaries build on these two; see ARCHITECTURE.md for the whole picture.
+
+pub mod engine;
+pub mod license;
