@@ -9,16 +9,19 @@
 //! This module knows nothing of Raft, gRPC or the clock; the engine consumes its [`Pool`]s and
 //! [`Policy`].
 //!
+//! - `error`: [`LineError`], one located problem in a file
 //! - `time`: UTC dates of license files and the engine's millisecond timestamps
 //! - `version`: dotted feature versions
 //! - `pool`: a validated FEATURE line ([`Pool`])
 //! - `policy`: the parsed options file ([`Policy`]) and who its rules name
 
+pub mod error;
 pub mod policy;
 pub mod pool;
 pub mod time;
 pub mod version;
 
+pub use error::LineError;
 pub use policy::{AccessRule, Policy, SeatRule, Who, WhoKind};
 pub use pool::{DupGroup, Expiry, HostId, Pool, PoolId, SeatUnit};
 pub use time::{Date, Timestamp};

@@ -1,0 +1,53 @@
+//! The error of one line of a license or options file: where it is and what is wrong.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One problem in a license or options file, located precisely enough for an admin to fix it:
+/// `site.lic:12: field `count`: `25x` is not a whole number`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineError {
+    /// The file name (or `<stdin>`, `<inline>`), as the admin knows it.
+    pub origin: String,
+    /// 1-based line number; for a continued logical line, the line it starts on.
+    pub line: usize,
+    /// The field or keyword at fault, when there is one.
+    pub field: Option<String>,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl LineError {
+    /// An error about the line as a whole.
+    pub fn line(origin: &str, line: usize, message: impl Into<String>) -> LineError {
+        LineError { origin: origin.to_owned(), line, field: None, message: message.into() }
+    }
+
+    /// An error about one field of the line.
+    pub fn field(
+        origin: &str,
+        line: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> LineError {
+        LineError {
+            origin: origin.to_owned(),
+            line,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.origin, self.line)?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for LineError {}
