@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_BORROW_HOURS: u32 = 168;
 
 /// Stable identity of a pool: a digest of its canonical form. The same signed line keeps the
 /// same id across reloads, so seats held on it stay counted against it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PoolId(pub String);
 
 impl fmt::Display for PoolId {

@@ -1,0 +1,126 @@
+//! The per-feature FIFO queue of waiting checkouts.
+//!
+//! When seats free up (a checkin, an expiry, a linger end, a reload, time passing), the
+//! queue of that feature is walked in order and each request that can now be granted is. The
+//! first request that still cannot get seats for lack of them blocks the queue: a later
+//! request may then only take seats from reservations it owns and the blocked request does not
+//! (seats the head could never use), so a stream of small requests cannot starve a large one.
+//! A request held back by its own MAX does not block others: its limit is its own.
+//! A request that can no longer be granted at all (feature gone, pool expired) leaves the
+//! queue denied.
+
+use crate::engine::checkout::{Request, Source};
+use crate::engine::{DenialReason, Effects, Engine, Event, Handle, Outcome, QueueExit};
+
+impl Engine {
+    /// Moves the queues of every feature marked dirty during this apply.
+    pub(super) fn drain_queues(&mut self, fx: &mut Effects) {
+        while let Some(feature) = fx.dirty.pop_first() {
+            self.drain_queue(&feature, fx);
+        }
+    }
+
+    fn drain_queue(&mut self, feature: &str, fx: &mut Effects) {
+        let Some(state) = self.features.get(feature) else { return };
+        let waiting: Vec<Handle> = state.queue.iter().copied().collect();
+        // The user and host of the first request blocked for lack of seats.
+        let mut blocked_by: Option<(String, String)> = None;
+        for handle in waiting {
+            let Some(queued) = self.queued.get(&handle) else { continue };
+            let req = Request {
+                session_id: queued.session_id.clone(),
+                request_id: queued.request_id.clone(),
+                feature: queued.feature.clone(),
+                version: queued.version,
+                count: queued.count,
+                borrow_until: None,
+            };
+            match self.decide(&req) {
+                Ok(source) => {
+                    if let (Some((user, host)), Source::Pool(_)) = (&blocked_by, &source)
+                        && !self.takes_only_own_reserved(&req, user, host)
+                    {
+                        continue;
+                    }
+                    self.grant_from_queue(handle, &req, source, fx);
+                }
+                Err(denial) if denial.reason == DenialReason::MaxReached => {}
+                Err(denial) if denial.reason.may_queue() => {
+                    if blocked_by.is_none() {
+                        blocked_by = self
+                            .sessions
+                            .get(&req.session_id)
+                            .map(|s| (s.user.clone(), s.host.clone()));
+                    }
+                }
+                Err(denial) => {
+                    if let Some(session) = self.sessions.get_mut(&req.session_id) {
+                        session.requests.update(&req.request_id, Outcome::Denied(denial.clone()));
+                    }
+                    self.leave_queue(handle, QueueExit::Denied(denial.reason), fx);
+                }
+            }
+        }
+    }
+
+    /// Whether granting `req` new seats leaves the blocked client (`user` on `host`) as many
+    /// usable seats as before: the seats come out of reservations that name the requester and
+    /// not the blocked client.
+    fn takes_only_own_reserved(&self, req: &Request, user: &str, host: &str) -> bool {
+        let Some(session) = self.sessions.get(&req.session_id) else { return false };
+        let Some(state) = self.features.get(&req.feature) else { return false };
+        let own_unmet: u64 = state
+            .reserves
+            .iter()
+            .filter(|c| {
+                let who = &self.policy.reserves[c.rule].who;
+                self.policy.names(who, &session.user, &session.host)
+                    && !self.policy.names(who, user, host)
+            })
+            .map(|c| u64::from(self.policy.reserves[c.rule].seats).saturating_sub(c.held))
+            .sum();
+        u64::from(req.count) <= own_unmet
+    }
+
+    fn grant_from_queue(
+        &mut self,
+        handle: Handle,
+        req: &Request,
+        source: Source,
+        fx: &mut Effects,
+    ) {
+        self.remove_from_queue(handle);
+        let grant = self.commit(req, handle, source);
+        fx.events.push(self.checked_out_event(&grant, &req.session_id, true));
+        if let Some(session) = self.sessions.get_mut(&req.session_id) {
+            session.requests.update(&req.request_id, Outcome::Granted(grant));
+        }
+    }
+
+    /// Takes a request out of its queue without a grant.
+    pub(super) fn leave_queue(&mut self, handle: Handle, exit: QueueExit, fx: &mut Effects) {
+        let Some(queued) = self.remove_from_queue(handle) else { return };
+        fx.events.push(Event::LeftQueue {
+            handle,
+            session_id: queued.session_id.clone(),
+            feature: queued.feature.clone(),
+            exit,
+        });
+        // Leaving may unblock the requests behind.
+        if self.features.get(&queued.feature).is_some_and(|f| !f.queue.is_empty()) {
+            fx.dirty.insert(queued.feature.clone());
+        }
+        self.forget_feature_if_unused(&queued.feature);
+    }
+
+    fn remove_from_queue(&mut self, handle: Handle) -> Option<crate::engine::state::QueuedRequest> {
+        let queued = self.queued.remove(&handle)?;
+        if let Some(state) = self.features.get_mut(&queued.feature) {
+            state.queue.remove(&handle);
+        }
+        if let Some(session) = self.sessions.get_mut(&queued.session_id) {
+            session.queued.remove(&handle);
+        }
+        Some(queued)
+    }
+}

@@ -1,0 +1,168 @@
+//! Sessions: open, close, expire; and the admin's removal of checkouts.
+
+use crate::engine::state::Session;
+use crate::engine::{
+    Effects, Engine, Event, Handle, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS, Outcome, QueueExit,
+    RejectKind, ReleaseCause, RemoveTarget, SessionId, check_name,
+};
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn open_session(
+        &mut self,
+        session_id: SessionId,
+        user: String,
+        host: String,
+        pid: u32,
+        display: String,
+        ttl_ms: u64,
+        fx: &mut Effects,
+    ) -> Outcome {
+        for (field, value) in [("session_id", &session_id), ("user", &user), ("host", &host)] {
+            if let Err(rejected) = check_name(field, value) {
+                return rejected;
+            }
+        }
+        if display.len() > crate::engine::MAX_NAME_BYTES {
+            return Outcome::rejected(RejectKind::InvalidArgument, "`display` is too long");
+        }
+        if !(MIN_SESSION_TTL_MS..=MAX_SESSION_TTL_MS).contains(&ttl_ms) {
+            return Outcome::rejected(
+                RejectKind::InvalidArgument,
+                format!(
+                    "`ttl_ms` is {ttl_ms}; it must be {MIN_SESSION_TTL_MS}..={MAX_SESSION_TTL_MS}"
+                ),
+            );
+        }
+        if let Some(existing) = self.sessions.get(&session_id) {
+            // A retried open is answered again; a different client may not take the id.
+            let same = existing.live
+                && existing.user == user
+                && existing.host == host
+                && existing.pid == pid
+                && existing.display == display;
+            return if same {
+                Outcome::SessionOpened { session_id }
+            } else {
+                Outcome::rejected(
+                    RejectKind::SessionConflict,
+                    format!("session id `{session_id}` is already in use"),
+                )
+            };
+        }
+        fx.events.push(Event::SessionOpened {
+            session_id: session_id.clone(),
+            user: user.clone(),
+            host: host.clone(),
+        });
+        self.sessions.insert(
+            session_id.clone(),
+            Session {
+                user,
+                host,
+                pid,
+                display,
+                ttl_ms,
+                opened: self.now,
+                live: true,
+                checkouts: Default::default(),
+                queued: Default::default(),
+                requests: Default::default(),
+            },
+        );
+        Outcome::SessionOpened { session_id }
+    }
+
+    /// Closing is idempotent: closing a session that is gone answers with nothing released.
+    pub(super) fn close_session(&mut self, session_id: &str, fx: &mut Effects) -> Outcome {
+        if let Err(rejected) = check_name("session_id", session_id) {
+            return rejected;
+        }
+        let released = self.end_session(session_id, ReleaseCause::SessionClosed, fx);
+        Outcome::SessionClosed { released }
+    }
+
+    pub(super) fn expire_sessions(&mut self, ids: Vec<SessionId>, fx: &mut Effects) -> Outcome {
+        let mut sessions = Vec::new();
+        let mut released = Vec::new();
+        for id in ids {
+            if self.sessions.get(&id).is_some_and(|s| s.live) {
+                released.extend(self.end_session(&id, ReleaseCause::Expired, fx));
+                sessions.push(id);
+            }
+        }
+        Outcome::Expired { sessions, released }
+    }
+
+    /// Ends a live session: its queued requests leave the queue, its checkouts are released
+    /// except borrows, which keep the session (not live) until they end.
+    fn end_session(
+        &mut self,
+        session_id: &str,
+        cause: ReleaseCause,
+        fx: &mut Effects,
+    ) -> Vec<Handle> {
+        let Some(session) = self.sessions.get_mut(session_id).filter(|s| s.live) else {
+            return Vec::new();
+        };
+        session.live = false;
+        let queued: Vec<Handle> = session.queued.iter().copied().collect();
+        let held: Vec<Handle> = session.checkouts.iter().copied().collect();
+        for handle in queued {
+            self.leave_queue(handle, QueueExit::SessionGone, fx);
+        }
+        let mut released = Vec::new();
+        for handle in held {
+            if self.checkouts.get(&handle).is_some_and(|c| c.borrow_until.is_none()) {
+                self.release(handle, cause, fx);
+                released.push(handle);
+            }
+        }
+        fx.events.push(Event::SessionEnded {
+            session_id: session_id.to_owned(),
+            expired: cause == ReleaseCause::Expired,
+        });
+        self.forget_session_if_done(session_id);
+        released
+    }
+
+    /// Forgets a session that is no longer live and holds nothing.
+    pub(super) fn forget_session_if_done(&mut self, session_id: &str) {
+        if self
+            .sessions
+            .get(session_id)
+            .is_some_and(|s| !s.live && s.checkouts.is_empty() && s.queued.is_empty())
+        {
+            self.sessions.remove(session_id);
+        }
+    }
+
+    pub(super) fn remove(&mut self, target: RemoveTarget, fx: &mut Effects) -> Outcome {
+        let handles: Vec<Handle> = match &target {
+            RemoveTarget::Handle(handle) => {
+                if !self.checkouts.contains_key(handle) {
+                    return Outcome::rejected(
+                        RejectKind::UnknownHandle,
+                        format!("no checkout has handle {handle}"),
+                    );
+                }
+                vec![*handle]
+            }
+            RemoveTarget::Holder { user, host, feature } => self
+                .checkouts
+                .iter()
+                .filter(|(_, c)| feature.as_ref().is_none_or(|f| *f == c.feature))
+                .filter(|(_, c)| {
+                    self.sessions.get(&c.session_id).is_some_and(|s| {
+                        s.user == *user && host.as_ref().is_none_or(|h| *h == s.host)
+                    })
+                })
+                .map(|(&h, _)| h)
+                .collect(),
+        };
+        for &handle in &handles {
+            self.release(handle, ReleaseCause::Removed, fx);
+        }
+        Outcome::Removed { released: handles }
+    }
+}
