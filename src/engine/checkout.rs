@@ -71,6 +71,10 @@ impl Engine {
                 );
             }
         }
+        if self.awaits(&req.session_id, &req.feature) {
+            let message = format!("this session already waits for `{}` in its queue", req.feature);
+            return self.deny(req, denial(DenialReason::AlreadyHolding, message), fx);
+        }
         let source = match self.decide(req) {
             Ok(source) => source,
             Err(denial) if wait && denial.reason.may_queue() => {
@@ -98,12 +102,18 @@ impl Engine {
         Outcome::Denied(denial)
     }
 
+    /// Whether the session has a request for `feature` in the queue.
+    fn awaits(&self, session_id: &str, feature: &str) -> bool {
+        self.sessions.get(session_id).is_some_and(|s| {
+            s.queued.iter().any(|h| self.queued.get(h).is_some_and(|q| q.feature == feature))
+        })
+    }
+
     fn enqueue(&mut self, req: &Request, denial: Denial, fx: &mut Effects) -> Outcome {
         let holds_feature = self.sessions.get(&req.session_id).is_some_and(|s| {
-            s.checkouts.iter().chain(&s.queued).any(|h| {
-                self.checkouts.get(h).is_some_and(|c| c.feature == req.feature)
-                    || self.queued.get(h).is_some_and(|q| q.feature == req.feature)
-            })
+            s.checkouts
+                .iter()
+                .any(|h| self.checkouts.get(h).is_some_and(|c| c.feature == req.feature))
         });
         if holds_feature {
             let message = format!(
