@@ -10,12 +10,14 @@
 //! [`Policy`].
 //!
 //! - `error`: [`LineError`], one located problem in a file
+//! - `names`: the rule for feature names, shared by both kinds of file
 //! - `time`: UTC dates of license files and the engine's millisecond timestamps
 //! - `version`: dotted feature versions
 //! - `pool`: a validated FEATURE line ([`Pool`])
 //! - `policy`: the parsed options file ([`Policy`]) and who its rules name
 
 pub mod error;
+pub mod names;
 pub mod policy;
 pub mod pool;
 pub mod time;
