@@ -2,6 +2,7 @@
 //!
 //! The parser of the options file lives in `options.rs`; this module is the parsed form that
 //! the engine consults, and the one question it asks of it: does this rule name this client?
+//! A `Policy` prints back as options text through its `Display` (in `options/print.rs`).
 //!
 //! | keyword | meaning |
 //! |---|---|
