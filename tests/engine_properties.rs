@@ -262,7 +262,7 @@ fn check_grant_rules(engine: &Engine, events: &[Event]) -> Result<(), String> {
         for rule in policy
             .maxes
             .iter()
-            .filter(|m| m.feature == *feature && policy.names(&m.who, user, host))
+            .filter(|m| *m.feature == **feature && policy.names(&m.who, user, host))
         {
             let held: u64 = engine
                 .checkouts()

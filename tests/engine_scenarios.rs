@@ -31,7 +31,7 @@ fn the_26th_checkout_of_25_seats_is_denied_with_the_holders() {
     assert_eq!(reason(&denied), "ALL_IN_USE");
     let Outcome::Denied(denial) = denied else { unreachable!() };
     assert!(!denial.holders.is_empty());
-    assert_eq!(denial.holders[0].user, "user0");
+    assert_eq!(&*denial.holders[0].user, "user0");
     assert_eq!(w.in_use("vhdl"), 25);
 }
 
@@ -241,8 +241,8 @@ fn a_queued_request_is_granted_when_a_seat_frees_up() {
         }
         _ => None,
     });
-    assert_eq!(granted, Some((handle, "b".to_string())));
-    assert_eq!(w.engine.checkout_view(handle).unwrap().user, "bob");
+    assert_eq!(granted, Some((handle, "b".into())));
+    assert_eq!(&*w.engine.checkout_view(handle).unwrap().user, "bob");
 }
 
 #[test]
@@ -255,7 +255,7 @@ fn the_queue_is_first_in_first_out() {
     w.wait_for("b", "vhdl", 1);
     w.wait_for("c", "vhdl", 1);
     w.checkin("a", g.handle);
-    let holders: Vec<String> = w.engine.checkouts().into_iter().map(|c| c.user).collect();
+    let holders: Vec<String> = w.engine.checkouts().into_iter().map(|c| c.user.to_string()).collect();
     assert_eq!(holders, ["b"]);
     assert_eq!(w.engine.queue("vhdl").len(), 1);
 }
@@ -456,7 +456,7 @@ fn a_reservation_owner_does_not_wait_behind_someone_who_cannot_use_the_reserved_
     assert!(matches!(w.wait_for("l", "vhdl", 1), Outcome::Granted(_)));
     w.checkin("a", a.handle);
     assert!(
-        w.engine.checkouts().iter().any(|c| c.user == "bob"),
+        w.engine.checkouts().iter().any(|c| &*c.user == "bob"),
         "bob gets alice's unreserved seat"
     );
 }

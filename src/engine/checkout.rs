@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::engine::state::{Checkout, QueuedRequest, SeatHold, Session, Timer};
 use crate::engine::{
     Denial, DenialReason, Effects, Engine, Event, Grant, Handle, Holder, MAX_CHECKOUT_COUNT,
-    MAX_HOLDERS_IN_DENIAL, Outcome, RejectKind, ReleaseCause, RequestId, SessionId, check_name,
+    MAX_HOLDERS_IN_DENIAL, Name, Outcome, RejectKind, ReleaseCause, RequestId, check_name,
 };
 use crate::license::{DupGroup, Pool, Timestamp, Version};
 
@@ -14,9 +14,9 @@ const MILLIS_PER_HOUR: u64 = 3_600_000;
 
 /// A checkout request, at request time or when its turn in the queue comes.
 pub(super) struct Request {
-    pub session_id: SessionId,
+    pub session_id: Name,
     pub request_id: RequestId,
-    pub feature: String,
+    pub feature: Name,
     pub version: Version,
     pub count: u32,
     pub borrow_until: Option<Timestamp>,
@@ -40,7 +40,7 @@ impl Engine {
         }
         let outcome = self.checkout_once(&req, wait, fx);
         if let Some(session) = self.sessions.get_mut(&req.session_id) {
-            session.requests.remember(req.request_id, outcome.clone());
+            session.requests.remember(req.request_id, &outcome);
         }
         outcome
     }
@@ -105,7 +105,7 @@ impl Engine {
     /// Whether the session has a request for `feature` in the queue.
     fn awaits(&self, session_id: &str, feature: &str) -> bool {
         self.sessions.get(session_id).is_some_and(|s| {
-            s.queued.iter().any(|h| self.queued.get(h).is_some_and(|q| q.feature == feature))
+            s.queued.iter().any(|h| self.queued.get(h).is_some_and(|q| &*q.feature == feature))
         })
     }
 
@@ -162,8 +162,8 @@ impl Engine {
         let session = self.sessions.get(&req.session_id).ok_or_else(|| {
             denial(DenialReason::NoSuchFeature, format!("session `{}` is gone", req.session_id))
         })?;
-        let (user, host) = (session.user.as_str(), session.host.as_str());
-        let name = req.feature.as_str();
+        let (user, host) = (&*session.user, &*session.host);
+        let name = &*req.feature;
         let feature = self.features.get(name).filter(|f| !f.pools.is_empty()).ok_or_else(|| {
             denial(DenialReason::NoSuchFeature, format!("no license serves feature `{name}`"))
         })?;
@@ -229,7 +229,7 @@ impl Engine {
         req: &Request,
         numbers: &[u32],
     ) -> Result<Vec<(u32, &'a Pool)>, Denial> {
-        let name = req.feature.as_str();
+        let name = &*req.feature;
         let mut eligible = Vec::with_capacity(numbers.len());
         let (mut best_version, mut first_start) = (None, None);
         let (mut version_ok, mut started, mut unexpired) = (false, false, false);
@@ -305,8 +305,12 @@ impl Engine {
         number: u32,
         pool: &Pool,
     ) -> Option<Handle> {
+        let shared = &self.features.get(&req.feature)?.shared;
+        if shared.is_empty() {
+            return None; // The common case: no key to build.
+        }
         let key = share_key(pool.dup_group, &session.user, &session.host, &session.display);
-        let holds = self.features.get(&req.feature)?.shared.get(&key)?;
+        let holds = shared.get(&key)?;
         holds.iter().copied().find(|id| {
             self.holds.get(id).is_some_and(|hold| {
                 hold.pool == number
@@ -530,7 +534,7 @@ impl Engine {
             )
         };
         if let Some(session) = self.sessions.get_mut(session_id) {
-            session.requests.remember(request_id, outcome.clone());
+            session.requests.remember(request_id, &outcome);
         }
         self.forget_session_if_done(session_id);
         outcome
@@ -539,7 +543,7 @@ impl Engine {
     /// A holder's own checkin: the seats linger if the policy says so.
     fn check_in_held(&mut self, handle: Handle, fx: &mut Effects) {
         let Some(checkout) = self.detach(handle, fx) else { return };
-        let linger_secs = self.policy.lingers.get(&checkout.feature).copied().unwrap_or(0);
+        let linger_secs = self.policy.lingers.get(&*checkout.feature).copied().unwrap_or(0);
         let mut lingers_until = None;
         if let Some(hold) = self.holds.get_mut(&checkout.hold)
             && hold.holders.is_empty()
@@ -642,13 +646,13 @@ impl Engine {
     pub(super) fn checked_out_event(
         &self,
         grant: &Grant,
-        session_id: &str,
+        session_id: &Name,
         from_queue: bool,
     ) -> Event {
         let session = self.sessions.get(session_id);
         Event::CheckedOut {
             handle: grant.handle,
-            session_id: session_id.to_owned(),
+            session_id: session_id.clone(),
             user: session.map(|s| s.user.clone()).unwrap_or_default(),
             host: session.map(|s| s.host.clone()).unwrap_or_default(),
             feature: grant.feature.clone(),

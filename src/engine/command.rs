@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::license::{Policy, Pool, PoolId, Timestamp, Version};
 
+/// A shared, immutable name (feature, user, host, session id) inside the engine: cloning
+/// one is a reference count, not an allocation, which matters on the apply path.
+pub type Name = std::sync::Arc<str>;
+
 /// A client session's id: made by the server before it proposes `OpenSession`, so that the
 /// engine needs no randomness.
 pub type SessionId = String;
@@ -117,7 +121,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub handle: Handle,
-    pub feature: String,
+    pub feature: Name,
     /// The pool the seats come from.
     pub pool: PoolId,
     /// The version of that pool (at least the one asked for).
@@ -197,9 +201,9 @@ pub struct Denial {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     pub handle: Handle,
-    pub user: String,
-    pub host: String,
-    pub display: String,
+    pub user: Name,
+    pub host: Name,
+    pub display: Name,
     pub count: u32,
     pub since: Timestamp,
 }
@@ -259,20 +263,20 @@ pub enum QueueExit {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     SessionOpened {
-        session_id: SessionId,
-        user: String,
-        host: String,
+        session_id: Name,
+        user: Name,
+        host: Name,
     },
     SessionEnded {
-        session_id: SessionId,
+        session_id: Name,
         expired: bool,
     },
     CheckedOut {
         handle: Handle,
-        session_id: SessionId,
-        user: String,
-        host: String,
-        feature: String,
+        session_id: Name,
+        user: Name,
+        host: Name,
+        feature: Name,
         version: Version,
         count: u32,
         shared: bool,
@@ -281,40 +285,40 @@ pub enum Event {
     },
     Queued {
         handle: Handle,
-        session_id: SessionId,
-        feature: String,
+        session_id: Name,
+        feature: Name,
         position: u32,
     },
     Denied {
-        session_id: SessionId,
-        user: String,
-        host: String,
-        feature: String,
+        session_id: Name,
+        user: Name,
+        host: Name,
+        feature: Name,
         count: u32,
         reason: DenialReason,
     },
     CheckedIn {
         handle: Handle,
-        session_id: SessionId,
-        feature: String,
+        session_id: Name,
+        feature: Name,
         count: u32,
         lingers_until: Option<Timestamp>,
     },
     Released {
         handle: Handle,
-        session_id: SessionId,
-        feature: String,
+        session_id: Name,
+        feature: Name,
         count: u32,
         cause: ReleaseCause,
     },
     LeftQueue {
         handle: Handle,
-        session_id: SessionId,
-        feature: String,
+        session_id: Name,
+        feature: Name,
         exit: QueueExit,
     },
     LingerEnded {
-        feature: String,
+        feature: Name,
         pool: PoolId,
         seats: u32,
     },

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use crate::engine::state::{PoolState, RuleCount};
-use crate::engine::{Effects, Engine, Event, Outcome};
+use crate::engine::{Effects, Engine, Event, Name, Outcome};
 use crate::license::{Policy, Pool, Timestamp};
 
 impl Engine {
@@ -68,7 +68,7 @@ impl Engine {
         }
         for (&number, state) in &self.pools {
             if state.current {
-                self.features.entry(state.pool.feature.clone()).or_default().pools.push(number);
+                self.features.entry(Name::from(state.pool.feature.as_str())).or_default().pools.push(number);
             }
         }
         for state in self.features.values_mut() {
@@ -86,7 +86,7 @@ impl Engine {
         for hold in &holds {
             self.count_rules(hold, true);
         }
-        let unused: Vec<String> =
+        let unused: Vec<Name> =
             self.features.iter().filter(|(_, f)| f.is_unused()).map(|(n, _)| n.clone()).collect();
         for name in unused {
             self.features.remove(&name);

@@ -48,14 +48,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use command::{
-    Applied, Command, Denial, DenialReason, Event, Grant, Handle, Holder, Outcome, QueueExit,
+    Applied, Command, Denial, DenialReason, Event, Grant, Handle, Holder, Name, Outcome, QueueExit,
     RejectKind, Rejection, ReleaseCause, RemoveTarget, RequestId, SessionId,
 };
 pub use query::{CheckoutView, FeatureView, PoolView, ReservationView, SessionView};
 pub use state::REMEMBERED_REQUESTS_PER_SESSION;
 
 use crate::license::{Policy, PoolId, Timestamp};
-use state::{Checkout, FeatureState, PoolState, QueuedRequest, SeatHold, Session, Timer};
+use state::{Checkout, FeatureState, PoolState, QueuedRequest, SeatHold, SessionMap, Timer};
 
 /// Longest session id, request id, user, host or display name the engine accepts, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
@@ -86,8 +86,9 @@ pub struct Engine {
     pools: BTreeMap<u32, PoolState>,
     /// Pool numbers by the pool's identity, to recognise a pool across reloads.
     pool_numbers: BTreeMap<PoolId, u32>,
-    features: BTreeMap<String, FeatureState>,
-    sessions: BTreeMap<SessionId, Session>,
+    features: BTreeMap<Name, FeatureState>,
+    #[serde(with = "state::sorted_sessions")]
+    sessions: SessionMap,
     checkouts: BTreeMap<Handle, Checkout>,
     /// Seat holds by the handle of the checkout that took them.
     holds: BTreeMap<Handle, SeatHold>,
@@ -101,7 +102,7 @@ pub struct Engine {
 struct Effects {
     events: Vec<crate::engine::Event>,
     /// Features whose queue may move because seats were freed or rules changed.
-    dirty: BTreeSet<String>,
+    dirty: BTreeSet<Name>,
 }
 
 /// The snapshot could not be read back.
@@ -134,11 +135,20 @@ impl Engine {
                 count,
                 wait,
                 borrow_until,
-            } => self.checkout(
-                checkout::Request { session_id, request_id, feature, version, count, borrow_until },
-                wait,
-                &mut fx,
-            ),
+            } => {
+                // Known names are shared with the engine's own copies: no allocation.
+                let session_id = self.name_of_session(session_id);
+                let feature = self.name_of_feature(feature);
+                let req = checkout::Request {
+                    session_id,
+                    request_id,
+                    feature,
+                    version,
+                    count,
+                    borrow_until,
+                };
+                self.checkout(req, wait, &mut fx)
+            }
             Command::Checkin { session_id, request_id, handle } => {
                 self.checkin(&session_id, request_id, handle, &mut fx)
             }
@@ -196,6 +206,18 @@ impl Engine {
                 fx.dirty.insert(name.clone());
             }
         }
+    }
+
+    /// The engine's shared copy of a session id, or a new one if the session is unknown.
+    fn name_of_session(&self, id: String) -> Name {
+        self.sessions.get_key_value(id.as_str()).map_or_else(|| Name::from(id), |(k, _)| k.clone())
+    }
+
+    /// The engine's shared copy of a feature name, or a new one if the feature is unknown.
+    fn name_of_feature(&self, feature: String) -> Name {
+        self.features
+            .get_key_value(feature.as_str())
+            .map_or_else(|| Name::from(feature), |(k, _)| k.clone())
     }
 
     /// Forgets a feature that has no pool, checkout, queue or lingering seat left.

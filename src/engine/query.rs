@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, Handle, SessionId};
+use crate::engine::{Engine, Handle, Name};
 use crate::license::{Pool, Timestamp, Version, Who};
 
 /// One pool with its use.
@@ -34,13 +34,13 @@ pub struct FeatureView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckoutView {
     pub handle: Handle,
-    pub feature: String,
+    pub feature: Name,
     pub version: Version,
     pub count: u32,
-    pub session_id: SessionId,
-    pub user: String,
-    pub host: String,
-    pub display: String,
+    pub session_id: Name,
+    pub user: Name,
+    pub host: Name,
+    pub display: Name,
     pub since: Timestamp,
     pub borrow_until: Option<Timestamp>,
     /// Shares seats taken by another checkout (dup_group).
@@ -50,11 +50,11 @@ pub struct CheckoutView {
 /// One session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
-    pub session_id: SessionId,
-    pub user: String,
-    pub host: String,
+    pub session_id: Name,
+    pub user: Name,
+    pub host: Name,
     pub pid: u32,
-    pub display: String,
+    pub display: Name,
     pub opened: Timestamp,
     pub live: bool,
     /// Time without heartbeat after which the session expires: its TTL, shortened by the
@@ -142,7 +142,7 @@ impl Engine {
     }
 
     /// Queued requests of a feature, in queue order: (handle, session).
-    pub fn queue(&self, feature: &str) -> Vec<(Handle, SessionId)> {
+    pub fn queue(&self, feature: &str) -> Vec<(Handle, Name)> {
         let Some(state) = self.features.get(feature) else { return Vec::new() };
         state
             .queue
@@ -153,9 +153,9 @@ impl Engine {
 
     /// One session, if known.
     pub fn session(&self, session_id: &str) -> Option<SessionView> {
-        let s = self.sessions.get(session_id)?;
+        let (id, s) = self.sessions.get_key_value(session_id)?;
         Some(SessionView {
-            session_id: session_id.to_owned(),
+            session_id: id.clone(),
             user: s.user.clone(),
             host: s.host.clone(),
             pid: s.pid,
@@ -173,8 +173,9 @@ impl Engine {
         self.sessions.len()
     }
 
-    /// Live sessions and their effective TTL, for the leader's expiry loop.
-    pub fn live_sessions(&self) -> impl Iterator<Item = (&SessionId, u64)> + '_ {
+    /// Live sessions and their effective TTL, in no particular order, for the leader's
+    /// expiry loop.
+    pub fn live_sessions(&self) -> impl Iterator<Item = (&Name, u64)> + '_ {
         self.sessions
             .iter()
             .filter(|(_, s)| s.live)
@@ -197,7 +198,7 @@ impl Engine {
         let waiting = s.queued.iter().filter_map(|h| self.queued.get(h)).map(|q| &q.feature);
         let timeout = held
             .chain(waiting)
-            .filter_map(|f| self.policy.timeouts.get(f))
+            .filter_map(|f| self.policy.timeouts.get(&**f))
             .map(|secs| u64::from(*secs) * 1000)
             .min();
         Some(timeout.map_or(s.ttl_ms, |t| t.min(s.ttl_ms)))

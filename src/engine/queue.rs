@@ -10,7 +10,7 @@
 //! queue denied.
 
 use crate::engine::checkout::{Request, Source};
-use crate::engine::{DenialReason, Effects, Engine, Event, Handle, Outcome, QueueExit};
+use crate::engine::{DenialReason, Effects, Engine, Event, Handle, Name, Outcome, QueueExit};
 
 impl Engine {
     /// Moves the queues of every feature marked dirty during this apply.
@@ -24,7 +24,7 @@ impl Engine {
         let Some(state) = self.features.get(feature) else { return };
         let waiting: Vec<Handle> = state.queue.iter().copied().collect();
         // The user and host of the first request blocked for lack of seats.
-        let mut blocked_by: Option<(String, String)> = None;
+        let mut blocked_by: Option<(Name, Name)> = None;
         for handle in waiting {
             let Some(queued) = self.queued.get(&handle) else { continue };
             let req = Request {

@@ -3,7 +3,7 @@
 use crate::engine::state::Session;
 use crate::engine::{
     Effects, Engine, Event, Handle, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS, Outcome, QueueExit,
-    RejectKind, ReleaseCause, RemoveTarget, SessionId, check_name,
+    Name, RejectKind, ReleaseCause, RemoveTarget, SessionId, check_name,
 };
 
 impl Engine {
@@ -34,13 +34,13 @@ impl Engine {
                 ),
             );
         }
-        if let Some(existing) = self.sessions.get(&session_id) {
+        if let Some(existing) = self.sessions.get(session_id.as_str()) {
             // A retried open is answered again; a different client may not take the id.
             let same = existing.live
-                && existing.user == user
-                && existing.host == host
+                && *existing.user == *user
+                && *existing.host == *host
                 && existing.pid == pid
-                && existing.display == display;
+                && *existing.display == *display;
             return if same {
                 Outcome::SessionOpened { session_id }
             } else {
@@ -50,18 +50,15 @@ impl Engine {
                 )
             };
         }
-        fx.events.push(Event::SessionOpened {
-            session_id: session_id.clone(),
-            user: user.clone(),
-            host: host.clone(),
-        });
+        let (id, user, host): (Name, Name, Name) = (session_id.as_str().into(), user.into(), host.into());
+        fx.events.push(Event::SessionOpened { session_id: id.clone(), user: user.clone(), host: host.clone() });
         self.sessions.insert(
-            session_id.clone(),
+            id,
             Session {
                 user,
                 host,
                 pid,
-                display,
+                display: display.into(),
                 ttl_ms,
                 opened: self.now,
                 live: true,
@@ -86,7 +83,7 @@ impl Engine {
         let mut sessions = Vec::new();
         let mut released = Vec::new();
         for id in ids {
-            if self.sessions.get(&id).is_some_and(|s| s.live) {
+            if self.sessions.get(id.as_str()).is_some_and(|s| s.live) {
                 released.extend(self.end_session(&id, ReleaseCause::Expired, fx));
                 sessions.push(id);
             }
@@ -119,7 +116,7 @@ impl Engine {
             }
         }
         fx.events.push(Event::SessionEnded {
-            session_id: session_id.to_owned(),
+            session_id: session_id.into(),
             expired: cause == ReleaseCause::Expired,
         });
         self.forget_session_if_done(session_id);
@@ -151,10 +148,10 @@ impl Engine {
             RemoveTarget::Holder { user, host, feature } => self
                 .checkouts
                 .iter()
-                .filter(|(_, c)| feature.as_ref().is_none_or(|f| *f == c.feature))
+                .filter(|(_, c)| feature.as_ref().is_none_or(|f| **f == *c.feature))
                 .filter(|(_, c)| {
                     self.sessions.get(&c.session_id).is_some_and(|s| {
-                        s.user == *user && host.as_ref().is_none_or(|h| *h == s.host)
+                        *s.user == **user && host.as_ref().is_none_or(|h| **h == *s.host)
                     })
                 })
                 .map(|(&h, _)| h)

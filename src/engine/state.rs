@@ -1,16 +1,47 @@
 //! The engine's records. Every collection is ordered (`BTreeMap`/`BTreeSet`/`VecDeque`), so
 //! the serialized state, and therefore the snapshot bytes, is a function of the log alone.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::command::{Handle, Outcome, RequestId, SessionId};
+use crate::engine::command::{Handle, Name, Outcome, RequestId};
 use crate::license::{Pool, Timestamp, Version};
 
-/// Outcomes remembered per session for retries. A client retries its last few requests, not
-/// old ones; the bound keeps a chatty session's memory constant.
-pub const REMEMBERED_REQUESTS_PER_SESSION: usize = 32;
+/// Outcomes remembered per session for retries. A client retries the requests it has in
+/// flight, not old ones; eight covers a client checking out several features at once, and the
+/// bound keeps every session's memory, and so the snapshot, small.
+pub const REMEMBERED_REQUESTS_PER_SESSION: usize = 8;
+
+/// Sessions by id. The one map that grows with the number of clients is hashed, so that the
+/// several lookups of an apply cost a hash each rather than a tree walk of string
+/// comparisons. The hasher has fixed keys (no randomness), and the map is written to snapshots
+/// in key order, so the state stays a function of the log and equal states give equal bytes.
+pub type SessionMap = HashMap<Name, Session, BuildHasherDefault<DefaultHasher>>;
+
+/// Serde for [`SessionMap`]: written as a map sorted by key.
+pub mod sorted_sessions {
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Name, Session, SessionMap};
+
+    pub fn serialize<S: Serializer>(map: &SessionMap, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut entries: Vec<(&Name, &Session)> = map.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut out = serializer.serialize_map(Some(entries.len()))?;
+        for (key, value) in entries {
+            out.serialize_entry(key, value)?;
+        }
+        out.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SessionMap, D::Error> {
+        let sorted = std::collections::BTreeMap::<Name, Session>::deserialize(deserializer)?;
+        Ok(sorted.into_iter().collect())
+    }
+}
 
 /// A pool the engine knows: in the current license set, or retired by a reload but still
 /// carrying seats taken before it.
@@ -61,10 +92,10 @@ pub struct RuleCount {
 /// A client session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    pub user: String,
-    pub host: String,
+    pub user: Name,
+    pub host: Name,
     pub pid: u32,
-    pub display: String,
+    pub display: Name,
     pub ttl_ms: u64,
     pub opened: Timestamp,
     /// False once closed or expired while it still has borrowed checkouts; such a session
@@ -78,34 +109,37 @@ pub struct Session {
     pub requests: RequestLog,
 }
 
-/// The outcomes of a session's recent requests, oldest forgotten first.
+/// The outcomes of a session's recent requests that changed something (a grant, a place in a
+/// queue, a checkin), oldest forgotten first. Denials and rejections are not remembered: they
+/// changed nothing, so a retry may simply be decided again.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestLog {
-    order: VecDeque<RequestId>,
-    outcomes: BTreeMap<RequestId, Outcome>,
+    recent: VecDeque<(RequestId, Outcome)>,
 }
 
 impl RequestLog {
     pub fn get(&self, request_id: &str) -> Option<&Outcome> {
-        self.outcomes.get(request_id)
+        self.recent.iter().find(|(id, _)| id == request_id).map(|(_, outcome)| outcome)
     }
 
-    /// Remembers `outcome` for `request_id`, forgetting the oldest beyond the bound.
-    pub fn remember(&mut self, request_id: RequestId, outcome: Outcome) {
-        if self.outcomes.insert(request_id.clone(), outcome).is_none() {
-            self.order.push_back(request_id);
-            while self.order.len() > REMEMBERED_REQUESTS_PER_SESSION {
-                if let Some(old) = self.order.pop_front() {
-                    self.outcomes.remove(&old);
-                }
+    /// Remembers `outcome` for `request_id` if it changed the state, forgetting the oldest
+    /// beyond the bound.
+    pub fn remember(&mut self, request_id: RequestId, outcome: &Outcome) {
+        if matches!(
+            outcome,
+            Outcome::Granted(_) | Outcome::Queued { .. } | Outcome::CheckedIn { .. }
+        ) {
+            if self.recent.len() == REMEMBERED_REQUESTS_PER_SESSION {
+                self.recent.pop_front();
             }
+            self.recent.push_back((request_id, outcome.clone()));
         }
     }
 
     /// Replaces the remembered outcome (a queued request granted or dropped later), if the
     /// request is still remembered.
     pub fn update(&mut self, request_id: &str, outcome: Outcome) {
-        if let Some(slot) = self.outcomes.get_mut(request_id) {
+        if let Some((_, slot)) = self.recent.iter_mut().find(|(id, _)| id == request_id) {
             *slot = outcome;
         }
     }
@@ -114,8 +148,8 @@ impl RequestLog {
 /// A granted checkout.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkout {
-    pub session_id: SessionId,
-    pub feature: String,
+    pub session_id: Name,
+    pub feature: Name,
     pub count: u32,
     /// The seats it holds (its own, or shared with its user's or host's other checkouts).
     pub hold: Handle,
@@ -129,14 +163,14 @@ pub struct Checkout {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatHold {
     pub pool: u32,
-    pub feature: String,
+    pub feature: Name,
     pub seats: u32,
     /// Key under which later checkouts find this hold in `FeatureState::shared`.
     pub share_key: Option<String>,
     /// The client that took the seats; RESERVE and MAX count them as this client's.
-    pub user: String,
-    pub host: String,
-    pub display: String,
+    pub user: Name,
+    pub host: Name,
+    pub display: Name,
     pub holders: BTreeSet<Handle>,
     /// Set while the seats linger after the last checkin.
     pub lingers_until: Option<Timestamp>,
@@ -145,9 +179,9 @@ pub struct SeatHold {
 /// A request waiting in a feature's queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedRequest {
-    pub session_id: SessionId,
+    pub session_id: Name,
     pub request_id: RequestId,
-    pub feature: String,
+    pub feature: Name,
     pub version: Version,
     pub count: u32,
     pub since: Timestamp,
