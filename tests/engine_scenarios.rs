@@ -255,7 +255,8 @@ fn the_queue_is_first_in_first_out() {
     w.wait_for("b", "vhdl", 1);
     w.wait_for("c", "vhdl", 1);
     w.checkin("a", g.handle);
-    let holders: Vec<String> = w.engine.checkouts().into_iter().map(|c| c.user.to_string()).collect();
+    let holders: Vec<String> =
+        w.engine.checkouts().into_iter().map(|c| c.user.to_string()).collect();
     assert_eq!(holders, ["b"]);
     assert_eq!(w.engine.queue("vhdl").len(), 1);
 }

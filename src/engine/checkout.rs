@@ -1,6 +1,6 @@
 //! Checkout and checkin: choosing a pool, sharing seats, linger, and releasing seats.
 
-use std::collections::BTreeSet;
+use smallvec::SmallVec;
 
 use crate::engine::state::{Checkout, QueuedRequest, SeatHold, Session, Timer};
 use crate::engine::{
@@ -228,9 +228,9 @@ impl Engine {
         &'a self,
         req: &Request,
         numbers: &[u32],
-    ) -> Result<Vec<(u32, &'a Pool)>, Denial> {
+    ) -> Result<SmallVec<[(u32, &'a Pool); 4]>, Denial> {
         let name = &*req.feature;
-        let mut eligible = Vec::with_capacity(numbers.len());
+        let mut eligible = SmallVec::new();
         let (mut best_version, mut first_start) = (None, None);
         let (mut version_ok, mut started, mut unexpired) = (false, false, false);
         for &number in numbers {
@@ -399,7 +399,7 @@ impl Engine {
             }
         };
         let pool_number = self.holds.get_mut(&hold_id).map(|hold| {
-            hold.holders.insert(handle);
+            hold.holders.push(handle);
             hold.pool
         });
         let pool = pool_number.and_then(|n| self.pools.get(&n)).map(|p| &p.pool);
@@ -452,7 +452,7 @@ impl Engine {
             user: session.user.clone(),
             host: session.host.clone(),
             display: session.display.clone(),
-            holders: BTreeSet::new(),
+            holders: SmallVec::new(),
             lingers_until: None,
         };
         self.count_rules(&hold, true);
@@ -599,7 +599,7 @@ impl Engine {
             session.checkouts.remove(&handle);
         }
         if let Some(hold) = self.holds.get_mut(&checkout.hold) {
-            hold.holders.remove(&handle);
+            hold.holders.retain(|h| *h != handle);
         }
         if let Some(state) = self.features.get_mut(&checkout.feature) {
             state.checkouts.remove(&handle);

@@ -68,7 +68,11 @@ impl Engine {
         }
         for (&number, state) in &self.pools {
             if state.current {
-                self.features.entry(Name::from(state.pool.feature.as_str())).or_default().pools.push(number);
+                self.features
+                    .entry(Name::from(state.pool.feature.as_str()))
+                    .or_default()
+                    .pools
+                    .push(number);
             }
         }
         for state in self.features.values_mut() {

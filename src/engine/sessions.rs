@@ -2,8 +2,8 @@
 
 use crate::engine::state::Session;
 use crate::engine::{
-    Effects, Engine, Event, Handle, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS, Outcome, QueueExit,
-    Name, RejectKind, ReleaseCause, RemoveTarget, SessionId, check_name,
+    Effects, Engine, Event, Handle, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS, Name, Outcome,
+    QueueExit, RejectKind, ReleaseCause, RemoveTarget, SessionId, check_name,
 };
 
 impl Engine {
@@ -50,8 +50,13 @@ impl Engine {
                 )
             };
         }
-        let (id, user, host): (Name, Name, Name) = (session_id.as_str().into(), user.into(), host.into());
-        fx.events.push(Event::SessionOpened { session_id: id.clone(), user: user.clone(), host: host.clone() });
+        let (id, user, host): (Name, Name, Name) =
+            (session_id.as_str().into(), user.into(), host.into());
+        fx.events.push(Event::SessionOpened {
+            session_id: id.clone(),
+            user: user.clone(),
+            host: host.clone(),
+        });
         self.sessions.insert(
             id,
             Session {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::engine::command::{Handle, Name, Outcome, RequestId};
 use crate::license::{Pool, Timestamp, Version};
@@ -171,7 +172,8 @@ pub struct SeatHold {
     pub user: Name,
     pub host: Name,
     pub display: Name,
-    pub holders: BTreeSet<Handle>,
+    /// The checkouts sharing the seats, in the order they joined (usually one).
+    pub holders: SmallVec<[Handle; 2]>,
     /// Set while the seats linger after the last checkin.
     pub lingers_until: Option<Timestamp>,
 }
