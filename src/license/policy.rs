@@ -114,9 +114,7 @@ impl Policy {
             WhoKind::User => who.name == user,
             WhoKind::Host => who.name == host,
             WhoKind::Group => self.groups.get(&who.name).is_some_and(|g| g.contains(user)),
-            WhoKind::HostGroup => {
-                self.host_groups.get(&who.name).is_some_and(|g| g.contains(host))
-            }
+            WhoKind::HostGroup => self.host_groups.get(&who.name).is_some_and(|g| g.contains(host)),
         }
     }
 
