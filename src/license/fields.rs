@@ -60,11 +60,17 @@ pub fn check_name(what: &str, name: &str) -> Result<String, String> {
 
 /// A whole number in `min..=max`, written as plain digits (no sign, no spaces).
 fn whole_number(value: &str, min: u32, max: u32, unit: &str) -> Result<u32, String> {
-    if !value.bytes().all(|b| b.is_ascii_digit()) {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("`{}` is not a whole number of {unit} ({min}..={max})", shown(value)));
     }
     let too_large = || format!("`{}` is more than the maximum of {max} {unit}", shown(value));
-    let number: u64 = value.parse().map_err(|_| too_large())?;
+    // Leading zeros are harmless (`007`); without them, more than 10 digits exceeds any u32.
+    let significant = value.trim_start_matches('0');
+    if significant.len() > 10 {
+        return Err(too_large());
+    }
+    let number: u64 =
+        if significant.is_empty() { 0 } else { significant.parse().map_err(|_| too_large())? };
     if number > u64::from(max) {
         return Err(too_large());
     }
@@ -212,8 +218,11 @@ mod tests {
     fn seat_counts_are_plain_whole_numbers_in_range() {
         assert_eq!(parse_seats("25", SeatUnit::Seats), Ok(25));
         assert_eq!(parse_seats("1000000", SeatUnit::Tokens), Ok(MAX_POOL_SEATS));
+        assert_eq!(parse_seats("0000000000000000000000007", SeatUnit::Seats), Ok(7));
         for (bad, needle) in [
             ("0", "minimum of 1"),
+            ("000", "minimum of 1"),
+            ("", "not a whole number"),
             ("-1", "not a whole number"),
             ("+5", "not a whole number"),
             ("2.5", "not a whole number"),

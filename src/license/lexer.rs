@@ -8,7 +8,9 @@
 //!   are kept verbatim by the signer and mean nothing to the parser. A comment never continues.
 //! - A line whose last non-blank character is `\` continues on the next physical line: the `\`
 //!   is dropped, the next line's leading blanks are dropped, and the two are joined with one
-//!   space. Errors name the physical line the logical line *starts* on.
+//!   space. The next line is taken whatever it is (a `#` there starts no comment). Errors name
+//!   the physical line the logical line *starts* on.
+//! - A UTF-8 byte order mark at the start of the file (Windows editors write one) is ignored.
 //! - Within a logical line, tokens are separated by spaces or tabs. A token is a bare word
 //!   (`FEATURE`, `vhdl-editor`) or a pair `key=value`. A value is bare (up to the next blank)
 //!   or quoted (`key="ACME Corp"`), and inside quotes only `\"` and `\\` are escapes, so any
@@ -20,6 +22,9 @@
 /// Longest logical line accepted, in bytes. A real FEATURE line is a few hundred bytes; this
 /// bound keeps a hostile file (one endless continued line) from using unbounded memory.
 pub const MAX_LOGICAL_LINE_BYTES: usize = 64 * 1024;
+
+/// Written by some editors at the start of a UTF-8 file; not part of the text.
+const BYTE_ORDER_MARK: char = '\u{feff}';
 
 /// One piece of a license file, in file order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +49,7 @@ pub struct Statement {
 
 /// Splits `text` into comments, blank lines and logical lines.
 pub fn split_logical_lines(text: &str) -> Vec<Piece<'_>> {
+    let text = text.strip_prefix(BYTE_ORDER_MARK).unwrap_or(text);
     let mut pieces = Vec::new();
     let mut lines = text.split('\n').enumerate().peekable();
     while let Some((index, raw)) = lines.next() {
@@ -241,7 +247,7 @@ mod tests {
 
     #[test]
     fn continued_lines_join_and_report_their_first_line() {
-        let text = "# head\n\nFEATURE a \\\n   b=1 \\\r\n\tc=2  \nFEATURE z\n";
+        let text = "\u{feff}# head\n\nFEATURE a \\\n   b=1 \\\r\n\tc=2  \nFEATURE z\n";
         let s = statements(text);
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].line, s[0].text.as_str()), (3, "FEATURE a b=1 c=2"));
