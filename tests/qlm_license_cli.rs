@@ -163,3 +163,13 @@ fn usage_errors_exit_2() {
     assert_eq!(code(&qlm(dir.path(), &["license", "frobnicate"])), 2);
     assert_eq!(code(&qlm(dir.path(), &[])), 2);
 }
+
+#[test]
+fn signing_with_a_key_readable_by_others_warns() {
+    let dir = vendor_dir();
+    let key = path(&dir, "keys/vendor.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let sign = qlm(dir.path(), &["license", "sign", "--key", "keys/vendor.key", "site.lic"]);
+    assert_eq!(code(&sign), 0);
+    assert!(stderr(&sign).contains("readable by others"), "{}", stderr(&sign));
+}

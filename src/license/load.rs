@@ -66,6 +66,9 @@ pub enum FileError {
 /// Parses and verifies every line; each one serves or is refused on its own. A line with the
 /// same pool id (the same signed fields) as an earlier serving line is refused: one signed
 /// line is one pool, however many times it is pasted.
+///
+/// There is one result per logical line, in the order of [`parse_license_text`], so the two
+/// can be zipped (`qlm license show` does).
 pub fn verify_license_text(
     origin: &str,
     text: &str,

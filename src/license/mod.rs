@@ -27,7 +27,7 @@ pub mod error;
 pub mod fields;
 pub mod file;
 pub mod keyfile;
-pub mod lexer;
+mod lexer;
 pub mod load;
 pub mod policy;
 pub mod pool;
@@ -39,6 +39,7 @@ pub use canonical::{CANONICAL_TAG, canonical_form, pool_id};
 pub use error::LineError;
 pub use file::{Keyword, ParsedLine, parse_license_text};
 pub use keyfile::{KeyFileError, KeyPairPaths, write_key_pair};
+pub use lexer::MAX_LOGICAL_LINE_BYTES;
 pub use load::{
     FileError, LicenseSet, VerifiedLine, load_license_file, load_licenses, read_license_file,
     sign_license_text, verify_license_text,

@@ -14,6 +14,7 @@
 mod show;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -96,6 +97,7 @@ fn sign(
     output: Option<&Path>,
     out: &mut Report,
 ) -> Result<Outcome, BadInput> {
+    warn_if_readable_by_others(key);
     let key = VendorKey::read_file(key)?;
     let text = read_license_file(input)?;
     let origin = input.display().to_string();
@@ -120,6 +122,20 @@ fn sign(
         None => out.raw(&signed),
     }
     Ok(Outcome::Ok)
+}
+
+/// Warns (as ssh does, without refusing) when a secret key file is readable by others.
+fn warn_if_readable_by_others(key: &Path) {
+    if let Ok(metadata) = fs::metadata(key) {
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "qlm: warning: {} is readable by others (mode {:o}); chmod 600 it",
+                key.display(),
+                mode & 0o777
+            );
+        }
+    }
 }
 
 fn verify(pubkeys: &[PathBuf], file: &Path, out: &mut Report) -> Result<Outcome, BadInput> {
