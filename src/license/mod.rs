@@ -17,18 +17,41 @@
 //! - `pool`: a validated FEATURE line ([`Pool`])
 //! - `policy`: the parsed options file ([`Policy`]) and who its rules name
 //! - `options`: the options file parser ([`parse_options`]), all or nothing, and its printer
+//! - `lexer`: physical lines into logical lines (`\` continuations, comments), and tokens
+//! - `file`: the FEATURE line format, parsed into unverified [`ParsedLine`]s
+//! - `fields`: what each key's value accepts, and the [`Pool`] a line makes
+//! - `canonical`: the exact bytes a vendor signs, and the [`PoolId`] digest of them
+//! - `signing`: ed25519 [`VendorKey`], [`VendorPublicKey`], [`TrustedKeys`]
+//! - `keyfile`: the text files vendor keys are kept in
+//! - `load`: whole files: [`load_licenses`] for servers, [`sign_license_text`] for vendors
 
+pub mod canonical;
 pub mod error;
+pub mod fields;
+pub mod file;
+pub mod keyfile;
+mod lexer;
+pub mod load;
 pub mod names;
 pub mod options;
 pub mod policy;
 pub mod pool;
+pub mod signing;
 pub mod time;
 pub mod version;
 
+pub use canonical::{CANONICAL_TAG, canonical_form, pool_id};
 pub use error::LineError;
+pub use file::{Keyword, ParsedLine, parse_license_text};
+pub use keyfile::{KeyFileError, KeyPairPaths, write_key_pair};
+pub use lexer::MAX_LOGICAL_LINE_BYTES;
+pub use load::{
+    FileError, LicenseSet, VerifiedLine, load_license_file, load_licenses, read_license_file,
+    sign_license_text, verify_license_text,
+};
 pub use options::parse_options;
 pub use policy::{AccessRule, Policy, SeatRule, Who, WhoKind};
 pub use pool::{DupGroup, Expiry, HostId, Pool, PoolId, SeatUnit};
+pub use signing::{LicenseSignature, TrustedKeys, VendorKey, VendorPublicKey};
 pub use time::{Date, Timestamp};
 pub use version::Version;

@@ -1,4 +1,4 @@
-//! The rule for feature names, shared by license files and options files.
+//! The rule for feature (and vendor) names, shared by license files and options files.
 //!
 //! One rule in one place, so that every feature a license file can sell is a feature an
 //! options file can name, and the other way round. Names are ASCII so that they read the same
@@ -12,24 +12,30 @@ pub const MAX_FEATURE_NAME_LEN: usize = 64;
 /// [`MAX_FEATURE_NAME_LEN`] characters. The error says what is wrong, in words fit for an
 /// admin; the caller adds where (file, line, field).
 pub fn check_feature_name(name: &str) -> Result<(), String> {
+    check_identifier("feature", name)
+}
+
+/// The same rule for the other names a license line carries (`vendor`); `what` names the kind
+/// of name in the message.
+pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
     let len = name.chars().count();
     if len == 0 {
-        return Err("the feature name is empty".to_owned());
+        return Err(format!("the {what} name is empty"));
     }
     if len > MAX_FEATURE_NAME_LEN {
         let start: String = name.chars().take(MAX_FEATURE_NAME_LEN).collect();
         return Err(format!(
-            "feature name `{}…` is {len} characters long; the most is {MAX_FEATURE_NAME_LEN}",
+            "{what} name `{}…` is {len} characters long; the most is {MAX_FEATURE_NAME_LEN}",
             start.escape_debug()
         ));
     }
     let shown = name.escape_debug();
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(format!("feature name `{shown}` must start with a letter or a digit"));
+        return Err(format!("{what} name `{shown}` must start with a letter or a digit"));
     }
     if let Some(bad) = name.chars().find(|&c| !is_feature_char(c)) {
         return Err(format!(
-            "feature name `{shown}` contains `{}`; only letters, digits, `_`, `.` and `-` \
+            "{what} name `{shown}` contains `{}`; only letters, digits, `_`, `.` and `-` \
              are allowed",
             bad.escape_debug()
         ));

@@ -38,6 +38,16 @@ pub enum SeatUnit {
     Tokens,
 }
 
+impl SeatUnit {
+    /// The plural word for the unit, as status output shows it (`25 seats`, `100 tokens`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatUnit::Seats => "seats",
+            SeatUnit::Tokens => "tokens",
+        }
+    }
+}
+
 /// When a pool stops serving.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Expiry {
@@ -47,6 +57,16 @@ pub enum Expiry {
     Permanent,
 }
 
+impl fmt::Display for Expiry {
+    /// As in license files: `2027-12-31` or `permanent`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expiry::On(date) => write!(f, "{date}"),
+            Expiry::Permanent => f.write_str("permanent"),
+        }
+    }
+}
+
 /// Which machines may serve a pool (`hostid=`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum HostId {
@@ -54,6 +74,24 @@ pub enum HostId {
     Any,
     /// `hostid="id1 id2"` (or comma separated): only these machines.
     List(BTreeSet<String>),
+}
+
+impl fmt::Display for HostId {
+    /// `ANY`, or the host ids comma separated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostId::Any => f.write_str("ANY"),
+            HostId::List(ids) => {
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    f.write_str(id)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// How checkouts of one feature share seats (FlexLM's DUP_GROUP).

@@ -1,2 +1,0 @@
-//! `qlm`: the QuorumLM command line (vendor, admin and script tool).
-fn main() {}
