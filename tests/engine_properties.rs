@@ -49,8 +49,10 @@ enum Step {
         user: usize,
     },
     Retry,
+    /// Reloads without one pool, with the first or the second policy.
     Reload {
         drop_pool: usize,
+        second_policy: bool,
     },
     Advance {
         secs: u64,
@@ -69,7 +71,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (1..60u64).prop_map(|handle| Step::RemoveHandle { handle }),
         1 => (0..USERS.len()).prop_map(|user| Step::RemoveUser { user }),
         1 => Just(Step::Retry),
-        1 => (0..8usize).prop_map(|drop_pool| Step::Reload { drop_pool }),
+        1 => (0..8usize, any::<bool>()).prop_map(|(drop_pool, second_policy)| Step::Reload { drop_pool, second_policy }),
         4 => prop_oneof![8 => 0..90u64, 1 => 3_600..200_000u64].prop_map(|secs| Step::Advance { secs }),
     ]
 }
@@ -169,7 +171,7 @@ impl Log {
         step: &Step,
         engine: &Engine,
         pools: &[quorumlm::license::Pool],
-        policy: &Policy,
+        policies: &(Policy, Policy),
     ) -> Command {
         let sid = |i: usize| format!("session-{i}");
         match step.clone() {
@@ -223,7 +225,8 @@ impl Log {
                 },
             },
             Step::Retry => self.last_checkout.clone().unwrap_or(Command::Tick),
-            Step::Reload { drop_pool } => {
+            Step::Reload { drop_pool, second_policy } => {
+                let policy = if second_policy { &policies.1 } else { &policies.0 };
                 let kept = pools
                     .iter()
                     .enumerate()
@@ -267,10 +270,8 @@ fn check_grant_rules(engine: &Engine, events: &[Event]) -> Result<(), String> {
             let held: u64 = engine
                 .checkouts()
                 .iter()
-                .filter(|c| {
-                    c.feature == *feature && !c.shared && policy.names(&rule.who, &c.user, &c.host)
-                })
-                .map(|c| u64::from(c.count))
+                .filter(|c| c.feature == *feature && policy.names(&rule.who, &c.user, &c.host))
+                .map(|c| u64::from(c.seats))
                 .sum();
             if held > u64::from(rule.seats) {
                 return Err(format!(
@@ -290,9 +291,11 @@ proptest! {
     fn every_invariant_holds_after_every_step_and_replay_is_deterministic(
         pools in pools(),
         policy in policy(),
+        second_policy in policy(),
         people in prop::collection::vec((0..USERS.len(), 0..HOSTS.len()), SESSIONS - 1),
         steps in prop::collection::vec(step(), 1..80),
     ) {
+        let policies = (policy.clone(), second_policy);
         let mut log = Log { entries: Vec::new(), now: T0, request: 0, last_checkout: None };
         let mut engine = Engine::new();
         let load = Command::LoadLicenses { pools: pools.clone(), policy: policy.clone() };
@@ -300,7 +303,7 @@ proptest! {
         log.entries.push((load, Timestamp(T0)));
         // Most sessions exist from the start, so that most steps do something.
         for (i, (user, host)) in people.iter().enumerate() {
-            let open = log.command(&Step::Open { session: i, user: *user, host: *host }, &engine, &pools, &policy);
+            let open = log.command(&Step::Open { session: i, user: *user, host: *host }, &engine, &pools, &policies);
             engine.apply(open.clone(), Timestamp(T0));
             log.entries.push((open, Timestamp(T0)));
         }
@@ -312,7 +315,7 @@ proptest! {
             if i == steps.len() / 2 {
                 halfway = Some((engine.snapshot(), log.entries.len()));
             }
-            let command = log.command(step, &engine, &pools, &policy);
+            let command = log.command(step, &engine, &pools, &policies);
             let stamp = Timestamp(log.now);
             let is_reload = matches!(command, Command::LoadLicenses { .. });
             let is_retry = matches!(step, Step::Retry);

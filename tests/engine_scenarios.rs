@@ -539,7 +539,24 @@ fn admin_removal_frees_seats_by_handle_or_by_user() {
 }
 
 #[test]
-fn a_reload_keeps_seats_on_vanished_pools_and_serves_the_new_set() {
+fn a_renewed_license_carries_the_seats_held_on_the_line_it_replaces() {
+    let mut w = World::new(vec![pool("vhdl", 2)], Policy::default());
+    for s in ["a", "b", "c"] {
+        w.open(s, s, "h");
+    }
+    w.grant("a", "vhdl", 2);
+    // The renewal: a new signed line (new id) with 3 seats replaces the 2-seat line.
+    let mut renewed = pool("vhdl", 3);
+    renewed.id = PoolId("vhdl-renewed".into());
+    let loaded = w.apply(Command::LoadLicenses { pools: vec![renewed], policy: Policy::default() });
+    assert_eq!(loaded.outcome, Outcome::LicensesLoaded { serving: 1, retired: 0 });
+    assert_eq!(w.engine.checkouts()[0].feature.as_ref(), "vhdl");
+    w.grant("b", "vhdl", 1);
+    assert_eq!(reason(&w.checkout("c", "vhdl", 1)), "ALL_IN_USE", "3 seats, not 2 + 3");
+}
+
+#[test]
+fn seats_held_on_a_vanished_line_stay_held_and_occupy_the_new_count() {
     let mut w = World::new(vec![pool("vhdl", 2)], Policy::default());
     w.open("a", "alice", "h");
     w.open("b", "bob", "h");
@@ -548,8 +565,9 @@ fn a_reload_keeps_seats_on_vanished_pools_and_serves_the_new_set() {
         w.apply(Command::LoadLicenses { pools: vec![pool("vhdl", 1)], policy: Policy::default() });
     assert_eq!(loaded.outcome, Outcome::LicensesLoaded { serving: 1, retired: 1 });
     assert_eq!(w.in_use("vhdl"), 2, "held seats stay held");
-    w.grant("b", "vhdl", 1);
+    assert_eq!(reason(&w.checkout("b", "vhdl", 1)), "ALL_IN_USE", "the new line has 1 seat");
     w.checkin("a", g.handle);
+    w.grant("b", "vhdl", 1);
     let view = w.engine.feature("vhdl").unwrap();
     assert_eq!(view.pools.len(), 1, "the retired pool is forgotten once empty");
 }

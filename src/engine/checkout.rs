@@ -23,6 +23,7 @@ pub(super) struct Request {
 }
 
 /// Where the seats of a grant come from.
+#[derive(Clone, Copy)]
 pub(super) enum Source {
     /// New seats from this pool.
     Pool(u32),
@@ -75,7 +76,8 @@ impl Engine {
             let message = format!("this session already waits for `{}` in its queue", req.feature);
             return self.deny(req, denial(DenialReason::AlreadyHolding, message), fx);
         }
-        let source = match self.decide(req) {
+        let decision = self.decide(req).and_then(|source| self.respect_queue(req, source));
+        let source = match decision {
             Ok(source) => source,
             Err(denial) if wait && denial.reason.may_queue() => {
                 return self.enqueue(req, denial, fx);
@@ -83,7 +85,7 @@ impl Engine {
             Err(denial) => return self.deny(req, denial, fx),
         };
         let handle = self.next_handle();
-        let grant = self.commit(req, handle, source);
+        let grant = self.commit(req, handle, source, fx);
         fx.events.push(self.checked_out_event(&grant, &req.session_id, false));
         Outcome::Granted(grant)
     }
@@ -100,6 +102,26 @@ impl Engine {
             });
         }
         Outcome::Denied(denial)
+    }
+
+    /// A request may take new seats past a feature's non-empty queue only if that cannot delay
+    /// the first request blocked in it (see `queue.rs`); otherwise it is refused like one that
+    /// found no seat (and queues behind, if it waits).
+    fn respect_queue(&self, req: &Request, source: Source) -> Result<Source, Denial> {
+        let Source::Pool(number) = source else { return Ok(source) };
+        let Some(blocker) = self.queue_blocker(&req.feature) else { return Ok(source) };
+        if self.may_pass(&blocker, req, number) {
+            return Ok(source);
+        }
+        let waiting = self.features.get(&req.feature).map_or(0, |f| f.queue.len());
+        Err(Denial {
+            reason: DenialReason::AllInUse,
+            message: format!(
+                "{waiting} request(s) wait in the queue for `{}` and come first",
+                req.feature
+            ),
+            holders: self.holders(&req.feature),
+        })
     }
 
     /// Whether the session has a request for `feature` in the queue.
@@ -202,18 +224,17 @@ impl Engine {
                 ));
             }
         }
-        let Some(&(number, _)) =
-            eligible.iter().find(|(n, pool)| self.pool_free_seats(*n, pool) >= req.count)
-        else {
+        // Seats still held on retired pools (a license renewed by a reload) occupy capacity.
+        let capacity = self.serving_free_seats(name).saturating_sub(self.retired_in_use(name));
+        let fits = eligible.iter().find(|(n, pool)| self.pool_free_seats(*n, pool) >= req.count);
+        let Some(&(number, _)) = fits.filter(|_| capacity >= u64::from(req.count)) else {
             return Err(Denial {
                 reason: DenialReason::AllInUse,
                 message: format!("all seats of `{name}` that fit the request are in use"),
                 holders: self.holders(name),
             });
         };
-        let unreserved = self
-            .serving_free_seats(name)
-            .saturating_sub(self.unmet_reserved_for_others(name, user, host));
+        let unreserved = capacity.saturating_sub(self.unmet_reserved_for_others(name, user, host));
         if unreserved < u64::from(req.count) {
             return Err(denial(
                 DenialReason::ReservedForOthers,
@@ -252,8 +273,10 @@ impl Engine {
             }
             unexpired = true;
             if let Some(until) = req.borrow_until {
+                // A borrow ends by its cap and by the pool's own expiry, whichever is first.
                 let hours = self.borrow_cap_hours(pool);
-                if until > self.now.plus_millis(u64::from(hours) * MILLIS_PER_HOUR) {
+                let capped = until > self.now.plus_millis(u64::from(hours) * MILLIS_PER_HOUR);
+                if capped || pool.expires_at().is_some_and(|end| until > end) {
                     continue;
                 }
             }
@@ -386,7 +409,13 @@ impl Engine {
     }
 
     /// Records a grant decided by [`Engine::decide`].
-    pub(super) fn commit(&mut self, req: &Request, handle: Handle, source: Source) -> Grant {
+    pub(super) fn commit(
+        &mut self,
+        req: &Request,
+        handle: Handle,
+        source: Source,
+        fx: &mut Effects,
+    ) -> Grant {
         let now = self.now;
         let (hold_id, shared) = match source {
             Source::Share(id) => {
@@ -433,76 +462,10 @@ impl Engine {
         if let Some(feature) = self.features.get_mut(&req.feature) {
             feature.checkouts.insert(handle);
         }
+        if shared {
+            self.normalize_hold(hold_id, fx);
+        }
         grant
-    }
-
-    /// Takes `req.count` new seats from pool `number` as a hold named `handle`.
-    fn take_seats(&mut self, req: &Request, handle: Handle, number: u32) {
-        let Some(session) = self.sessions.get(&req.session_id) else { return };
-        let Some(pool) = self.pools.get_mut(&number) else { return };
-        pool.in_use += req.count;
-        let dup_group = pool.pool.dup_group;
-        let share_key = (dup_group != DupGroup::None)
-            .then(|| share_key(dup_group, &session.user, &session.host, &session.display));
-        let hold = SeatHold {
-            pool: number,
-            feature: req.feature.clone(),
-            seats: req.count,
-            share_key: share_key.clone(),
-            user: session.user.clone(),
-            host: session.host.clone(),
-            display: session.display.clone(),
-            holders: SmallVec::new(),
-            lingers_until: None,
-        };
-        self.count_rules(&hold, true);
-        if let (Some(key), Some(feature)) = (share_key, self.features.get_mut(&req.feature)) {
-            feature.shared.entry(key).or_default().insert(handle);
-        }
-        self.holds.insert(handle, hold);
-    }
-
-    /// A lingering hold that is taken back stops lingering (and leaves the share index if it
-    /// was only there to be taken back).
-    fn take_back_if_lingering(&mut self, id: Handle) {
-        let Some(hold) = self.holds.get_mut(&id) else { return };
-        let Some(until) = hold.lingers_until.take() else { return };
-        self.timers.remove(&(until, Timer::LingerEnd(id)));
-        let dup_group = self.pools.get(&hold.pool).map(|p| p.pool.dup_group);
-        if dup_group == Some(DupGroup::None) {
-            let (feature, key) = (hold.feature.clone(), hold.share_key.take());
-            if let Some(key) = key {
-                self.unindex_share(&feature, &key, id);
-            }
-        }
-    }
-
-    fn unindex_share(&mut self, feature: &str, key: &str, id: Handle) {
-        if let Some(state) = self.features.get_mut(feature)
-            && let Some(ids) = state.shared.get_mut(key)
-        {
-            ids.remove(&id);
-            if ids.is_empty() {
-                state.shared.remove(key);
-            }
-        }
-    }
-
-    /// Adds (or removes) a hold's seats to the RESERVE and MAX counters that name its owner.
-    pub(super) fn count_rules(&mut self, hold: &SeatHold, add: bool) {
-        let Some(state) = self.features.get_mut(&hold.feature) else { return };
-        let seats = u64::from(hold.seats);
-        let rules = state
-            .reserves
-            .iter_mut()
-            .map(|c| (c, &self.policy.reserves))
-            .chain(state.maxes.iter_mut().map(|c| (c, &self.policy.maxes)));
-        for (count, list) in rules {
-            if self.policy.names(&list[count.rule].who, &hold.user, &hold.host) {
-                count.held =
-                    if add { count.held + seats } else { count.held.saturating_sub(seats) };
-            }
-        }
     }
 
     pub(super) fn checkin(
@@ -607,40 +570,9 @@ impl Engine {
                 fx.dirty.insert(checkout.feature.clone());
             }
         }
+        // The others sharing its seats keep what they need, counted against the next owner.
+        self.normalize_hold(checkout.hold, fx);
         Some(checkout)
-    }
-
-    /// Gives a hold's seats back to its pool.
-    fn free_hold(&mut self, id: Handle, fx: &mut Effects) {
-        let Some(hold) = self.holds.remove(&id) else { return };
-        if let Some(until) = hold.lingers_until {
-            self.timers.remove(&(until, Timer::LingerEnd(id)));
-        }
-        if let Some(key) = &hold.share_key {
-            self.unindex_share(&hold.feature, key, id);
-        }
-        self.count_rules(&hold, false);
-        if let Some(pool) = self.pools.get_mut(&hold.pool) {
-            pool.in_use = pool.in_use.saturating_sub(hold.seats);
-            if !pool.current && pool.in_use == 0 {
-                let id = pool.pool.id.clone();
-                self.pools.remove(&hold.pool);
-                self.pool_numbers.remove(&id);
-            }
-        }
-        if self.features.get(&hold.feature).is_some_and(|f| !f.queue.is_empty()) {
-            fx.dirty.insert(hold.feature.clone());
-        }
-        self.forget_feature_if_unused(&hold.feature);
-    }
-
-    /// A lingering hold's time is up.
-    pub(super) fn end_linger(&mut self, id: Handle, fx: &mut Effects) {
-        let Some(hold) = self.holds.get(&id) else { return };
-        let pool = self.pools.get(&hold.pool).map(|p| p.pool.id.clone()).unwrap_or_default();
-        let event = Event::LingerEnded { feature: hold.feature.clone(), pool, seats: hold.seats };
-        self.free_hold(id, fx);
-        fx.events.push(event);
     }
 
     pub(super) fn checked_out_event(
@@ -666,7 +598,7 @@ impl Engine {
 
 /// The key under which checkouts of one dup group (or, for `DupGroup::None`, one client taking
 /// back its lingering seat) find each other's seats.
-fn share_key(dup_group: DupGroup, user: &str, host: &str, display: &str) -> String {
+pub(super) fn share_key(dup_group: DupGroup, user: &str, host: &str, display: &str) -> String {
     match dup_group {
         DupGroup::User => format!("u\u{0}{user}"),
         DupGroup::Host => format!("h\u{0}{host}"),

@@ -12,7 +12,9 @@ impl Engine {
     /// - every checkout belongs to a session, a live one unless the checkout is a borrow;
     /// - every checkout's hold exists and lists it; a hold without holders is lingering;
     /// - a queued request's session is live and holds no seat of that feature;
-    /// - the RESERVE/MAX counters equal the seats held by the clients they name;
+    /// - the MAX counters equal the seats held by the clients they name; each RESERVE counter
+    ///   equals the seats counted against it, all held by clients it names;
+    /// - a hold's owner is its first holder and its size what its largest holder needs;
     /// - every linger and borrow has its timer and every timer its linger or borrow.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut per_pool: BTreeMap<u32, u64> = BTreeMap::new();
@@ -92,14 +94,8 @@ impl Engine {
             }
         }
         for (name, feature) in &self.features {
-            for count in feature
-                .reserves
-                .iter()
-                .map(|c| (c, &self.policy.reserves))
-                .chain(feature.maxes.iter().map(|c| (c, &self.policy.maxes)))
-            {
-                let (c, rules) = count;
-                let who = &rules[c.rule].who;
+            for c in &feature.maxes {
+                let who = &self.policy.maxes[c.rule].who;
                 let held: u64 = self
                     .holds
                     .values()
@@ -108,10 +104,46 @@ impl Engine {
                     .sum();
                 if held != c.held {
                     return Err(format!(
-                        "`{name}`: rule for {who} counts {} held, recount {held}",
+                        "`{name}`: MAX for {who} counts {}, recount {held}",
                         c.held
                     ));
                 }
+            }
+            for (slot, c) in feature.reserves.iter().enumerate() {
+                let rule = &self.policy.reserves[c.rule];
+                let counted =
+                    self.holds.values().filter(|h| h.feature == *name && h.reserve == Some(slot));
+                let mut held = 0u64;
+                for hold in counted {
+                    if !self.policy.names(&rule.who, &hold.user, &hold.host) {
+                        return Err(format!(
+                            "`{name}`: a hold of {} counts against RESERVE for {}",
+                            hold.user, rule.who
+                        ));
+                    }
+                    held += u64::from(hold.seats);
+                }
+                if held != c.held {
+                    return Err(format!(
+                        "`{name}`: RESERVE for {} counts {}, recount {held}",
+                        rule.who, c.held
+                    ));
+                }
+            }
+        }
+        for (id, hold) in &self.holds {
+            let Some(&first) = hold.holders.first() else { continue };
+            let owner = self.checkouts.get(&first).and_then(|c| self.sessions.get(&c.session_id));
+            if !owner.is_some_and(|o| o.user == hold.user && o.host == hold.host) {
+                return Err(format!("hold {id}: its owner is not its first holder"));
+            }
+            let need =
+                hold.holders.iter().filter_map(|h| self.checkouts.get(h)).map(|c| c.count).max();
+            if need != Some(hold.seats) {
+                return Err(format!(
+                    "hold {id}: {} seats for holders needing {need:?}",
+                    hold.seats
+                ));
             }
         }
         for (_, timer) in &self.timers {

@@ -1,8 +1,10 @@
 //! Loading a license set and a policy (start-up and reload).
 //!
 //! A pool keeps its number while its line stays in the set, so the seats held on it stay
-//! counted against it. A pool whose line disappears is retired: it grants nothing more, and is
-//! forgotten when its last seat comes back. The policy's RESERVE and MAX counters are counted
+//! counted against it. A pool whose line disappears is retired: it grants nothing more, its
+//! seats move to a current pool of the feature where they fit (a renewed line), and it is
+//! forgotten when its last seat comes back; seats that cannot move still occupy the feature's
+//! capacity (see `holds.rs`). The policy's RESERVE and MAX counters are counted
 //! again from the holds, since the rules (or the groups they name) may have changed.
 
 use std::collections::BTreeSet;
@@ -40,21 +42,10 @@ impl Engine {
                 }
             }
         }
-        let unused: Vec<u32> = self
-            .pools
-            .iter()
-            .filter(|(_, p)| !p.current && p.in_use == 0)
-            .map(|(&n, _)| n)
-            .collect();
-        for number in unused {
-            if let Some(state) = self.pools.remove(&number) {
-                self.pool_numbers.remove(&state.pool.id);
-            }
-        }
-        let serving = self.pools.values().filter(|p| p.current).count() as u32;
-        let retired = self.pools.len() as u32 - serving;
         self.policy = policy;
         self.rebuild_features();
+        let serving = self.pools.values().filter(|p| p.current).count() as u32;
+        let retired = self.pools.len() as u32 - serving;
         self.mark_all_queues_dirty(fx);
         fx.events.push(Event::LicensesLoaded { serving, retired });
         Outcome::LicensesLoaded { serving, retired }
@@ -65,14 +56,14 @@ impl Engine {
     fn rebuild_features(&mut self) {
         for state in self.features.values_mut() {
             state.pools.clear();
+            state.retired.clear();
         }
         for (&number, state) in &self.pools {
+            let feature = self.features.entry(Name::from(state.pool.feature.as_str())).or_default();
             if state.current {
-                self.features
-                    .entry(Name::from(state.pool.feature.as_str()))
-                    .or_default()
-                    .pools
-                    .push(number);
+                feature.pools.push(number);
+            } else {
+                feature.retired.push(number);
             }
         }
         for state in self.features.values_mut() {
@@ -86,9 +77,22 @@ impl Engine {
             state.reserves = rule_counts(self.policy.reserves.iter().map(|r| &r.feature), name);
             state.maxes = rule_counts(self.policy.maxes.iter().map(|r| &r.feature), name);
         }
-        let holds: Vec<_> = self.holds.values().cloned().collect();
-        for hold in &holds {
-            self.count_rules(hold, true);
+        let holds: Vec<_> = self.holds.keys().copied().collect();
+        for &id in &holds {
+            if let Some(hold) = self.holds.get_mut(&id) {
+                hold.reserve = None;
+            }
+            self.count_rules(id, true);
+        }
+        self.migrate_retired_holds();
+        let empty: Vec<u32> = self
+            .pools
+            .iter()
+            .filter(|(_, p)| !p.current && p.in_use == 0)
+            .map(|(&n, _)| n)
+            .collect();
+        for number in empty {
+            self.forget_pool_if_retired_and_empty(number);
         }
         let unused: Vec<Name> =
             self.features.iter().filter(|(_, f)| f.is_unused()).map(|(n, _)| n.clone()).collect();

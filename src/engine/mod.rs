@@ -36,6 +36,7 @@
 
 mod checkout;
 mod command;
+mod holds;
 mod invariants;
 mod licenses;
 mod query;
@@ -228,10 +229,16 @@ impl Engine {
     }
 }
 
-/// Checks a client-supplied name: not empty, not huge.
+/// Checks a client-supplied name: not empty, no control characters, not huge.
 fn check_name(field: &str, value: &str) -> Result<(), Outcome> {
     if value.is_empty() {
         return Err(Outcome::rejected(RejectKind::InvalidArgument, format!("`{field}` is empty")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Outcome::rejected(
+            RejectKind::InvalidArgument,
+            format!("`{field}` contains a control character"),
+        ));
     }
     if value.len() > MAX_NAME_BYTES {
         return Err(Outcome::rejected(

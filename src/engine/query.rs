@@ -45,6 +45,9 @@ pub struct CheckoutView {
     pub borrow_until: Option<Timestamp>,
     /// Shares seats taken by another checkout (dup_group).
     pub shared: bool,
+    /// Seats counted against this checkout's holder: the whole hold for the first of the
+    /// checkouts sharing it, 0 for the others.
+    pub seats: u32,
 }
 
 /// One session.
@@ -69,7 +72,8 @@ pub struct SessionView {
 pub struct ReservationView {
     pub who: Who,
     pub seats: u32,
-    /// Seats the named clients hold (may exceed `seats`).
+    /// Seats counted against the reservation (held by clients it names; a seat counts against
+    /// one reservation at most).
     pub held: u64,
 }
 
@@ -138,6 +142,7 @@ impl Engine {
             since: checkout.since,
             borrow_until: checkout.borrow_until,
             shared: checkout.hold != handle,
+            seats: if hold.holders.first() == Some(&handle) { hold.seats } else { 0 },
         })
     }
 

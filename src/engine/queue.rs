@@ -2,15 +2,17 @@
 //!
 //! When seats free up (a checkin, an expiry, a linger end, a reload, time passing), the
 //! queue of that feature is walked in order and each request that can now be granted is. The
-//! first request that still cannot get seats for lack of them blocks the queue: a later
-//! request may then only take seats from reservations it owns and the blocked request does not
-//! (seats the head could never use), so a stream of small requests cannot starve a large one.
+//! first request that still cannot get seats for lack of them blocks the queue: a request
+//! behind it, or a new one arriving (`respect_queue` in `checkout.rs`), may then only take
+//! seats the blocked request could never use: from a pool of a lower version or too small for
+//! it, or from reservations that name the newcomer and not the blocked client. So a stream of
+//! small requests cannot starve a large one.
 //! A request held back by its own MAX does not block others: its limit is its own.
 //! A request that can no longer be granted at all (feature gone, pool expired) leaves the
 //! queue denied.
 
 use crate::engine::checkout::{Request, Source};
-use crate::engine::{DenialReason, Effects, Engine, Event, Handle, Name, Outcome, QueueExit};
+use crate::engine::{DenialReason, Effects, Engine, Event, Handle, Outcome, QueueExit};
 
 impl Engine {
     /// Moves the queues of every feature marked dirty during this apply.
@@ -23,22 +25,14 @@ impl Engine {
     fn drain_queue(&mut self, feature: &str, fx: &mut Effects) {
         let Some(state) = self.features.get(feature) else { return };
         let waiting: Vec<Handle> = state.queue.iter().copied().collect();
-        // The user and host of the first request blocked for lack of seats.
-        let mut blocked_by: Option<(Name, Name)> = None;
+        // The first request blocked for lack of seats: those behind may not delay it.
+        let mut blocker: Option<Request> = None;
         for handle in waiting {
-            let Some(queued) = self.queued.get(&handle) else { continue };
-            let req = Request {
-                session_id: queued.session_id.clone(),
-                request_id: queued.request_id.clone(),
-                feature: queued.feature.clone(),
-                version: queued.version,
-                count: queued.count,
-                borrow_until: None,
-            };
+            let Some(req) = self.queued_request(handle) else { continue };
             match self.decide(&req) {
                 Ok(source) => {
-                    if let (Some((user, host)), Source::Pool(_)) = (&blocked_by, &source)
-                        && !self.takes_only_own_reserved(&req, user, host)
+                    if let (Some(first), Source::Pool(number)) = (&blocker, source)
+                        && !self.may_pass(first, &req, number)
                     {
                         continue;
                     }
@@ -46,11 +40,8 @@ impl Engine {
                 }
                 Err(denial) if denial.reason == DenialReason::MaxReached => {}
                 Err(denial) if denial.reason.may_queue() => {
-                    if blocked_by.is_none() {
-                        blocked_by = self
-                            .sessions
-                            .get(&req.session_id)
-                            .map(|s| (s.user.clone(), s.host.clone()));
+                    if blocker.is_none() {
+                        blocker = Some(req);
                     }
                 }
                 Err(denial) => {
@@ -61,6 +52,41 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A queued request, as the request it will be granted as.
+    fn queued_request(&self, handle: Handle) -> Option<Request> {
+        let queued = self.queued.get(&handle)?;
+        Some(Request {
+            session_id: queued.session_id.clone(),
+            request_id: queued.request_id.clone(),
+            feature: queued.feature.clone(),
+            version: queued.version,
+            count: queued.count,
+            borrow_until: None,
+        })
+    }
+
+    /// The first queued request of `feature` that waits for lack of seats (not for its own
+    /// MAX), if any. Queues are drained after every apply, so every queued request is blocked.
+    pub(super) fn queue_blocker(&self, feature: &str) -> Option<Request> {
+        let state = self.features.get(feature)?;
+        state.queue.iter().filter_map(|&h| self.queued_request(h)).find(|req| {
+            matches!(self.decide(req), Err(d) if d.reason.may_queue() && d.reason != DenialReason::MaxReached)
+        })
+    }
+
+    /// Whether `req` may take new seats from pool `number` although `blocker`, ahead of it,
+    /// waits: the blocker could never use that pool (lower version, or fewer seats than it
+    /// asks), or the seats come from reservations that name `req`'s client and not the
+    /// blocker's.
+    pub(super) fn may_pass(&self, blocker: &Request, req: &Request, number: u32) -> bool {
+        let useless_to_blocker = self
+            .pools
+            .get(&number)
+            .is_some_and(|p| p.pool.version < blocker.version || p.pool.seats < blocker.count);
+        let Some(owner) = self.sessions.get(&blocker.session_id) else { return true };
+        useless_to_blocker || self.takes_only_own_reserved(req, &owner.user, &owner.host)
     }
 
     /// Whether granting `req` new seats leaves the blocked client (`user` on `host`) as many
@@ -90,7 +116,7 @@ impl Engine {
         fx: &mut Effects,
     ) {
         self.remove_from_queue(handle);
-        let grant = self.commit(req, handle, source);
+        let grant = self.commit(req, handle, source, fx);
         fx.events.push(self.checked_out_event(&grant, &req.session_id, true));
         if let Some(session) = self.sessions.get_mut(&req.session_id) {
             session.requests.update(&req.request_id, Outcome::Granted(grant));
@@ -100,6 +126,12 @@ impl Engine {
     /// Takes a request out of its queue without a grant.
     pub(super) fn leave_queue(&mut self, handle: Handle, exit: QueueExit, fx: &mut Effects) {
         let Some(queued) = self.remove_from_queue(handle) else { return };
+        if exit == QueueExit::Cancelled
+            && let Some(session) = self.sessions.get_mut(&queued.session_id)
+        {
+            // A retry of the request that queued learns that it ended.
+            session.requests.update(&queued.request_id, Outcome::CheckedIn { handle });
+        }
         fx.events.push(Event::LeftQueue {
             handle,
             session_id: queued.session_id.clone(),

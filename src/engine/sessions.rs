@@ -23,8 +23,10 @@ impl Engine {
                 return rejected;
             }
         }
-        if display.len() > crate::engine::MAX_NAME_BYTES {
-            return Outcome::rejected(RejectKind::InvalidArgument, "`display` is too long");
+        if !display.is_empty()
+            && let Err(rejected) = check_name("display", &display)
+        {
+            return rejected;
         }
         if !(MIN_SESSION_TTL_MS..=MAX_SESSION_TTL_MS).contains(&ttl_ms) {
             return Outcome::rejected(

@@ -68,10 +68,13 @@ pub struct FeatureState {
     pub queue: BTreeSet<Handle>,
     /// Holds that a later checkout may share or take back, by share key.
     pub shared: BTreeMap<String, BTreeSet<Handle>>,
-    /// RESERVE rules of this feature: (index in `Policy::reserves`, seats held by the named).
+    /// RESERVE rules of this feature: (index in `Policy::reserves`, seats counted against it;
+    /// each hold counts against one rule at most).
     pub reserves: Vec<RuleCount>,
     /// MAX rules of this feature: (index in `Policy::maxes`, seats held by the named).
     pub maxes: Vec<RuleCount>,
+    /// Retired pools of this feature that still carry seats (they occupy its capacity).
+    pub retired: Vec<u32>,
 }
 
 impl FeatureState {
@@ -124,14 +127,17 @@ impl RequestLog {
     }
 
     /// Remembers `outcome` for `request_id` if it changed the state, forgetting the oldest
-    /// beyond the bound.
+    /// beyond the bound. A request still waiting in a queue is in flight however old it is,
+    /// so it is forgotten last.
     pub fn remember(&mut self, request_id: RequestId, outcome: &Outcome) {
         if matches!(
             outcome,
             Outcome::Granted(_) | Outcome::Queued { .. } | Outcome::CheckedIn { .. }
         ) {
-            if self.recent.len() == REMEMBERED_REQUESTS_PER_SESSION {
-                self.recent.pop_front();
+            if self.recent.len() >= REMEMBERED_REQUESTS_PER_SESSION {
+                let oldest_settled =
+                    self.recent.iter().position(|(_, o)| !matches!(o, Outcome::Queued { .. }));
+                self.recent.remove(oldest_settled.unwrap_or(0));
             }
             self.recent.push_back((request_id, outcome.clone()));
         }
@@ -176,6 +182,8 @@ pub struct SeatHold {
     pub holders: SmallVec<[Handle; 2]>,
     /// Set while the seats linger after the last checkin.
     pub lingers_until: Option<Timestamp>,
+    /// The RESERVE rule (index into the feature's `reserves`) these seats count against.
+    pub reserve: Option<usize>,
 }
 
 /// A request waiting in a feature's queue.

@@ -117,7 +117,7 @@ impl Date {
 
     /// The first millisecond of this day (00:00:00.000 UTC).
     pub fn start_of_day(self) -> Timestamp {
-        Timestamp((self.days_since_epoch().max(0) as u64) * MILLIS_PER_DAY)
+        Timestamp((self.days_since_epoch().max(0) as u64).saturating_mul(MILLIS_PER_DAY))
     }
 
     /// The first millisecond after this day ends: a pool that `expires` on this date is valid
