@@ -225,7 +225,8 @@ impl Engine {
             }
         }
         // Seats still held on retired pools (a license renewed by a reload) occupy capacity.
-        let capacity = self.serving_free_seats(name).saturating_sub(self.retired_in_use(name));
+        let retired = if feature.retired.is_empty() { 0 } else { self.retired_in_use(name) };
+        let capacity = self.serving_free_seats(name).saturating_sub(retired);
         let fits = eligible.iter().find(|(n, pool)| self.pool_free_seats(*n, pool) >= req.count);
         let Some(&(number, _)) = fits.filter(|_| capacity >= u64::from(req.count)) else {
             return Err(Denial {
@@ -561,8 +562,10 @@ impl Engine {
         if let Some(session) = self.sessions.get_mut(&checkout.session_id) {
             session.checkouts.remove(&handle);
         }
+        let mut others_share = false;
         if let Some(hold) = self.holds.get_mut(&checkout.hold) {
             hold.holders.retain(|h| *h != handle);
+            others_share = !hold.holders.is_empty();
         }
         if let Some(state) = self.features.get_mut(&checkout.feature) {
             state.checkouts.remove(&handle);
@@ -570,8 +573,10 @@ impl Engine {
                 fx.dirty.insert(checkout.feature.clone());
             }
         }
-        // The others sharing its seats keep what they need, counted against the next owner.
-        self.normalize_hold(checkout.hold, fx);
+        if others_share {
+            // The others keep what they need, counted against the next owner.
+            self.normalize_hold(checkout.hold, fx);
+        }
         Some(checkout)
     }
 

@@ -79,6 +79,9 @@ impl Engine {
     /// Adds (or removes) hold `id`'s seats to the MAX counters that name its owner, and to the
     /// one RESERVE rule it is counted against.
     pub(super) fn count_rules(&mut self, id: Handle, add: bool) {
+        if self.policy.reserves.is_empty() && self.policy.maxes.is_empty() {
+            return; // Nothing to count: the common case costs no lookup.
+        }
         let Some(hold) = self.holds.get(&id) else { return };
         let (feature, user, host) = (hold.feature.clone(), hold.user.clone(), hold.host.clone());
         let (seats, reserve) = (u64::from(hold.seats), hold.reserve);
