@@ -7,8 +7,11 @@
 //! - [`engine`]: the license state machine, `apply(command, now) -> outcome`: pools, sessions,
 //!   checkouts, queues, linger, borrowing, reservations. Pure, deterministic, no I/O.
 //!
-//! The replicated server (Raft over gRPC with sled storage), the client library and the
-//! binaries build on these two; see ARCHITECTURE.md for the whole picture.
+//! - [`client`]: the client library; so far the server list (`QLM_SERVERS`) it reads.
+//!
+//! The replicated server (Raft over gRPC with sled storage), the rest of the client library and
+//! the binaries build on these; see ARCHITECTURE.md for the whole picture.
 
+pub mod client;
 pub mod engine;
 pub mod license;
