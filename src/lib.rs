@@ -8,6 +8,7 @@
 //!   checkouts, queues, linger, borrowing, reservations. Pure, deterministic, no I/O.
 //!
 //! - [`client`]: the client library; so far the server list (`QLM_SERVERS`) it reads.
+//! - [`server`]: the node; so far the leader's session leases (heartbeats and expiry).
 //!
 //! The replicated server (Raft over gRPC with sled storage), the rest of the client library and
 //! the binaries build on these; see ARCHITECTURE.md for the whole picture.
@@ -15,3 +16,4 @@
 pub mod client;
 pub mod engine;
 pub mod license;
+pub mod server;
