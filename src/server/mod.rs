@@ -1,8 +1,10 @@
 //! The node: gRPC services, leader forwarding, the heartbeat/expiry loop, HTTP, configuration
 //! (built with issue 4).
 //!
+//! - `config`: flags, `QLM_*` variables and the TOML file, merged and checked
 //! - `leases`: session deadlines on the leader, as etcd keeps leases.
 
+pub mod config;
 pub mod leases;
 
 pub use leases::{Leases, NoLease};

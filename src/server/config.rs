@@ -1,0 +1,315 @@
+//! `qlmd`'s configuration: flags, `QLM_*` environment variables and a TOML file.
+//!
+//! Every key can be given three ways; a flag wins over its environment variable, which wins over
+//! the file (`--config qlmd.toml`, keys spelled as the flags with `_`: `data_dir`,
+//! `initial_cluster`, ...), which wins over the default. [`NodeConfig::resolve`] merges them and
+//! checks the whole, so a node refuses to start with a message that names the setting at fault,
+//! rather than half-start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Raft heartbeat interval by default, in milliseconds (DESIGN: 100 ms).
+pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
+/// Election timeout range by default, in milliseconds (DESIGN: 400–800 ms).
+pub const DEFAULT_ELECTION_MIN_MS: u64 = 400;
+pub const DEFAULT_ELECTION_MAX_MS: u64 = 800;
+/// Session TTL a client gets when it asks for none, in milliseconds.
+pub const DEFAULT_SESSION_TTL_MS: u64 = 30_000;
+
+/// The command-line and environment side of the configuration (every field optional: what is
+/// missing comes from the file or the default).
+#[derive(Args, Debug, Default, Clone)]
+pub struct NodeFlags {
+    /// This node's id in --initial-cluster (a positive number).
+    #[arg(long, env = "QLM_ID")]
+    pub id: Option<u64>,
+    /// Directory of this node's Raft log, state and snapshots (created if missing).
+    #[arg(long, env = "QLM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address for clients (gRPC: licenses, status, admin, health).
+    #[arg(long, env = "QLM_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address for the other nodes (Raft).
+    #[arg(long, env = "QLM_PEER_LISTEN", value_name = "ADDR")]
+    pub peer_listen: Option<SocketAddr>,
+    /// Address for HTTP: dashboard, /metrics, /healthz, /readyz.
+    #[arg(long, env = "QLM_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// Every member's peer address, the same on every node: 1=host1:7401,2=host2:7401,...
+    #[arg(long, env = "QLM_INITIAL_CLUSTER", value_name = "ID=HOST:PORT,...")]
+    pub initial_cluster: Option<String>,
+    /// The signed license file.
+    #[arg(long, env = "QLM_LICENSE", value_name = "FILE.lic")]
+    pub license: Option<PathBuf>,
+    /// A vendor public key to trust (repeat for several vendors).
+    #[arg(long, env = "QLM_VENDOR_PUBKEY", value_name = "vendor.pub", value_delimiter = ',')]
+    pub vendor_pubkey: Vec<PathBuf>,
+    /// The options (policy) file.
+    #[arg(long, env = "QLM_OPTIONS", value_name = "FILE.opt")]
+    pub options: Option<PathBuf>,
+    /// A TOML file with any of these settings.
+    #[arg(long, env = "QLM_CONFIG", value_name = "qlmd.toml")]
+    pub config: Option<PathBuf>,
+    /// Raft heartbeat interval, milliseconds [default: 100].
+    #[arg(long, env = "QLM_HEARTBEAT_MS", value_name = "MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Shortest election timeout, milliseconds [default: 400].
+    #[arg(long, env = "QLM_ELECTION_MIN_MS", value_name = "MS")]
+    pub election_min_ms: Option<u64>,
+    /// Longest election timeout, milliseconds [default: 800].
+    #[arg(long, env = "QLM_ELECTION_MAX_MS", value_name = "MS")]
+    pub election_max_ms: Option<u64>,
+}
+
+/// The TOML file: the same keys as the flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    id: Option<u64>,
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    peer_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    initial_cluster: Option<String>,
+    license: Option<PathBuf>,
+    #[serde(default)]
+    vendor_pubkey: Vec<PathBuf>,
+    options: Option<PathBuf>,
+    heartbeat_ms: Option<u64>,
+    election_min_ms: Option<u64>,
+    election_max_ms: Option<u64>,
+}
+
+/// A complete, checked node configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub peer_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// Peer address of every member, by id.
+    pub initial_cluster: BTreeMap<u64, String>,
+    pub license: PathBuf,
+    pub vendor_pubkeys: Vec<PathBuf>,
+    pub options: Option<PathBuf>,
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+}
+
+/// A configuration that cannot run, with the setting at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {setting}: {reason}")]
+pub struct ConfigError {
+    /// The flag (`--initial-cluster`) or file key at fault.
+    pub setting: String,
+    pub reason: String,
+}
+
+fn config_error(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.to_owned(), reason: reason.into() }
+}
+
+impl NodeConfig {
+    /// Merges flags (with their environment variables) over the `--config` file over the
+    /// defaults, and checks the result.
+    pub fn resolve(flags: NodeFlags) -> Result<NodeConfig, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let required = |setting: &str| {
+            config_error(setting, "missing: give the flag, its QLM_ variable or a --config key")
+        };
+        let id = flags.id.or(file.id).ok_or_else(|| required("--id"))?;
+        let initial = flags
+            .initial_cluster
+            .or(file.initial_cluster)
+            .ok_or_else(|| required("--initial-cluster"))?;
+        let initial_cluster = parse_initial_cluster(&initial)?;
+        if !initial_cluster.contains_key(&id) {
+            return Err(config_error(
+                "--id",
+                format!("{id} is not a member of --initial-cluster ({initial})"),
+            ));
+        }
+        let vendor_pubkeys =
+            if flags.vendor_pubkey.is_empty() { file.vendor_pubkey } else { flags.vendor_pubkey };
+        if vendor_pubkeys.is_empty() {
+            return Err(required("--vendor-pubkey"));
+        }
+        let config = NodeConfig {
+            id,
+            data_dir: flags.data_dir.or(file.data_dir).ok_or_else(|| required("--data-dir"))?,
+            listen: flags.listen.or(file.listen).ok_or_else(|| required("--listen"))?,
+            peer_listen: flags
+                .peer_listen
+                .or(file.peer_listen)
+                .ok_or_else(|| required("--peer-listen"))?,
+            http_listen: flags
+                .http_listen
+                .or(file.http_listen)
+                .ok_or_else(|| required("--http-listen"))?,
+            initial_cluster,
+            license: flags.license.or(file.license).ok_or_else(|| required("--license"))?,
+            vendor_pubkeys,
+            options: flags.options.or(file.options),
+            heartbeat_ms: flags.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(DEFAULT_HEARTBEAT_MS),
+            election_min_ms: flags
+                .election_min_ms
+                .or(file.election_min_ms)
+                .unwrap_or(DEFAULT_ELECTION_MIN_MS),
+            election_max_ms: flags
+                .election_max_ms
+                .or(file.election_max_ms)
+                .unwrap_or(DEFAULT_ELECTION_MAX_MS),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.heartbeat_ms == 0 || self.election_min_ms <= self.heartbeat_ms {
+            return Err(config_error(
+                "--election-min-ms",
+                format!(
+                    "{} ms must be longer than the heartbeat ({} ms, itself above 0)",
+                    self.election_min_ms, self.heartbeat_ms
+                ),
+            ));
+        }
+        if self.election_max_ms <= self.election_min_ms {
+            return Err(config_error(
+                "--election-max-ms",
+                format!("{} ms must be above --election-min-ms", self.election_max_ms),
+            ));
+        }
+        let addrs = [
+            ("--listen", self.listen),
+            ("--peer-listen", self.peer_listen),
+            ("--http-listen", self.http_listen),
+        ];
+        for (i, (name, addr)) in addrs.iter().enumerate() {
+            if addr.port() != 0 && addrs[..i].iter().any(|(_, other)| other == addr) {
+                return Err(config_error(name, format!("{addr} is used by another listener")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_error("--config", format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| config_error("--config", format!("{}: {e}", path.display())))
+}
+
+/// Parses `1=host1:7401,2=host2:7401,3=host3:7401`.
+pub fn parse_initial_cluster(list: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let fail = |reason: String| config_error("--initial-cluster", reason);
+    let mut members = BTreeMap::new();
+    for entry in list.split(',').map(str::trim) {
+        let (id, addr) =
+            entry.split_once('=').ok_or_else(|| fail(format!("`{entry}` is not ID=HOST:PORT")))?;
+        let id: u64 = match id.trim().parse() {
+            Ok(0) | Err(_) => {
+                return Err(fail(format!("`{id}` in `{entry}` is not an id (1, 2, ...)")));
+            }
+            Ok(id) => id,
+        };
+        let addr = addr.trim();
+        let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !port_ok {
+            return Err(fail(format!("`{addr}` in `{entry}` is not HOST:PORT")));
+        }
+        if members.insert(id, addr.to_owned()).is_some() {
+            return Err(fail(format!("id {id} appears twice")));
+        }
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags() -> NodeFlags {
+        NodeFlags {
+            id: Some(2),
+            data_dir: Some("/var/lib/qlm".into()),
+            listen: Some("127.0.0.1:7400".parse().unwrap()),
+            peer_listen: Some("127.0.0.1:7401".parse().unwrap()),
+            http_listen: Some("127.0.0.1:7402".parse().unwrap()),
+            initial_cluster: Some("1=a:7401, 2=b:7401,3=c:7401".into()),
+            license: Some("site.lic".into()),
+            vendor_pubkey: vec!["vendor.pub".into()],
+            ..NodeFlags::default()
+        }
+    }
+
+    #[test]
+    fn flags_alone_make_a_node_with_the_design_timings() {
+        let config = NodeConfig::resolve(flags()).unwrap();
+        assert_eq!(config.initial_cluster.len(), 3);
+        assert_eq!(config.initial_cluster[&2], "b:7401");
+        assert_eq!(
+            (config.heartbeat_ms, config.election_min_ms, config.election_max_ms),
+            (100, 400, 800)
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qlmd.toml");
+        std::fs::write(
+            &path,
+            "id = 3\nheartbeat_ms = 50\nelection_min_ms = 300\noptions = \"site.opt\"\n",
+        )
+        .unwrap();
+        let config = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap();
+        assert_eq!(config.id, 2, "the flag wins");
+        assert_eq!(config.heartbeat_ms, 50, "the file fills what flags leave out");
+        assert_eq!(config.options, Some("site.opt".into()));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_naming_the_setting() {
+        let cases: Vec<(NodeFlags, &str)> = vec![
+            (NodeFlags { id: Some(9), ..flags() }, "--id"),
+            (NodeFlags { id: None, ..flags() }, "--id"),
+            (NodeFlags { initial_cluster: Some("1=a:7401,1=b:7401".into()), ..flags() }, "twice"),
+            (NodeFlags { initial_cluster: Some("1=a".into()), ..flags() }, "HOST:PORT"),
+            (NodeFlags { initial_cluster: Some("x=a:1".into()), ..flags() }, "not an id"),
+            (NodeFlags { vendor_pubkey: vec![], ..flags() }, "--vendor-pubkey"),
+            (NodeFlags { election_min_ms: Some(50), ..flags() }, "--election-min-ms"),
+            (NodeFlags { election_max_ms: Some(300), ..flags() }, "--election-max-ms"),
+            (
+                NodeFlags { http_listen: Some("127.0.0.1:7400".parse().unwrap()), ..flags() },
+                "another listener",
+            ),
+            (NodeFlags { config: Some("/nonexistent/qlmd.toml".into()), ..flags() }, "cannot read"),
+        ];
+        for (flags, needle) in cases {
+            let err = NodeConfig::resolve(flags).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qlmd.toml");
+        std::fs::write(&path, "data_dri = \"/tmp\"\n").unwrap();
+        let err = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap_err();
+        assert!(err.to_string().contains("data_dri"), "{err}");
+    }
+}
