@@ -6,9 +6,12 @@
 //!   (options) file. Pure data and parsing.
 //! - [`engine`]: the license state machine, `apply(command, now) -> outcome`: pools, sessions,
 //!   checkouts, queues, linger, borrowing, reservations. Pure, deterministic, no I/O.
+//! - [`raft`]: openraft's type configuration and the durable sled stores (log, vote, engine
+//!   snapshots) that replicate the engine.
 //!
-//! The replicated server (Raft over gRPC with sled storage), the client library and the
-//! binaries build on these two; see ARCHITECTURE.md for the whole picture.
+//! The replicated server (Raft over gRPC), the client library and the binaries build on these;
+//! see ARCHITECTURE.md for the whole picture.
 
 pub mod engine;
 pub mod license;
+pub mod raft;
