@@ -9,12 +9,12 @@
 //!
 //! The storage, in the order a write travels:
 //!
-//! - [`store`]: opens the node's one sled database (sled locks its directory, so the log and
+//! - `store`: opens the node's one sled database (sled locks its directory, so the log and
 //!   the state machine share it), checks it before anyone trusts it, and owns the only place
 //!   where writes are made durable (`flush` and then `fsync`; see `DURABILITY.md`).
-//! - [`log_store`]: the Raft log and the vote ([`LogStore`], openraft's `RaftLogStorage`).
+//! - `log_store`: the Raft log and the vote ([`LogStore`], openraft's `RaftLogStorage`).
 //!   A vote or an append is acknowledged only once it is on disk.
-//! - [`state_machine`]: the engine behind openraft's `RaftStateMachine`
+//! - `state_machine`: the engine behind openraft's `RaftStateMachine`
 //!   ([`StateMachineStore`]). The engine lives in memory; snapshots of it are written to sled
 //!   and fsynced, and on start the engine is rebuilt from the last snapshot while openraft
 //!   re-applies the log after it.

@@ -190,11 +190,23 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 }
 
-/// Replaces the stored snapshot (meta and data in one atomic batch) and fsyncs it. Blocking.
+/// Replaces the stored snapshot (meta and data in one atomic batch) and fsyncs it, unless the
+/// stored one is newer: openraft builds snapshots in a task of their own, so one built from an
+/// older state may finish after a newer snapshot was installed (openraft ignores it too).
+/// Blocking.
 fn write_snapshot(disk: &Disk, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
     let failed = |e: &dyn std::error::Error| {
         StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e))
     };
+    let _only_writer = disk.snapshot_write.lock().map_err(|_| {
+        StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error("lock poisoned"))
+    })?;
+    if let Some(stored) = disk.snapshot.get(SNAPSHOT_META_KEY).map_err(|e| failed(&e))? {
+        let stored: SnapshotMeta = decode(&stored).map_err(|e| failed(&e))?;
+        if stored.last_log_id > meta.last_log_id {
+            return Ok(());
+        }
+    }
     let mut batch = sled::Batch::default();
     batch.insert(SNAPSHOT_META_KEY, encode(meta).map_err(|e| failed(&e))?);
     batch.insert(SNAPSHOT_DATA_KEY, data);

@@ -100,6 +100,9 @@ pub(super) struct Disk {
     pub(super) logs: sled::Tree,
     pub(super) meta: sled::Tree,
     pub(super) snapshot: sled::Tree,
+    /// Held while the stored snapshot is compared and replaced, so that a snapshot built from
+    /// an older state never replaces a newer one installed meanwhile.
+    pub(super) snapshot_write: Mutex<()>,
     /// `<dir>/db`, sled's one data file, kept open so a sync is one `fsync` and no `open`.
     db_file: File,
     /// Blob files (sled's home for large values) already fsynced: each is synced once.
@@ -146,6 +149,7 @@ impl Disk {
             logs,
             meta,
             snapshot,
+            snapshot_write: Mutex::new(()),
             db_file,
             synced_blobs: Mutex::new(BTreeSet::new()),
             written: AtomicBool::new(written),
