@@ -160,6 +160,7 @@ impl Disk {
         disk.sync().map_err(sync_err)?;
         // sled created `db`, `conf` and `blobs/` here: make their directory entries durable.
         sync_dir(dir).map_err(sync_err)?;
+        tracing::info!(path = %dir.display(), fresh = !disk.was_written(), "opened the Raft database");
         Ok(disk)
     }
 
@@ -272,22 +273,31 @@ impl Disk {
             decode::<super::Vote>(&bytes).map_err(|e| inconsistent(format!("vote: {e}")))?;
         }
         if let Some(purged) = last_purged {
+            let mut leftovers = sled::Batch::default();
+            let mut count = 0;
             for key in self.logs.range(..=index_key(purged.index)).keys() {
-                self.logs.remove(key.map_err(read)?).map_err(read)?;
+                leftovers.remove(key.map_err(read)?);
+                count += 1;
+            }
+            if count > 0 {
+                tracing::warn!(path = %self.dir.display(), count, upto = purged.index,
+                    "finishing a purge cut short: deleting entries already purged");
+                self.logs.apply_batch(leftovers).map_err(read)?;
             }
         }
-        let mut expected = last_purged.map(|p| p.index + 1);
+        let mut expected = last_purged.map(|p| p.index.saturating_add(1));
         for key in self.logs.iter().keys() {
             let key = key.map_err(read)?;
             let index =
                 key_index(&key).ok_or_else(|| inconsistent("a log key is not 8 bytes".into()))?;
-            if expected.is_some_and(|e| e != index) {
-                return Err(inconsistent(format!(
-                    "the log has a hole: entry {index} where {} was expected",
-                    expected.unwrap_or_default()
-                )));
+            match expected {
+                Some(wanted) if wanted != index => {
+                    return Err(inconsistent(format!(
+                        "the log has a hole: entry {index} where {wanted} was expected"
+                    )));
+                }
+                _ => expected = Some(index.saturating_add(1)),
             }
-            expected = Some(index + 1);
         }
         for item in [self.logs.first(), self.logs.last()] {
             if let Some((key, value)) = item.map_err(read)? {
