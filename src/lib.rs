@@ -6,14 +6,17 @@
 //!   (options) file. Pure data and parsing.
 //! - [`engine`]: the license state machine, `apply(command, now) -> outcome`: pools, sessions,
 //!   checkouts, queues, linger, borrowing, reservations. Pure, deterministic, no I/O.
+//! - [`raft`]: openraft's type configuration and the durable sled stores (log, vote, engine
+//!   snapshots) that replicate the engine.
 //!
 //! - [`client`]: the client library; so far the server list (`QLM_SERVERS`) it reads.
-//! - [`server`]: the node; so far the leader's session leases (heartbeats and expiry).
+//! - [`server`]: the node; so far its configuration and the leader's session leases.
 //!
-//! The replicated server (Raft over gRPC with sled storage), the rest of the client library and
-//! the binaries build on these; see ARCHITECTURE.md for the whole picture.
+//! The gRPC services, the rest of the client library and the binaries build on these; see
+//! ARCHITECTURE.md for the whole picture.
 
 pub mod client;
 pub mod engine;
 pub mod license;
+pub mod raft;
 pub mod server;

@@ -1,0 +1,252 @@
+//! The Raft log and the vote, on sled: openraft's `RaftLogStorage` and `RaftLogReader`.
+//!
+//! Every write runs on a blocking thread and ends with [`Disk::sync`], so that `save_vote`
+//! returns, and `append` reports its entries flushed, only once they are on disk. openraft
+//! issues these writes one at a time (it awaits each), which keeps them in order; sled keeps
+//! its writes in order too, so after a crash the database holds a prefix of what was written.
+//!
+//! Purge writes `last_purged` before it deletes, so a purge cut short leaves entries that are
+//! known to be purged (the next open deletes them), never a hole.
+//!
+//! The reader is a clone of the store: sled trees are shared handles and safe to read from
+//! several tasks at once.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
+
+use super::store::{
+    COMMITTED_KEY, Disk, LAST_PURGED_KEY, VOTE_KEY, blocking, decode, encode, index_key,
+};
+use super::{Entry, LogId, StorageError, TypeConfig, Vote};
+
+/// The Raft log and vote of one node. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct LogStore {
+    disk: Arc<Disk>,
+}
+
+impl LogStore {
+    pub(super) fn new(disk: Arc<Disk>) -> LogStore {
+        LogStore { disk }
+    }
+
+    /// True when this store never held a vote, a log entry or a snapshot: the node has never
+    /// been part of a cluster, so bootstrap may initialize it. A node that was once a member
+    /// is never fresh again, even with its log purged.
+    pub fn is_fresh(&self) -> bool {
+        !self.disk.was_written()
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let Some((start, end)) = index_range(&range) else {
+            return Ok(Vec::new());
+        };
+        let disk = self.disk.clone();
+        blocking(move || {
+            let items = match end {
+                Some(end) => disk.logs.range(index_key(start)..index_key(end)),
+                None => disk.logs.range(index_key(start)..),
+            };
+            let mut entries = Vec::new();
+            for item in items {
+                let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+                entries.push(decode(&value).map_err(|e| StorageIOError::read_logs(&e))?);
+            }
+            Ok(entries)
+        })
+        .await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let disk = self.disk.clone();
+        blocking(move || {
+            let last_purged_log_id = read_meta::<LogId>(&disk, LAST_PURGED_KEY)
+                .map_err(|e| StorageIOError::read_logs(AnyError::error(e)))?;
+            let last = disk.logs.last().map_err(|e| StorageIOError::read_logs(&e))?;
+            let last_log_id = match last {
+                Some((_, value)) => {
+                    let entry: Entry = decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
+                    Some(entry.log_id)
+                }
+                None => last_purged_log_id,
+            };
+            Ok(LogState { last_purged_log_id, last_log_id })
+        })
+        .await
+    }
+
+    async fn get_log_reader(&mut self) -> LogStore {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let value = encode(vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        let disk = self.disk.clone();
+        blocking(move || {
+            disk.mark_written().map_err(|e| StorageIOError::write_vote(&e))?;
+            disk.meta.insert(VOTE_KEY, value).map_err(|e| StorageIOError::write_vote(&e))?;
+            // The vote must be on disk before we answer: a node that forgot its vote could
+            // vote twice in one term after a crash (see DURABILITY.md).
+            disk.sync().map_err(|e| StorageIOError::write_vote(&e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        let disk = self.disk.clone();
+        blocking(move || {
+            let vote = read_meta(&disk, VOTE_KEY)
+                .map_err(|e| StorageIOError::read_vote(AnyError::error(e)))?;
+            Ok(vote)
+        })
+        .await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let value = encode(&committed).map_err(|e| StorageIOError::write(&e))?;
+        let disk = self.disk.clone();
+        // No fsync: a committed id that is lost or old only makes a restarted node re-apply
+        // later (when the leader tells it); it is never ahead of the truth.
+        blocking(move || {
+            disk.meta.insert(COMMITTED_KEY, value).map_err(|e| StorageIOError::write(&e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let disk = self.disk.clone();
+        blocking(move || {
+            let committed: Option<Option<LogId>> = read_meta(&disk, COMMITTED_KEY)
+                .map_err(|e| StorageIOError::read(AnyError::error(e)))?;
+            Ok(committed.flatten())
+        })
+        .await
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let value =
+                encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+            batch.insert(&index_key(entry.log_id.index), value);
+        }
+        let disk = self.disk.clone();
+        let written = blocking(move || {
+            disk.mark_written().map_err(|e| StorageIOError::write_logs(&e))?;
+            disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+            // Entries are acknowledged (to the leader, which counts them towards a majority)
+            // only once fsynced: see Disk::sync and DURABILITY.md.
+            disk.sync().map_err(|e| StorageIOError::write_logs(&e))?;
+            Ok(())
+        })
+        .await;
+        match written {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(io::Error::other(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let disk = self.disk.clone();
+        blocking(move || {
+            let mut batch = sled::Batch::default();
+            for key in disk.logs.range(index_key(log_id.index)..).keys() {
+                batch.remove(key.map_err(|e| StorageIOError::write_logs(&e))?);
+            }
+            disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+            disk.sync().map_err(|e| StorageIOError::write_logs(&e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let value = encode(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
+        let disk = self.disk.clone();
+        blocking(move || {
+            // First the mark, then the deletes: a purge cut short leaves no hole.
+            disk.meta.insert(LAST_PURGED_KEY, value).map_err(|e| StorageIOError::write_logs(&e))?;
+            let mut batch = sled::Batch::default();
+            for key in disk.logs.range(..=index_key(log_id.index)).keys() {
+                batch.remove(key.map_err(|e| StorageIOError::write_logs(&e))?);
+            }
+            disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+            disk.sync().map_err(|e| StorageIOError::write_logs(&e))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Reads and decodes one `meta` value.
+fn read_meta<T: serde::de::DeserializeOwned>(disk: &Disk, key: &[u8]) -> Result<Option<T>, String> {
+    match disk.meta.get(key).map_err(|e| e.to_string())? {
+        Some(bytes) => decode(&bytes).map(Some).map_err(|e| format!("{key:?}: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// A range of log indexes as `start..end` (`end` None: to the last entry), or None when empty.
+fn index_range(range: &impl RangeBounds<u64>) -> Option<(u64, Option<u64>)> {
+    let start = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.checked_add(1)?,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&i) => i.checked_add(1),
+        Bound::Excluded(&i) => Some(i),
+        Bound::Unbounded => None,
+    };
+    match end {
+        Some(end) if end <= start => None,
+        _ => Some((start, end)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_range;
+
+    #[test]
+    fn index_ranges_cover_what_they_say() {
+        assert_eq!(index_range(&(3..7)), Some((3, Some(7))));
+        assert_eq!(index_range(&(3..=7)), Some((3, Some(8))));
+        assert_eq!(index_range(&(3..)), Some((3, None)));
+        assert_eq!(index_range(&(..)), Some((0, None)));
+        assert_eq!(index_range(&(5..5)), None);
+        let (start, end) = (6, 4);
+        assert_eq!(index_range(&(start..end)), None);
+        assert_eq!(index_range(&(0..=u64::MAX)), Some((0, None)));
+    }
+}

@@ -1,0 +1,151 @@
+//! Raft for QuorumLM: openraft's type configuration, the log entry every replica applies, and
+//! the durable sled stores that openraft runs on.
+//!
+//! One Raft group replicates one log of [`LogEntry`]s. Each entry is an engine
+//! [`Command`] plus the wall-clock stamp of the leader that proposed it; applying an entry
+//! is `Engine::apply(command, stamp)`, nothing else, so every replica that applies the same
+//! log holds the same engine, byte for byte. The engine never reads a clock: the stamp is the
+//! only time it sees.
+//!
+//! The storage, in the order a write travels:
+//!
+//! - `store`: opens the node's one sled database (sled locks its directory, so the log and
+//!   the state machine share it), checks it before anyone trusts it, and owns the only place
+//!   where writes are made durable (`flush` and then `fsync`; see `DURABILITY.md`).
+//! - `log_store`: the Raft log and the vote ([`LogStore`], openraft's `RaftLogStorage`).
+//!   A vote or an append is acknowledged only once it is on disk.
+//! - `state_machine`: the engine behind openraft's `RaftStateMachine`
+//!   ([`StateMachineStore`]). The engine lives in memory; snapshots of it are written to sled
+//!   and fsynced, and on start the engine is rebuilt from the last snapshot while openraft
+//!   re-applies the log after it.
+//!
+//! Invariants:
+//!
+//! - An acknowledged vote or log entry survives `kill -9` and power loss (the fsync).
+//! - The log has no holes: its indexes run from `last_purged + 1` to the last entry.
+//! - The engine is a function of the applied log: the same entries give the same snapshot bytes.
+//! - A database that cannot be read back exactly is refused at open, naming its path; a node
+//!   never serves from a doubtful log (PITFALLS.md #2).
+//!
+//! Entries that are not commands (openraft's blank entries and membership changes) answer with
+//! [`neutral_response`]: no client waits for them, and the engine does not see them.
+
+// openraft's traits return its `StorageError` (over 200 bytes) by value; boxing it on our
+// side would only add an allocation before openraft takes it back by value.
+#![allow(clippy::result_large_err)]
+
+mod log_store;
+mod state_machine;
+mod store;
+
+use std::io::Cursor;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Applied, Command, Outcome};
+use crate::license::Timestamp;
+
+pub use log_store::LogStore;
+pub use state_machine::{ReplicaState, SharedReplica, SnapshotBuilder, StateMachineStore};
+pub use store::{STORAGE_FORMAT, StoreError, open_stores};
+
+openraft::declare_raft_types!(
+    /// The types QuorumLM's Raft group is made of.
+    pub TypeConfig:
+        D = LogEntry,
+        R = Applied,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// A node's id in the cluster (`--id`, and the keys of `--initial-cluster`).
+pub type NodeId = u64;
+/// A running Raft node.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// One entry of the replicated log as openraft stores it.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// The position of a log entry: leader term and node, and index.
+pub type LogId = openraft::LogId<NodeId>;
+/// A node's vote: the term and the candidate it voted for.
+pub type Vote = openraft::Vote<NodeId>;
+/// A cluster membership (voters and learners with their addresses).
+pub type Membership = openraft::Membership<NodeId, openraft::BasicNode>;
+/// A membership with the log id of the entry that carried it.
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+/// What a snapshot covers: last log id, membership, id.
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+/// A snapshot as openraft hands it around.
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+/// The error every storage call returns; openraft stops the node on it.
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// Name of the cluster in openraft's configuration (shows in its logs).
+pub const CLUSTER_NAME: &str = "quorumlm";
+
+/// Leader heartbeat interval, in milliseconds (DESIGN.md: 100 ms).
+pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+
+/// Shortest election timeout, in milliseconds. Four heartbeats: a follower does not start an
+/// election because one or two heartbeats were late.
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
+
+/// Longest election timeout, in milliseconds. With the minimum, failover stays under 2 s.
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
+
+/// A snapshot is built after this many entries have been applied since the last one, and the
+/// log behind it is purged: the disk stays bounded.
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 5_000;
+
+/// Entries kept behind a snapshot, so that a follower a little behind catches up from the log
+/// rather than with a whole snapshot.
+pub const ENTRIES_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
+
+/// A follower further behind than this many entries is sent a snapshot. It must exceed
+/// [`SNAPSHOT_EVERY_ENTRIES`] (PITFALLS.md #11), or a snapshot may not close the gap.
+pub const REPLICATION_LAG_THRESHOLD: u64 = 2 * SNAPSHOT_EVERY_ENTRIES;
+
+/// openraft's configuration with QuorumLM's tunables, validated.
+pub fn raft_config() -> Result<openraft::Config, openraft::ConfigError> {
+    openraft::Config {
+        cluster_name: CLUSTER_NAME.to_string(),
+        heartbeat_interval: HEARTBEAT_INTERVAL_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+        max_in_snapshot_log_to_keep: ENTRIES_KEPT_BEHIND_SNAPSHOT,
+        replication_lag_threshold: REPLICATION_LAG_THRESHOLD,
+        ..openraft::Config::default()
+    }
+    .validate()
+}
+
+/// One command of the replicated log, with the time it happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub command: Command,
+    /// The proposing leader's wall clock. Applying uses this and never a local clock, so every
+    /// replica sees the same time; the engine keeps the largest stamp, so time never goes back
+    /// when a new leader's clock is behind.
+    pub stamp: Timestamp,
+}
+
+impl LogEntry {
+    /// An entry stamped with this machine's wall clock: what a leader proposes.
+    pub fn stamped_now(command: Command) -> LogEntry {
+        // A clock before 1970 is broken; stamping 0 lets the engine's own time (the largest
+        // stamp seen) win rather than failing the proposal.
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        LogEntry { command, stamp: Timestamp(millis) }
+    }
+}
+
+/// The answer to an entry that is not a command (blank or membership): nothing happened to
+/// any seat. Only openraft and admin calls that change membership ever see it.
+pub fn neutral_response() -> Applied {
+    Applied { outcome: Outcome::Ticked, events: Vec::new() }
+}

@@ -1,0 +1,353 @@
+//! The node's one sled database: opening it, checking it, and making writes durable.
+//!
+//! Both stores live in one `sled::Db` because sled locks its directory (PITFALLS.md #3). Its
+//! trees:
+//!
+//! | tree       | key                       | value (postcard)                              |
+//! |------------|---------------------------|-----------------------------------------------|
+//! | `logs`     | log index, big-endian u64 | `Entry` (so keys sort in index order)         |
+//! | `meta`     | `vote`, `committed`, `last_purged`, `written`, `format` | see the constants |
+//! | `snapshot` | `meta`, `data`            | `SnapshotMeta`, the engine's snapshot bytes   |
+//!
+//! [`Disk::sync`] is the only way a write becomes durable, and every acknowledgement that Raft
+//! relies on goes through it; `DURABILITY.md` beside this file says why it is built this way.
+//!
+//! Opening refuses, with the path in the message, a database that sled cannot open (or panics
+//! on), one written in another storage format, and one whose log has a hole or an entry that
+//! does not decode: a node never serves from a doubtful log (PITFALLS.md #2). The one repair it
+//! makes is finishing an interrupted purge (entries at or below `last_purged` are deleted),
+//! which is what the purge was doing when it stopped.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use openraft::{AnyError, StorageIOError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::log_store::LogStore;
+use super::state_machine::StateMachineStore;
+use super::{Entry, LogId, StorageError};
+
+/// Version of the on-disk layout above. Bumped when a tree, key or encoding changes; a node
+/// refuses a database of another version instead of misreading it.
+pub const STORAGE_FORMAT: u32 = 1;
+
+pub(super) const LOGS_TREE: &str = "logs";
+pub(super) const META_TREE: &str = "meta";
+pub(super) const SNAPSHOT_TREE: &str = "snapshot";
+
+/// `meta`: the last saved vote.
+pub(super) const VOTE_KEY: &[u8] = b"vote";
+/// `meta`: the last saved committed log id (advisory, not fsynced on its own).
+pub(super) const COMMITTED_KEY: &[u8] = b"committed";
+/// `meta`: the last purged log id; entries up to it are gone.
+pub(super) const LAST_PURGED_KEY: &[u8] = b"last_purged";
+/// `meta`: present once a vote, a log entry or a snapshot was ever written (see `is_fresh`).
+pub(super) const WRITTEN_KEY: &[u8] = b"written";
+/// `meta`: [`STORAGE_FORMAT`], big-endian u32.
+const FORMAT_KEY: &[u8] = b"format";
+/// `snapshot`: the current snapshot's `SnapshotMeta`.
+pub(super) const SNAPSHOT_META_KEY: &[u8] = b"meta";
+/// `snapshot`: the current snapshot's engine bytes.
+pub(super) const SNAPSHOT_DATA_KEY: &[u8] = b"data";
+
+/// sled's background flusher is off: every write that must survive is synced explicitly (and
+/// an unforced background fsync would make the strace proof of that meaningless).
+const SLED_BACKGROUND_FLUSH_MS: Option<u64> = None;
+
+/// Why a node's database could not be opened. Each message names the directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot open the Raft database in {path}: {source} (is another qlmd using it?)")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("the Raft database in {path} made sled panic while opening ({message}); {REJOIN}")]
+    OpenPanicked { path: PathBuf, message: String },
+    #[error("cannot write the Raft database in {path} to disk: {source}")]
+    Sync { path: PathBuf, source: io::Error },
+    #[error("the Raft database in {path} has storage format {found}; this qlmd reads {expected}")]
+    Format { path: PathBuf, found: String, expected: u32 },
+    #[error("the Raft database in {path} is inconsistent: {detail}; {REJOIN}")]
+    Inconsistent { path: PathBuf, detail: String },
+}
+
+/// What the admin does about a doubtful database (PITFALLS.md #2, openraft issue 1535).
+const REJOIN: &str = "remove this node from the cluster (qlm cluster remove), empty its data \
+                      directory, and add it back as a new member";
+
+/// Opens (creating if needed) the database in `data_dir` and returns the log store and the
+/// state machine, the latter restored from the last snapshot.
+pub fn open_stores(
+    data_dir: impl AsRef<Path>,
+) -> Result<(LogStore, StateMachineStore), StoreError> {
+    let disk = Arc::new(Disk::open(data_dir.as_ref())?);
+    let state_machine = StateMachineStore::restore(disk.clone())?;
+    Ok((LogStore::new(disk), state_machine))
+}
+
+/// The open database, shared by the log store and the state machine.
+pub(super) struct Disk {
+    dir: PathBuf,
+    db: sled::Db,
+    pub(super) logs: sled::Tree,
+    pub(super) meta: sled::Tree,
+    pub(super) snapshot: sled::Tree,
+    /// Held while the stored snapshot is compared and replaced, so that a snapshot built from
+    /// an older state never replaces a newer one installed meanwhile.
+    pub(super) snapshot_write: Mutex<()>,
+    /// `<dir>/db`, sled's one data file, kept open so a sync is one `fsync` and no `open`.
+    db_file: File,
+    /// Blob files (sled's home for large values) already fsynced: each is synced once.
+    synced_blobs: Mutex<BTreeSet<OsString>>,
+    /// Whether [`WRITTEN_KEY`] is set, cached.
+    written: AtomicBool,
+}
+
+impl Disk {
+    fn open(dir: &Path) -> Result<Disk, StoreError> {
+        let path = dir.to_path_buf();
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::CreateDir { path: path.clone(), source })?;
+            // The new directory's entry lives in its parent: make it durable too.
+            let parent =
+                dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            sync_dir(parent).map_err(|source| StoreError::Sync { path: path.clone(), source })?;
+        }
+        let config = sled::Config::new().path(dir).flush_every_ms(SLED_BACKGROUND_FLUSH_MS);
+        // sled 0.34 may panic on a database damaged by a crash; that is a refusal too.
+        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
+            Ok(Ok(db)) => db,
+            Ok(Err(source)) => return Err(StoreError::Open { path, source }),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "no message".to_string());
+                return Err(StoreError::OpenPanicked { path, message });
+            }
+        };
+        let open_err = |source| StoreError::Open { path: path.clone(), source };
+        let logs = db.open_tree(LOGS_TREE).map_err(open_err)?;
+        let meta = db.open_tree(META_TREE).map_err(open_err)?;
+        let snapshot = db.open_tree(SNAPSHOT_TREE).map_err(open_err)?;
+        let db_file = File::open(dir.join("db"))
+            .map_err(|e| StoreError::Open { path: path.clone(), source: e.into() })?;
+        let written = meta.contains_key(WRITTEN_KEY).map_err(open_err)?;
+        let disk = Disk {
+            dir: path.clone(),
+            db,
+            logs,
+            meta,
+            snapshot,
+            snapshot_write: Mutex::new(()),
+            db_file,
+            synced_blobs: Mutex::new(BTreeSet::new()),
+            written: AtomicBool::new(written),
+        };
+        disk.check_format()?;
+        disk.check_log()?;
+        let sync_err = |source| StoreError::Sync { path: path.clone(), source };
+        disk.sync().map_err(sync_err)?;
+        // sled created `db`, `conf` and `blobs/` here: make their directory entries durable.
+        sync_dir(dir).map_err(sync_err)?;
+        tracing::info!(path = %dir.display(), fresh = !disk.was_written(), "opened the Raft database");
+        Ok(disk)
+    }
+
+    /// Makes every write made so far durable. Blocking: call it from `spawn_blocking`.
+    pub(super) fn sync(&self) -> io::Result<()> {
+        // sled's flush writes its buffers to `db` but ends with sync_file_range, which is not
+        // an fsync: it neither flushes the drive's cache nor the file's metadata (PITFALLS.md
+        // #1). A crash or power cut could then lose a vote or entry we acknowledged, and Raft
+        // would be unsafe (a node could vote twice in a term, or a committed entry vanish from
+        // a majority). So: flush, fsync the blobs sled wrote, then fsync `db` itself.
+        self.db.flush().map_err(io::Error::from)?;
+        self.sync_new_blobs()?;
+        self.db_file.sync_all()
+    }
+
+    /// fsyncs blob files not yet synced, and the `blobs` directory if any is new. sled stores
+    /// a value (or a tree node) above about 128 KiB as its own file and never fsyncs it.
+    fn sync_new_blobs(&self) -> io::Result<()> {
+        let blobs_dir = self.dir.join("blobs");
+        let listing = match std::fs::read_dir(&blobs_dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut synced = self.synced_blobs.lock().map_err(|_| io::Error::other("poisoned"))?;
+        let mut present = BTreeSet::new();
+        let mut any_new = false;
+        for item in listing {
+            let name = item?.file_name();
+            if !synced.contains(&name) {
+                match File::open(blobs_dir.join(&name)).and_then(|f| f.sync_all()) {
+                    Ok(()) => any_new = true,
+                    // sled removed it meanwhile: nothing to keep.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            present.insert(name);
+        }
+        *synced = present;
+        if any_new { sync_dir(&blobs_dir) } else { Ok(()) }
+    }
+
+    /// The data directory.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records that this store holds state (before the write that makes it so).
+    pub(super) fn mark_written(&self) -> sled::Result<()> {
+        if !self.written.load(Ordering::Acquire) {
+            self.meta.insert(WRITTEN_KEY, &[1u8])?;
+            self.written.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Whether a vote, a log entry or a snapshot was ever written here.
+    pub(super) fn was_written(&self) -> bool {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// A unique, increasing number (survives restarts): for snapshot ids.
+    pub(super) fn unique_id(&self) -> sled::Result<u64> {
+        self.db.generate_id()
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        let path = self.dir.clone();
+        let stored = self
+            .meta
+            .get(FORMAT_KEY)
+            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        match stored {
+            Some(bytes) if bytes.as_ref() == STORAGE_FORMAT.to_be_bytes() => Ok(()),
+            Some(bytes) => Err(StoreError::Format {
+                path,
+                found: <[u8; 4]>::try_from(bytes.as_ref()).map_or_else(
+                    |_| format!("{:?}", bytes.as_ref()),
+                    |b| u32::from_be_bytes(b).to_string(),
+                ),
+                expected: STORAGE_FORMAT,
+            }),
+            None if self.meta.is_empty() && self.logs.is_empty() && self.snapshot.is_empty() => {
+                self.meta
+                    .insert(FORMAT_KEY, &STORAGE_FORMAT.to_be_bytes())
+                    .map(|_| ())
+                    .map_err(|source| StoreError::Open { path, source })
+            }
+            None => Err(StoreError::Inconsistent {
+                path,
+                detail: "it holds data but no storage format".to_string(),
+            }),
+        }
+    }
+
+    /// Finishes an interrupted purge, then checks that the log is contiguous from
+    /// `last_purged + 1` and that its first and last entries decode at their own index.
+    fn check_log(&self) -> Result<(), StoreError> {
+        let inconsistent =
+            |detail: String| StoreError::Inconsistent { path: self.dir.clone(), detail };
+        let read = |e: sled::Error| inconsistent(format!("read failed: {e}"));
+        let last_purged: Option<LogId> = match self.meta.get(LAST_PURGED_KEY).map_err(read)? {
+            Some(bytes) => {
+                Some(decode(&bytes).map_err(|e| inconsistent(format!("last purged: {e}")))?)
+            }
+            None => None,
+        };
+        if let Some(bytes) = self.meta.get(VOTE_KEY).map_err(read)? {
+            decode::<super::Vote>(&bytes).map_err(|e| inconsistent(format!("vote: {e}")))?;
+        }
+        if let Some(purged) = last_purged {
+            let mut leftovers = sled::Batch::default();
+            let mut count = 0;
+            for key in self.logs.range(..=index_key(purged.index)).keys() {
+                leftovers.remove(key.map_err(read)?);
+                count += 1;
+            }
+            if count > 0 {
+                tracing::warn!(path = %self.dir.display(), count, upto = purged.index,
+                    "finishing a purge cut short: deleting entries already purged");
+                self.logs.apply_batch(leftovers).map_err(read)?;
+            }
+        }
+        let mut expected = last_purged.map(|p| p.index.saturating_add(1));
+        for key in self.logs.iter().keys() {
+            let key = key.map_err(read)?;
+            let index =
+                key_index(&key).ok_or_else(|| inconsistent("a log key is not 8 bytes".into()))?;
+            match expected {
+                Some(wanted) if wanted != index => {
+                    return Err(inconsistent(format!(
+                        "the log has a hole: entry {index} where {wanted} was expected"
+                    )));
+                }
+                _ => expected = Some(index.saturating_add(1)),
+            }
+        }
+        for item in [self.logs.first(), self.logs.last()] {
+            if let Some((key, value)) = item.map_err(read)? {
+                let entry: Entry =
+                    decode(&value).map_err(|e| inconsistent(format!("log entry: {e}")))?;
+                if Some(entry.log_id.index) != key_index(&key) {
+                    return Err(inconsistent(format!(
+                        "entry {} is stored under another index",
+                        entry.log_id.index
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// fsyncs a directory, so that the entries created in it survive a crash.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The key of the log entry at `index`: big-endian, so sled's byte order is index order.
+pub(super) fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// The index a log key stands for.
+pub(super) fn key_index(key: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
+}
+
+/// Encodes a stored value. postcard: compact, deterministic, and already what the engine's
+/// snapshots use; openraft's entries and metadata round-trip through it (tested).
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(value)
+}
+
+/// Decodes a stored value.
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+/// Runs blocking sled and fsync work off the async threads (PITFALLS.md #4).
+pub(super) async fn blocking<T, F>(work: F) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageIOError::<u64>::write(AnyError::new(&e)))?
+}
