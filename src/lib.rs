@@ -12,3 +12,4 @@
 
 pub mod engine;
 pub mod license;
+pub mod proto;
