@@ -1,4 +1,5 @@
-//! The gRPC wire contract: code generated from `proto/quorumlm/v1/*.proto`.
+//! The gRPC wire contract: code generated from `proto/quorumlm/v1/*.proto`, and the
+//! conversions between it and the engine's types.
 //!
 //! The .proto files are the contract (documented field by field, for clients in any
 //! language); this module only brings the generated Rust into the crate:
@@ -7,6 +8,10 @@
 //!   implements and the tonic service that wraps it) and a `*_client` module.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of every file, for gRPC server
 //!   reflection (`grpcurl` and friends list and call the services without the .proto files).
+//! - [`convert`]: wire requests into engine commands, engine outcomes and views into wire
+//!   messages, and the one table from failures to gRPC status codes.
+
+pub mod convert;
 
 /// Generated code, in a module tree that mirrors the protobuf package `quorumlm.v1`.
 pub mod quorumlm {
