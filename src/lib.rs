@@ -6,9 +6,11 @@
 //!   (options) file. Pure data and parsing.
 //! - [`engine`]: the license state machine, `apply(command, now) -> outcome`: pools, sessions,
 //!   checkouts, queues, linger, borrowing, reservations. Pure, deterministic, no I/O.
+//! - [`proto`]: the gRPC wire contract generated from `proto/quorumlm/v1/*.proto`, and the
+//!   conversions between its messages and the engine's commands, outcomes and views.
 //!
 //! The replicated server (Raft over gRPC with sled storage), the client library and the
-//! binaries build on these two; see ARCHITECTURE.md for the whole picture.
+//! binaries build on these three; see ARCHITECTURE.md for the whole picture.
 
 pub mod engine;
 pub mod license;

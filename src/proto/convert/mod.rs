@@ -3,7 +3,7 @@
 //! Inward (a request into a [`Command`](crate::engine::Command)) a conversion can fail: a
 //! version that does not parse, a target that is missing. It then returns a
 //! [`ConvertError`] that names the field, and nothing is proposed. Outward (an
-//! [`Outcome`](crate::engine::Outcome) or a view into a message) it cannot fail except when
+//! [`Outcome`] or a view into a message) it cannot fail except when
 //! an outcome does not answer the rpc at hand, which is a bug of the caller.
 //!
 //! Enum values read from the wire are plain `i32`s: a newer peer may send a value this build
