@@ -8,7 +8,8 @@
 //!   checkouts, queues, linger, borrowing, reservations. Pure, deterministic, no I/O.
 //! - [`raft`]: openraft's type configuration and the durable sled stores (log, vote, engine
 //!   snapshots) that replicate the engine.
-//!
+//! - [`proto`]: the gRPC wire contract generated from `proto/quorumlm/v1/*.proto`, and the
+//!   conversions between its messages and the engine's commands, outcomes and views.
 //! - [`client`]: the client library; so far the server list (`QLM_SERVERS`) it reads.
 //! - [`server`]: the node; so far its configuration and the leader's session leases.
 //!
@@ -18,5 +19,6 @@
 pub mod client;
 pub mod engine;
 pub mod license;
+pub mod proto;
 pub mod raft;
 pub mod server;

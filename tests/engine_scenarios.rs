@@ -3,7 +3,7 @@
 mod common;
 
 use common::{T0, World, date, pool, reason, version};
-use quorumlm::engine::{Command, Event, Outcome, RejectKind, RemoveTarget};
+use quorumlm::engine::{Command, Event, Handle, Outcome, RejectKind, RemoveTarget};
 use quorumlm::license::{
     AccessRule, DupGroup, Expiry, Policy, PoolId, SeatRule, Timestamp, Who, WhoKind,
 };
@@ -259,6 +259,23 @@ fn the_queue_is_first_in_first_out() {
         w.engine.checkouts().into_iter().map(|c| c.user.to_string()).collect();
     assert_eq!(holders, ["b"]);
     assert_eq!(w.engine.queue("vhdl").len(), 1);
+}
+
+#[test]
+fn status_lists_the_queue_head_first_with_what_each_waiter_asked() {
+    let mut w = World::new(vec![pool("vhdl", 2)], Policy::default());
+    for s in ["a", "b", "c"] {
+        w.open(s, s, "h");
+    }
+    w.grant("a", "vhdl", 2);
+    let Outcome::Queued { handle: b, .. } = w.wait_for("b", "vhdl", 1) else { panic!() };
+    let Outcome::Queued { handle: c, .. } = w.wait_for("c", "vhdl", 2) else { panic!() };
+    let queue = w.engine.queued_requests("vhdl");
+    let seen: Vec<(Handle, u32, &str, u32)> =
+        queue.iter().map(|q| (q.handle, q.position, &*q.user, q.count)).collect();
+    assert_eq!(seen, [(b, 1, "b", 1), (c, 2, "c", 2)]);
+    assert_eq!(queue[0].since, w.engine.now());
+    assert!(w.engine.queued_requests("no-such-feature").is_empty());
 }
 
 #[test]

@@ -52,7 +52,7 @@ pub use command::{
     Applied, Command, Denial, DenialReason, Event, Grant, Handle, Holder, Name, Outcome, QueueExit,
     RejectKind, Rejection, ReleaseCause, RemoveTarget, RequestId, SessionId,
 };
-pub use query::{CheckoutView, FeatureView, PoolView, ReservationView, SessionView};
+pub use query::{CheckoutView, FeatureView, PoolView, QueuedView, ReservationView, SessionView};
 pub use state::REMEMBERED_REQUESTS_PER_SESSION;
 
 use crate::license::{Policy, PoolId, Timestamp};

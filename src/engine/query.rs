@@ -50,6 +50,23 @@ pub struct CheckoutView {
     pub seats: u32,
 }
 
+/// One request waiting in a feature's queue, with the session that waits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedView {
+    pub handle: Handle,
+    /// Place in the queue: 1 is the head.
+    pub position: u32,
+    pub session_id: Name,
+    pub user: Name,
+    pub host: Name,
+    pub display: Name,
+    /// The lowest version asked for.
+    pub version: Version,
+    pub count: u32,
+    /// When it queued.
+    pub since: Timestamp,
+}
+
 /// One session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
@@ -153,6 +170,29 @@ impl Engine {
             .queue
             .iter()
             .filter_map(|h| self.queued.get(h).map(|q| (*h, q.session_id.clone())))
+            .collect()
+    }
+
+    /// Queued requests of a feature with their sessions, head first.
+    pub fn queued_requests(&self, feature: &str) -> Vec<QueuedView> {
+        let Some(state) = self.features.get(feature) else { return Vec::new() };
+        let waiting = state.queue.iter().filter_map(|h| self.queued.get(h).map(|q| (*h, q)));
+        waiting
+            .zip(1u32..)
+            .filter_map(|((handle, q), position)| {
+                let session = self.sessions.get(&q.session_id)?;
+                Some(QueuedView {
+                    handle,
+                    position,
+                    session_id: q.session_id.clone(),
+                    user: session.user.clone(),
+                    host: session.host.clone(),
+                    display: session.display.clone(),
+                    version: q.version,
+                    count: q.count,
+                    since: q.since,
+                })
+            })
             .collect()
     }
 
