@@ -6,12 +6,13 @@
 //!   (options) file. Pure data and parsing.
 //! - [`engine`]: the license state machine, `apply(command, now) -> outcome`: pools, sessions,
 //!   checkouts, queues, linger, borrowing, reservations. Pure, deterministic, no I/O.
-//! - [`raft`]: openraft's type configuration and the durable sled stores (log, vote, engine
-//!   snapshots) that replicate the engine.
+//! - [`raft`]: openraft's type configuration, the durable sled stores (log, vote, engine
+//!   snapshots) that replicate the engine, and openraft's network over gRPC.
 //! - [`proto`]: the gRPC wire contract generated from `proto/quorumlm/v1/*.proto`, and the
 //!   conversions between its messages and the engine's commands, outcomes and views.
 //! - [`client`]: the client library; so far the server list (`QLM_SERVERS`) it reads.
-//! - [`server`]: the node; so far its configuration and the leader's session leases.
+//! - [`server`]: the node; so far its configuration, the leader's session leases and the peer
+//!   port's RaftService.
 //!
 //! The gRPC services, the rest of the client library and the binaries build on these; see
 //! ARCHITECTURE.md for the whole picture.

@@ -207,6 +207,34 @@ impl RaftService for TestNode {
     ) -> Result<Response<v1::RaftResponse>, Status> {
         unimplemented()
     }
+
+    async fn forward(
+        &self,
+        _: Request<v1::ForwardRequest>,
+    ) -> Result<Response<v1::ForwardResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn renew(
+        &self,
+        _: Request<v1::RenewRequest>,
+    ) -> Result<Response<v1::RenewResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn read_index(
+        &self,
+        _: Request<v1::ReadIndexRequest>,
+    ) -> Result<Response<v1::ReadIndexResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn hello(
+        &self,
+        _: Request<v1::HelloRequest>,
+    ) -> Result<Response<v1::HelloResponse>, Status> {
+        unimplemented()
+    }
 }
 
 #[test]

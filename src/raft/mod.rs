@@ -19,6 +19,10 @@
 //!   and fsynced, and on start the engine is rebuilt from the last snapshot while openraft
 //!   re-applies the log after it.
 //!
+//! And between the nodes, `network`: openraft's `RaftNetwork` over gRPC
+//! ([`GrpcNetworkFactory`]), the peer port's client side; the server side is
+//! `server::peer`.
+//!
 //! Invariants:
 //!
 //! - An acknowledged vote or log entry survives `kill -9` and power loss (the fsync).
@@ -35,6 +39,7 @@
 #![allow(clippy::result_large_err)]
 
 mod log_store;
+pub mod network;
 mod state_machine;
 mod store;
 
@@ -47,6 +52,7 @@ use crate::engine::{Applied, Command, Outcome};
 use crate::license::Timestamp;
 
 pub use log_store::LogStore;
+pub use network::{GrpcNetwork, GrpcNetworkFactory};
 pub use state_machine::{ReplicaState, SharedReplica, SnapshotBuilder, StateMachineStore};
 pub use store::{STORAGE_FORMAT, StoreError, open_stores};
 

@@ -1,0 +1,260 @@
+//! The peer port's server: `RaftService` (proto/quorumlm/v1/raft.proto), what other nodes of
+//! the cluster call.
+//!
+//! Two kinds of calls arrive here:
+//!
+//! - openraft's messages (AppendEntries, Vote, InstallSnapshot), sent by
+//!   [`crate::raft::GrpcNetwork`]: decoded and handed to the local [`Raft`], whose result,
+//!   `Ok` or a Raft-level `Err`, goes back encoded with status OK.
+//! - what a follower asks of the leader on a client's behalf (Forward, Renew, ReadIndex) and
+//!   Hello. The leader side of those lives in the node, behind the small [`LeaderOps`] trait,
+//!   so that this file is only the wire: checks, decoding, encoding, status codes.
+//!   [`propose`] and [`read_index`] are the Raft halves a `LeaderOps` builds on.
+//!
+//! Every request is checked before anything is decoded, in this order: the cluster id
+//! (PERMISSION_DENIED: a node of another cluster never votes or appends here), the target id
+//! (FAILED_PRECONDITION: the address now belongs to another node), the payload format
+//! (UNIMPLEMENTED), then the payload (INVALID_ARGUMENT). Nothing that comes from the network
+//! can make this code panic.
+
+use std::future::Future;
+
+use openraft::BasicNode;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{Applied, Command};
+use crate::proto::v1::raft_service_server::{RaftService, RaftServiceServer};
+use crate::proto::v1::{
+    ForwardRequest, ForwardResponse, HelloRequest, HelloResponse, RaftRequest, RaftResponse,
+    ReadIndexRequest, ReadIndexResponse, RenewRequest, RenewResponse,
+};
+use crate::raft::network::{
+    MAX_PEER_MESSAGE_BYTES, PAYLOAD_FORMAT, decode_payload, encode_payload,
+};
+use crate::raft::{LogEntry, NodeId, Raft};
+
+/// Trailing metadata naming the leader's node id (decimal) on a refusal (common.proto).
+pub const LEADER_ID_METADATA: &str = "qlm-leader-id";
+
+/// Trailing metadata naming the leader's client address, `host:port` (common.proto).
+pub const LEADER_ADDR_METADATA: &str = "qlm-leader-addr";
+
+/// The leader-side operations a follower asks for through the peer port. The node implements
+/// them (it owns the leases and knows the addresses); a non-leader answers UNAVAILABLE with
+/// the leader hint ([`not_leader`]).
+pub trait LeaderOps: Send + Sync + 'static {
+    /// Stamps `command` with this leader's clock, proposes it, and answers once it is applied:
+    /// the engine's answer and the entry's log index. [`propose`] does exactly this.
+    fn forward(
+        &self,
+        command: Command,
+    ) -> impl Future<Output = Result<(Applied, u64), Status>> + Send;
+
+    /// Renews the lease of `session_id`; answers its ttl in milliseconds, or NOT_FOUND when
+    /// this leader holds no lease for it.
+    fn renew(&self, session_id: &str) -> impl Future<Output = Result<u64, Status>> + Send;
+
+    /// Confirms leadership with a majority and answers the index a follower must have applied
+    /// before it serves a linearizable read. [`read_index`] does exactly this.
+    fn read_index(&self) -> impl Future<Output = Result<u64, Status>> + Send;
+
+    /// This node's id, client address and HTTP address.
+    fn hello(&self) -> (NodeId, String, String);
+}
+
+/// The RaftService of one node.
+pub struct PeerService<H> {
+    /// The local Raft node that openraft's messages are handed to.
+    raft: Raft,
+    /// This node's cluster: requests of any other are refused.
+    cluster_id: String,
+    /// This node's id: Raft messages meant for another node are refused.
+    node_id: NodeId,
+    /// The leader-side operations.
+    leader: H,
+}
+
+impl<H: LeaderOps> PeerService<H> {
+    /// The peer service of node `node_id` of cluster `cluster_id`.
+    pub fn new(
+        raft: Raft,
+        cluster_id: impl Into<String>,
+        node_id: NodeId,
+        leader: H,
+    ) -> PeerService<H> {
+        PeerService { raft, cluster_id: cluster_id.into(), node_id, leader }
+    }
+
+    /// The tonic service to add to the peer port's server, with the peer message size limits.
+    pub fn into_server(self) -> RaftServiceServer<PeerService<H>> {
+        RaftServiceServer::new(self)
+            .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES)
+    }
+
+    fn check_cluster(&self, cluster_id: &str, sender_id: NodeId) -> Result<(), Status> {
+        if cluster_id == self.cluster_id {
+            return Ok(());
+        }
+        tracing::warn!(
+            node = self.node_id,
+            sender_id,
+            cluster_id,
+            "refused a peer of another cluster"
+        );
+        Err(Status::permission_denied(format!(
+            "cluster_id {cluster_id:?} is not this node's cluster"
+        )))
+    }
+
+    /// The checks of a Raft message, then its payload decoded.
+    fn open<T: DeserializeOwned>(&self, request: &RaftRequest) -> Result<T, Status> {
+        self.check_cluster(&request.cluster_id, request.sender_id)?;
+        if request.target_id != self.node_id {
+            return Err(Status::failed_precondition(format!(
+                "target_id {} reached node {}",
+                request.target_id, self.node_id
+            )));
+        }
+        check_format(request.format)?;
+        decode_payload(&request.payload)
+            .map_err(|e| Status::invalid_argument(format!("payload: {e}")))
+    }
+}
+
+fn check_format(format: i32) -> Result<(), Status> {
+    if format == i32::from(PAYLOAD_FORMAT) {
+        Ok(())
+    } else {
+        Err(Status::unimplemented(format!("payload format {format}")))
+    }
+}
+
+/// A RaftResponse carrying `result`.
+fn reply<T: Serialize>(result: &T) -> Result<Response<RaftResponse>, Status> {
+    let payload = encode_payload(result)
+        .map_err(|e| Status::internal(format!("encode the response: {e}")))?;
+    Ok(Response::new(RaftResponse { format: PAYLOAD_FORMAT.into(), payload }))
+}
+
+#[tonic::async_trait]
+impl<H: LeaderOps> RaftService for PeerService<H> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftResponse>, Status> {
+        let rpc = self.open(request.get_ref())?;
+        reply(&self.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftResponse>, Status> {
+        let rpc = self.open(request.get_ref())?;
+        reply(&self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftResponse>, Status> {
+        let rpc = self.open(request.get_ref())?;
+        reply(&self.raft.install_snapshot(rpc).await)
+    }
+
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<ForwardResponse>, Status> {
+        let request = request.into_inner();
+        self.check_cluster(&request.cluster_id, request.sender_id)?;
+        check_format(request.format)?;
+        let command: Command = decode_payload(&request.command)
+            .map_err(|e| Status::invalid_argument(format!("command: {e}")))?;
+        let (applied, log_index) = self.leader.forward(command).await?;
+        let applied = encode_payload(&applied)
+            .map_err(|e| Status::internal(format!("encode the outcome: {e}")))?;
+        Ok(Response::new(ForwardResponse { format: PAYLOAD_FORMAT.into(), applied, log_index }))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<RenewResponse>, Status> {
+        let request = request.into_inner();
+        self.check_cluster(&request.cluster_id, request.sender_id)?;
+        let ttl_ms = self.leader.renew(&request.session_id).await?;
+        Ok(Response::new(RenewResponse { ttl_ms }))
+    }
+
+    async fn read_index(
+        &self,
+        request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        let request = request.into_inner();
+        self.check_cluster(&request.cluster_id, request.sender_id)?;
+        let index = self.leader.read_index().await?;
+        Ok(Response::new(ReadIndexResponse { index }))
+    }
+
+    async fn hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloResponse>, Status> {
+        let request = request.into_inner();
+        self.check_cluster(&request.cluster_id, request.sender_id)?;
+        let (id, client_addr, http_addr) = self.leader.hello();
+        Ok(Response::new(HelloResponse { id, client_addr, http_addr }))
+    }
+}
+
+/// UNAVAILABLE "not the leader", with the leader hint in the trailing metadata when a leader
+/// is known (`client_addr` is its client address, which only the node knows: openraft's
+/// membership holds peer addresses).
+pub fn not_leader(leader_id: Option<NodeId>, client_addr: Option<&str>) -> Status {
+    let mut status = Status::unavailable(match leader_id {
+        Some(id) => format!("not the leader; node {id} leads"),
+        None => "not the leader, and no leader is known".to_string(),
+    });
+    if let Some(id) = leader_id {
+        status.metadata_mut().insert(LEADER_ID_METADATA, MetadataValue::from(id));
+    }
+    if let Some(addr) = client_addr.and_then(|a| MetadataValue::try_from(a).ok()) {
+        status.metadata_mut().insert(LEADER_ADDR_METADATA, addr);
+    }
+    status
+}
+
+/// The status for a forward-to-leader refusal (peer addresses are not client addresses, so
+/// only the id is hinted).
+fn forward_to_leader(forward: &ForwardToLeader<NodeId, BasicNode>) -> Status {
+    not_leader(forward.leader_id, None)
+}
+
+/// What a leader does with a forwarded write: stamps it with this node's wall clock, proposes
+/// it and waits until it is applied here. A non-leader answers UNAVAILABLE with the leader's
+/// id; a stopped Raft or a refused proposal is UNAVAILABLE too (the outcome may be unknown:
+/// the caller retries with the same request id).
+pub async fn propose(raft: &Raft, command: Command) -> Result<(Applied, u64), Status> {
+    match raft.client_write(LogEntry::stamped_now(command)).await {
+        Ok(written) => Ok((written.data, written.log_id.index)),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+            Err(forward_to_leader(&forward))
+        }
+        Err(e) => Err(Status::unavailable(format!("propose: {e}"))),
+    }
+}
+
+/// A leader's read index: leadership confirmed with a majority, and the index of the last
+/// entry committed (0 when none). A non-leader answers UNAVAILABLE with the leader's id.
+pub async fn read_index(raft: &Raft) -> Result<u64, Status> {
+    match raft.ensure_linearizable().await {
+        Ok(index) => Ok(index.map_or(0, |log_id| log_id.index)),
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+            Err(forward_to_leader(&forward))
+        }
+        Err(e) => Err(Status::unavailable(format!("confirm leadership: {e}"))),
+    }
+}

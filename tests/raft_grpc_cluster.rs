@@ -1,0 +1,309 @@
+//! Three openraft nodes in one process, talking over real gRPC on loopback: each has its own
+//! sled store, its own PeerService on its own port, and the GrpcNetworkFactory. The cluster
+//! forms, replicates to every replica, survives the loss of its leader, and refuses messages
+//! that are not for it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::pool;
+use openraft::BasicNode;
+use quorumlm::engine::{Applied, Command, Outcome};
+use quorumlm::license::Policy;
+use quorumlm::proto::v1::raft_service_client::RaftServiceClient;
+use quorumlm::proto::v1::{ForwardRequest, HelloRequest, RaftPayloadFormat, RaftRequest};
+use quorumlm::raft::network::{decode_payload, encode_payload};
+use quorumlm::raft::{
+    GrpcNetworkFactory, LogEntry, NodeId, Raft, SharedReplica, open_stores, raft_config,
+};
+use quorumlm::server::peer::{self, LEADER_ID_METADATA, LeaderOps, PeerService};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Status};
+
+/// The cluster id every node of these tests shares.
+const CLUSTER: &str = "grpc-test-cluster";
+
+/// Longest wait for one step (an election, an apply, a shutdown).
+const STEP: Duration = Duration::from_secs(8);
+
+/// Longest a whole test may take: it fails rather than hangs.
+const WHOLE_TEST: Duration = Duration::from_secs(25);
+
+/// The leader side for tests: writes and read indexes through Raft, no leases.
+struct TestLeader {
+    raft: Raft,
+    id: NodeId,
+}
+
+impl LeaderOps for TestLeader {
+    fn forward(
+        &self,
+        command: Command,
+    ) -> impl Future<Output = Result<(Applied, u64), Status>> + Send {
+        let raft = self.raft.clone();
+        async move { peer::propose(&raft, command).await }
+    }
+
+    fn renew(&self, session_id: &str) -> impl Future<Output = Result<u64, Status>> + Send {
+        let missing = Status::not_found(format!("no lease for session {session_id}"));
+        async move { Err(missing) }
+    }
+
+    fn read_index(&self) -> impl Future<Output = Result<u64, Status>> + Send {
+        let raft = self.raft.clone();
+        async move { peer::read_index(&raft).await }
+    }
+
+    fn hello(&self) -> (NodeId, String, String) {
+        (self.id, format!("client-{}:7400", self.id), format!("http-{}:7402", self.id))
+    }
+}
+
+/// One node: Raft on its own store, served on its own loopback port.
+struct TestNode {
+    id: NodeId,
+    addr: String,
+    raft: Raft,
+    replica: SharedReplica,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    _dir: TempDir,
+}
+
+impl TestNode {
+    async fn start(id: NodeId, listener: TcpListener) -> TestNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let (log, state_machine) = open_stores(dir.path()).expect("open stores");
+        let replica = state_machine.replica();
+        let config = Arc::new(raft_config().expect("config"));
+        let network = GrpcNetworkFactory::new(CLUSTER, id);
+        let raft = Raft::new(id, config, network, log, state_machine).await.expect("start raft");
+        let service =
+            PeerService::new(raft.clone(), CLUSTER, id, TestLeader { raft: raft.clone(), id });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service.into_server())
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                    let _ = stopped.await;
+                }),
+        );
+        TestNode { id, addr, raft, replica, stop: Some(stop), server, _dir: dir }
+    }
+
+    /// Stops the node: its Raft, then its server.
+    async fn stop(&mut self) {
+        tokio::time::timeout(STEP, self.raft.shutdown())
+            .await
+            .expect("raft shuts down in time")
+            .expect("raft shuts down");
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let server = tokio::time::timeout(STEP, &mut self.server).await;
+        assert!(matches!(server, Ok(Ok(Ok(())))), "server stops cleanly: {server:?}");
+    }
+
+    async fn client(&self) -> RaftServiceClient<tonic::transport::Channel> {
+        let url = format!("http://{}", self.addr);
+        tokio::time::timeout(STEP, RaftServiceClient::connect(url))
+            .await
+            .expect("connect in time")
+            .expect("connect")
+    }
+
+    /// The engine's snapshot bytes once this replica has applied `index`.
+    async fn engine_at(&self, index: u64) -> Vec<u8> {
+        self.raft
+            .wait(Some(STEP))
+            .applied_index_at_least(Some(index), "entry applied")
+            .await
+            .expect("applied in time");
+        self.replica.read().await.engine().snapshot()
+    }
+}
+
+async fn listeners(n: usize) -> Vec<TcpListener> {
+    let mut all = Vec::new();
+    for _ in 0..n {
+        all.push(TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port"));
+    }
+    all
+}
+
+/// The leader every node in `nodes` agrees on.
+async fn agreed_leader(nodes: &[&TestNode], not: Option<NodeId>) -> NodeId {
+    let first = nodes[0]
+        .raft
+        .wait(Some(STEP))
+        .metrics(|m| m.current_leader.is_some() && m.current_leader != not, "a leader")
+        .await
+        .expect("a leader is elected")
+        .current_leader
+        .expect("a leader");
+    for node in &nodes[1..] {
+        node.raft
+            .wait(Some(STEP))
+            .current_leader(first, "the same leader")
+            .await
+            .expect("every node follows the leader");
+    }
+    first
+}
+
+fn open_session(session_id: &str) -> Command {
+    Command::OpenSession {
+        session_id: session_id.into(),
+        user: "alice".into(),
+        host: "ws1".into(),
+        pid: 7,
+        display: ":0".into(),
+        ttl_ms: 30_000,
+    }
+}
+
+/// Proposes on `raft`; the log index once applied on the leader.
+async fn write(raft: &Raft, command: Command) -> u64 {
+    let written = tokio::time::timeout(STEP, raft.client_write(LogEntry::stamped_now(command)))
+        .await
+        .expect("written in time")
+        .expect("written");
+    written.log_id.index
+}
+
+fn forward_request(command: Vec<u8>) -> ForwardRequest {
+    ForwardRequest {
+        cluster_id: CLUSTER.into(),
+        sender_id: 9,
+        format: RaftPayloadFormat::PostcardV1.into(),
+        command,
+    }
+}
+
+async fn three_nodes_replicate_and_survive_their_leader() {
+    let mut nodes = Vec::new();
+    for (id, listener) in (1..=3).zip(listeners(3).await) {
+        nodes.push(TestNode::start(id, listener).await);
+    }
+    let members: BTreeMap<NodeId, BasicNode> =
+        nodes.iter().map(|n| (n.id, BasicNode::new(n.addr.clone()))).collect();
+    nodes[0].raft.initialize(members).await.expect("node 1 initializes the cluster");
+
+    let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>(), None).await;
+    // Node ids are 1, 2, 3 at positions 0, 1, 2.
+    let at = |id: NodeId| usize::try_from(id - 1).expect("a node of the test");
+    let licenses =
+        Command::LoadLicenses { pools: vec![pool("vhdl-editor", 2)], policy: Policy::default() };
+    write(&nodes[at(leader)].raft, licenses).await;
+    let index = write(&nodes[at(leader)].raft, open_session("s1")).await;
+    let engines = [
+        nodes[0].engine_at(index).await,
+        nodes[1].engine_at(index).await,
+        nodes[2].engine_at(index).await,
+    ];
+    assert_eq!(engines[0], engines[1], "replicas 1 and 2 hold the same engine");
+    assert_eq!(engines[0], engines[2], "replicas 1 and 3 hold the same engine");
+
+    // A follower refuses a forwarded write and names the leader; the leader applies it.
+    let follower = nodes.iter().find(|n| n.id != leader).expect("a follower");
+    let command = encode_payload(&open_session("s2")).expect("encode");
+    let refused = follower
+        .client()
+        .await
+        .forward(forward_request(command.clone()))
+        .await
+        .expect_err("a follower does not propose");
+    assert_eq!(refused.code(), Code::Unavailable);
+    let hint = refused.metadata().get(LEADER_ID_METADATA).and_then(|v| v.to_str().ok());
+    assert_eq!(hint, Some(leader.to_string().as_str()));
+    let forwarded = nodes[at(leader)]
+        .client()
+        .await
+        .forward(forward_request(command))
+        .await
+        .expect("the leader applies a forwarded write")
+        .into_inner();
+    let applied: Applied = decode_payload(&forwarded.applied).expect("decode the outcome");
+    assert!(matches!(applied.outcome, Outcome::SessionOpened { .. }), "{applied:?}");
+    assert!(forwarded.log_index > index);
+
+    // The leader goes down; the other two elect a new one and go on replicating.
+    let old = at(leader);
+    nodes[old].stop().await;
+    let survivors: Vec<&TestNode> = nodes.iter().filter(|n| n.id != leader).collect();
+    let new_leader = agreed_leader(&survivors, Some(leader)).await;
+    assert_ne!(new_leader, leader);
+    let index = write(&nodes[at(new_leader)].raft, open_session("s3")).await;
+    assert!(index > forwarded.log_index);
+    let first = survivors[0].engine_at(index).await;
+    let second = survivors[1].engine_at(index).await;
+    assert_eq!(first, second, "the survivors hold the same engine");
+
+    for node in nodes.iter_mut().filter(|n| n.id != leader) {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_grpc_nodes_replicate_and_elect_a_new_leader_when_theirs_stops() {
+    tokio::time::timeout(WHOLE_TEST, three_nodes_replicate_and_survive_their_leader())
+        .await
+        .expect("the test finishes in time");
+}
+
+async fn a_node_refuses_what_is_not_for_it() {
+    let listener = listeners(1).await.pop().expect("a listener");
+    let mut node = TestNode::start(1, listener).await;
+    let mut client = node.client().await;
+    let raft_request = |cluster_id: &str, target_id: NodeId, format: i32, payload: Vec<u8>| {
+        RaftRequest { cluster_id: cluster_id.into(), sender_id: 2, target_id, format, payload }
+    };
+    let postcard = i32::from(RaftPayloadFormat::PostcardV1);
+    let garbage = vec![0xff; 7];
+
+    let other_cluster = client.vote(raft_request("another-cluster", 1, postcard, garbage.clone()));
+    assert_eq!(other_cluster.await.expect_err("refused").code(), Code::PermissionDenied);
+    let other_node = client.vote(raft_request(CLUSTER, 2, postcard, garbage.clone()));
+    assert_eq!(other_node.await.expect_err("refused").code(), Code::FailedPrecondition);
+    let unknown_format = client.append_entries(raft_request(CLUSTER, 1, 0, garbage.clone()));
+    assert_eq!(unknown_format.await.expect_err("refused").code(), Code::Unimplemented);
+    for refused in [
+        client.append_entries(raft_request(CLUSTER, 1, postcard, garbage.clone())).await,
+        client.vote(raft_request(CLUSTER, 1, postcard, garbage.clone())).await,
+        client.install_snapshot(raft_request(CLUSTER, 1, postcard, garbage.clone())).await,
+    ] {
+        assert_eq!(refused.expect_err("refused").code(), Code::InvalidArgument);
+    }
+    let forward = client.forward(forward_request(garbage)).await;
+    assert_eq!(forward.expect_err("refused").code(), Code::InvalidArgument);
+    let hello = client.hello(HelloRequest { cluster_id: "another-cluster".into(), sender_id: 2 });
+    assert_eq!(hello.await.expect_err("refused").code(), Code::PermissionDenied);
+    let hello = client
+        .hello(HelloRequest { cluster_id: CLUSTER.into(), sender_id: 2 })
+        .await
+        .expect("hello")
+        .into_inner();
+    assert_eq!((hello.id, hello.client_addr.as_str()), (1, "client-1:7400"));
+
+    // Still a healthy node: a refusal changed nothing.
+    let members = BTreeMap::from([(1, BasicNode::new(node.addr.clone()))]);
+    node.raft.initialize(members).await.expect("initialize");
+    node.raft.wait(Some(STEP)).current_leader(1, "node 1 leads").await.expect("a leader");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_other_clusters_other_targets_and_garbage() {
+    tokio::time::timeout(WHOLE_TEST, a_node_refuses_what_is_not_for_it())
+        .await
+        .expect("the test finishes in time");
+}
