@@ -6,5 +6,9 @@
 
 pub mod config;
 pub mod leases;
+pub mod node;
+pub mod peers;
+pub mod run;
+pub mod services;
 
 pub use leases::{Leases, NoLease};
