@@ -1,14 +1,22 @@
 //! The node: gRPC services, leader forwarding, the heartbeat/expiry loop, HTTP, configuration
-//! (built with issue 4).
+//! (`qlmd`).
 //!
 //! - `config`: flags, `QLM_*` variables and the TOML file, merged and checked
 //! - `leases`: session deadlines on the leader, as etcd keeps leases.
 //! - `peer`: the peer port's RaftService (openraft's messages, and what followers ask of the
 //!   leader: forwarded writes, heartbeats, read indexes).
+//! - `peers`: the client side of the peer port: reaching the leader, learning client addresses
+//! - `node`: one node: proposing through the leader, read barriers, leases, the leader's duties
+//! - `services`: the client port's LicenseService and StatusService
+//! - `run`: starting and stopping a node (`qlmd`)
 
 pub mod config;
 pub mod leases;
+pub mod node;
 pub mod peer;
+pub mod peers;
+pub mod run;
+pub mod services;
 
 pub use leases::{Leases, NoLease};
 pub use peer::{LeaderOps, PeerService};

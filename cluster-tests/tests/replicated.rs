@@ -1,0 +1,168 @@
+//! A real 3-process cluster: every node serves the one shared count, a leader's death loses
+//! no acknowledged checkout, a retried request never grants twice, silent sessions expire.
+
+use std::time::Duration;
+
+use cluster_tests::Cluster;
+use quorumlm::proto::v1;
+use quorumlm::proto::v1::license_service_client::LicenseServiceClient;
+use quorumlm::proto::v1::status_service_client::StatusServiceClient;
+use tonic::transport::Channel;
+
+async fn license_client(cluster: &Cluster, id: u64) -> LicenseServiceClient<Channel> {
+    LicenseServiceClient::connect(format!("http://{}", cluster.client_addr(id)))
+        .await
+        .expect("a connection to the node")
+}
+
+async fn open(client: &mut LicenseServiceClient<Channel>, user: &str, ttl_ms: u64) -> String {
+    let request = v1::OpenSessionRequest {
+        user: user.into(),
+        host: "ws1".into(),
+        pid: 42,
+        display: String::new(),
+        ttl_ms,
+        request_id: String::new(),
+    };
+    client.open_session(request).await.expect("a session").into_inner().session_id
+}
+
+fn checkout_request(session_id: &str, request_id: &str) -> v1::CheckoutRequest {
+    v1::CheckoutRequest {
+        session_id: session_id.into(),
+        request_id: request_id.into(),
+        feature: "vhdl-editor".into(),
+        version: String::new(),
+        count: 1,
+        wait: false,
+        borrow_until_unix_ms: None,
+    }
+}
+
+fn is_granted(answer: &v1::CheckoutResponse) -> bool {
+    matches!(answer.result, Some(v1::checkout_response::Result::Granted(_)))
+}
+
+async fn try_seats_in_use(cluster: &Cluster, id: u64, stale: bool) -> Result<u64, String> {
+    let mut status = StatusServiceClient::connect(format!("http://{}", cluster.client_addr(id)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = v1::FeaturesRequest { stale, feature: "vhdl-editor".into() };
+    let features = status.features(request).await.map_err(|e| e.to_string())?.into_inner().features;
+    Ok(features.first().map_or(0, |f| f.seats_in_use))
+}
+
+async fn seats_in_use(cluster: &Cluster, id: u64, stale: bool) -> u64 {
+    try_seats_in_use(cluster, id, stale)
+        .await
+        .unwrap_or_else(|e| panic!("status of node {id}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkouts_through_every_node_count_against_one_shared_count() {
+    let cluster = Cluster::start(3);
+    cluster.wait_ready().await;
+    let mut granted = 0;
+    for i in 0..25u64 {
+        let node = i % 3 + 1;
+        let mut client = license_client(&cluster, node).await;
+        let session = open(&mut client, &format!("user{i}"), 60_000).await;
+        let answer = client.checkout(checkout_request(&session, "r1")).await.expect("an answer");
+        assert!(is_granted(answer.get_ref()), "checkout {i} via node {node}: {answer:?}");
+        granted += 1;
+    }
+    assert_eq!(granted, 25);
+    for node in 1..=3 {
+        let mut client = license_client(&cluster, node).await;
+        let session = open(&mut client, "late", 60_000).await;
+        let answer = client.checkout(checkout_request(&session, "r1")).await.expect("an answer");
+        match answer.into_inner().result {
+            Some(v1::checkout_response::Result::Denied(denied)) => {
+                assert_eq!(denied.reason(), v1::DenialReason::AllInUse);
+                assert!(!denied.holders.is_empty());
+            }
+            other => panic!("the 26th seat via node {node} was not denied: {other:?}"),
+        }
+    }
+    // A linearizable read on any node sees all 25.
+    for node in 1..=3 {
+        assert_eq!(seats_in_use(&cluster, node, false).await, 25, "node {node}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_another_node_does_not_grant_twice() {
+    let cluster = Cluster::start(3);
+    cluster.wait_ready().await;
+    let mut first = license_client(&cluster, 1).await;
+    let session = open(&mut first, "alice", 60_000).await;
+    let a = first.checkout(checkout_request(&session, "same")).await.expect("answer").into_inner();
+    let mut other = license_client(&cluster, 3).await;
+    let b = other.checkout(checkout_request(&session, "same")).await.expect("answer").into_inner();
+    assert!(is_granted(&a));
+    assert_eq!(a.result, b.result, "the retry returns the first grant");
+    assert_eq!(seats_in_use(&cluster, 2, false).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_loses_no_acknowledged_checkout() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.wait_ready().await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let mut client = license_client(&cluster, follower).await;
+    for i in 0..5 {
+        let session = open(&mut client, &format!("u{i}"), 60_000).await;
+        let answer = client.checkout(checkout_request(&session, "r")).await.expect("answer");
+        assert!(is_granted(answer.get_ref()));
+    }
+    cluster.kill(leader);
+    let new_leader = cluster.wait_ready().await;
+    assert_ne!(new_leader, leader);
+    assert_eq!(
+        seats_in_use(&cluster, new_leader, false).await,
+        5,
+        "every acknowledged seat survives"
+    );
+    // And the survivors grant again.
+    let mut client = license_client(&cluster, new_leader).await;
+    let session = open(&mut client, "after", 60_000).await;
+    let answer = client.checkout(checkout_request(&session, "r")).await.expect("answer");
+    assert!(is_granted(answer.get_ref()));
+    // The killed node restarts from its data and catches up.
+    cluster.spawn(leader);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if try_seats_in_use(&cluster, leader, true).await == Ok(6) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {leader} did not catch up:\n{}",
+            cluster.log_of(leader)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_loses_its_seats_after_its_ttl_and_a_heartbeating_one_keeps_them() {
+    let cluster = Cluster::start(3);
+    cluster.wait_ready().await;
+    let mut client = license_client(&cluster, 2).await;
+    let silent = open(&mut client, "silent", 2_000).await;
+    let alive = open(&mut client, "alive", 2_000).await;
+    for session in [&silent, &alive] {
+        let answer = client.checkout(checkout_request(session, "r")).await.expect("answer");
+        assert!(is_granted(answer.get_ref()));
+    }
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let beat = v1::HeartbeatRequest { session_id: alive.clone() };
+        client.heartbeat(beat).await.expect("the heartbeat is taken");
+    }
+    assert_eq!(
+        seats_in_use(&cluster, 1, false).await,
+        1,
+        "only the heartbeating client holds a seat"
+    );
+}

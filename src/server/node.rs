@@ -1,0 +1,308 @@
+//! One QuorumLM node: its Raft instance, its replica of the engine, and what only the leader
+//! does (stamping and proposing commands, keeping session leases, proposing expiries).
+//!
+//! Every client request can go to any node. A write is proposed by the leader: a follower
+//! forwards it over the peer port (`RaftService.Forward`) and relays the answer, so a client
+//! never has to know who leads (the answer still says, so a smart client can go straight
+//! there). A linearizable read on a follower first asks the leader for its commit index
+//! (`ReadIndex`, which the leader confirms with a quorum) and waits until its own replica has
+//! applied that far. Every call to Raft or to a peer has a deadline: a node that has lost its
+//! quorum answers UNAVAILABLE within it, never hangs.
+//!
+//! Leases (see `leases.rs`) live only on the leader. A node that becomes leader starts every
+//! live session's lease afresh, and proposes the license set and policy it reads from its own
+//! files, so a fresh cluster gets its licenses from its first leader.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::BasicNode;
+use openraft::error::RaftError;
+use tonic::Status;
+use tracing::{info, warn};
+
+use crate::engine::{Applied, Command, Outcome};
+use crate::license::{LineError, Policy, TrustedKeys};
+use crate::raft::{NodeId, Raft, SharedReplica};
+use crate::server::config::NodeConfig;
+use crate::server::leases::Leases;
+use crate::server::peers::Peers;
+
+/// Longest a write may take (proposal, replication to a majority, fsync, apply).
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest a linearizable read may wait for the leader's confirmation and the local apply.
+pub const READ_DEADLINE: Duration = Duration::from_secs(5);
+/// How often the leader looks for expired leases and leadership changes.
+pub const LEASE_TICK: Duration = Duration::from_millis(100);
+/// How often an idle leader proposes a `Tick`, so lingering seats and borrows end on time.
+pub const TICK_EVERY: Duration = Duration::from_secs(5);
+/// Most sessions one `ExpireSessions` entry carries.
+pub const MAX_EXPIRE_BATCH: usize = 256;
+/// Session TTL for a client that asks for none.
+pub const DEFAULT_SESSION_TTL_MS: u64 = crate::server::config::DEFAULT_SESSION_TTL_MS;
+
+/// The node.
+pub struct Node {
+    pub id: NodeId,
+    pub raft: Raft,
+    /// The engine replica this node applies the log to.
+    pub replica: SharedReplica,
+    /// Peer links: forwarding, heartbeats and read index to the leader; client addresses.
+    pub peers: Peers,
+    /// This node's settings (license and options files for the leader's proposals).
+    config: NodeConfig,
+    /// Session deadlines; only meaningful while this node leads. Never held across `.await`.
+    leases: Mutex<Leases>,
+    /// Origin of the monotonic clock the leases use.
+    started: Instant,
+    /// Times this node has seen the leader change (DESIGN: postponed expiries).
+    pub leader_changes: std::sync::atomic::AtomicU64,
+}
+
+impl Node {
+    pub fn new(config: NodeConfig, raft: Raft, replica: SharedReplica, peers: Peers) -> Node {
+        Node {
+            id: config.id,
+            raft,
+            replica,
+            peers,
+            config,
+            leases: Mutex::new(Leases::new()),
+            started: Instant::now(),
+            leader_changes: Default::default(),
+        }
+    }
+
+    /// Milliseconds of this node's monotonic clock.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.id)
+    }
+
+    /// Forms the cluster when this node has the lowest id of `--initial-cluster` and has never
+    /// held any state; every other node waits to be contacted (PITFALLS #10).
+    pub async fn bootstrap(&self, fresh: bool) -> Result<(), String> {
+        let lowest = self.config.initial_cluster.keys().next().copied();
+        if !fresh || lowest != Some(self.id) {
+            return Ok(());
+        }
+        let members: BTreeMap<NodeId, BasicNode> = self
+            .config
+            .initial_cluster
+            .iter()
+            .map(|(&id, addr)| (id, BasicNode { addr: addr.clone() }))
+            .collect();
+        match self.raft.initialize(members).await {
+            Ok(()) => {
+                info!(
+                    node = self.id,
+                    "initialized the cluster with every --initial-cluster member"
+                );
+                Ok(())
+            }
+            Err(RaftError::APIError(e)) => {
+                info!(node = self.id, reason = %e, "cluster already initialized");
+                Ok(())
+            }
+            Err(e) => Err(format!("initializing the cluster failed: {e}")),
+        }
+    }
+
+    /// Proposes `command` through the leader, wherever it is, and returns what it produced.
+    pub async fn propose(&self, command: Command) -> Result<Applied, Status> {
+        match tokio::time::timeout(WRITE_DEADLINE, self.propose_inner(command)).await {
+            Ok(result) => result,
+            Err(_) => Err(Status::unavailable(format!(
+                "no answer within {WRITE_DEADLINE:?}: the cluster may have lost its quorum"
+            ))),
+        }
+    }
+
+    async fn propose_inner(&self, command: Command) -> Result<Applied, Status> {
+        if let Some(leader) = self.leader()
+            && leader != self.id
+        {
+            return self.peers.forward(leader, &command).await;
+        }
+        self.propose_here(command).await
+    }
+
+    /// Proposes as the leader (what `RaftService.Forward` calls on the leader).
+    pub async fn propose_here(&self, command: Command) -> Result<Applied, Status> {
+        let (applied, _) = crate::server::peer::propose(&self.raft, command.clone()).await?;
+        self.after_apply(&command, &applied);
+        Ok(applied)
+    }
+
+    /// Waits until this replica reflects every write acknowledged before the call (a
+    /// linearizable read); `stale` skips the wait.
+    pub async fn read_barrier(&self, stale: bool) -> Result<(), Status> {
+        if stale {
+            return Ok(());
+        }
+        let wait = async {
+            let index = match self.leader() {
+                Some(leader) if leader != self.id => self.peers.read_index(leader).await?,
+                _ => self.read_index_here().await?,
+            };
+            self.raft
+                .wait(Some(READ_DEADLINE))
+                .applied_index_at_least(Some(index), "linearizable read")
+                .await
+                .map_err(|e| Status::unavailable(format!("replica did not catch up: {e}")))?;
+            Ok(())
+        };
+        match tokio::time::timeout(READ_DEADLINE, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(Status::unavailable(format!(
+                "no confirmation within {READ_DEADLINE:?}: the cluster may have lost its quorum \
+                 (ask with stale=true for this node's view)"
+            ))),
+        }
+    }
+
+    /// The leader's read index: the log index a linearizable read must see applied.
+    pub async fn read_index_here(&self) -> Result<u64, Status> {
+        crate::server::peer::read_index(&self.raft).await
+    }
+
+    /// A heartbeat: renews the session's lease on the leader. Returns the TTL.
+    pub async fn heartbeat(&self, session_id: &str) -> Result<u64, Status> {
+        match self.leader() {
+            Some(leader) if leader != self.id => self.peers.renew(leader, session_id).await,
+            Some(_) => self.renew_here(session_id),
+            None => Err(Status::unavailable("no leader: the cluster is electing one")),
+        }
+    }
+
+    /// Renews a lease on this node, the leader.
+    pub fn renew_here(&self, session_id: &str) -> Result<u64, Status> {
+        if !self.is_leader() {
+            let leader = self.leader();
+            let addr = leader.and_then(|id| self.peers.client_addr(id));
+            return Err(crate::server::peer::not_leader(leader, addr.as_deref()));
+        }
+        let now = self.now_ms();
+        let mut leases =
+            self.leases.lock().map_err(|_| Status::internal("lease table poisoned"))?;
+        let deadline =
+            leases.renew(session_id, now).map_err(|e| Status::not_found(e.to_string()))?;
+        Ok(deadline.saturating_sub(now))
+    }
+
+    /// Lease bookkeeping after this leader applied a command.
+    fn after_apply(&self, command: &Command, applied: &Applied) {
+        let now = self.now_ms();
+        let Ok(mut leases) = self.leases.lock() else { return };
+        match (command, &applied.outcome) {
+            (Command::OpenSession { session_id, ttl_ms, .. }, Outcome::SessionOpened { .. }) => {
+                leases.track(session_id.as_str().into(), *ttl_ms, now);
+            }
+            (Command::CloseSession { session_id }, _) => leases.forget(session_id),
+            (Command::ExpireSessions { session_ids }, _) => {
+                for id in session_ids {
+                    leases.forget(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The license set and policy from this node's files, as a `LoadLicenses` command, with the
+    /// license lines refused (a bad options file refuses the whole reload).
+    pub fn load_licenses_command(&self) -> Result<(Command, Vec<LineError>), String> {
+        let trusted =
+            TrustedKeys::read_files(&self.config.vendor_pubkeys).map_err(|e| e.to_string())?;
+        let set = crate::license::load_license_file(&self.config.license, &trusted)
+            .map_err(|e| e.to_string())?;
+        let policy = match &self.config.options {
+            Some(path) => {
+                crate::license::options::load_options_file(path).map_err(|e| e.to_string())?
+            }
+            None => Policy::default(),
+        };
+        Ok((Command::LoadLicenses { pools: set.pools, policy }, set.refused))
+    }
+
+    /// The leader's duties, until `shutdown` resolves: on taking over, reset every lease and
+    /// propose the licenses; then expire silent sessions and tick.
+    pub async fn run_leader_duties(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut was_leader = false;
+        let mut last_leader = None;
+        let mut last_tick = Instant::now();
+        let mut interval = tokio::time::interval(LEASE_TICK);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let leader = self.leader();
+            if leader != last_leader {
+                if last_leader.is_some() {
+                    self.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                last_leader = leader;
+            }
+            let leading = leader == Some(self.id);
+            if leading && !was_leader {
+                self.take_over().await;
+            }
+            was_leader = leading;
+            if !leading {
+                continue;
+            }
+            let due = match self.leases.lock() {
+                Ok(leases) => leases.due(self.now_ms(), MAX_EXPIRE_BATCH),
+                Err(_) => Vec::new(),
+            };
+            if !due.is_empty() {
+                let session_ids: Vec<String> = due.iter().map(|s| s.to_string()).collect();
+                info!(node = self.id, sessions = session_ids.len(), "expiring silent sessions");
+                if let Err(e) = self.propose_here(Command::ExpireSessions { session_ids }).await {
+                    warn!(node = self.id, error = %e, "could not propose the expiry");
+                }
+            } else if last_tick.elapsed() >= TICK_EVERY {
+                last_tick = Instant::now();
+                let _ = self.propose_here(Command::Tick).await;
+            }
+        }
+    }
+
+    /// A new leader's start: every live session's lease afresh, then this node's licenses.
+    async fn take_over(&self) {
+        let sessions: Vec<_> = {
+            let replica = self.replica.read().await;
+            replica.engine().live_sessions().map(|(id, ttl)| (id.clone(), ttl)).collect()
+        };
+        let count = sessions.len();
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.reset(sessions, self.now_ms());
+        }
+        info!(node = self.id, sessions = count, "leading: every session's lease starts afresh");
+        match self.load_licenses_command() {
+            Ok((command, refused)) => {
+                for line in &refused {
+                    warn!(node = self.id, refused = %line, "license line refused");
+                }
+                if let Err(e) = self.propose_here(command).await {
+                    warn!(node = self.id, error = %e, "could not propose the license set");
+                }
+            }
+            Err(e) => {
+                warn!(node = self.id, error = %e, "license files unreadable; keeping the current set")
+            }
+        }
+    }
+}

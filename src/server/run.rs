@@ -1,0 +1,194 @@
+//! Starting and stopping a node: `run_node(config, shutdown)` is all `qlmd` does.
+//!
+//! The order matters for a clear start: check the configuration's files, open (and check) the
+//! database, bind every port (a port in use is an error with the address, before any Raft
+//! traffic), then start Raft, the peer service, the client services and the leader's duties,
+//! and form the cluster if this node is the one to. On shutdown, the servers stop taking calls,
+//! the background tasks stop, and Raft shuts down so the database closes cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{info, warn};
+
+use crate::proto::v1::license_service_server::LicenseServiceServer;
+use crate::proto::v1::status_service_server::StatusServiceServer;
+use crate::raft::{Raft, network::GrpcNetworkFactory, open_stores};
+use crate::server::config::NodeConfig;
+use crate::server::node::Node;
+use crate::server::peer::{LeaderOps, PeerService};
+use crate::server::peers::Peers;
+use crate::server::services::ClientServices;
+
+/// How often a node asks its peers for their client addresses (for leader hints).
+pub const HELLO_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Store(#[from] crate::raft::StoreError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind { addr: SocketAddr, what: &'static str, source: std::io::Error },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// The cluster's identity: a digest of `--initial-cluster`, the same on every node started
+/// with the same list. Peers with another identity are refused, so two clusters (or a node
+/// started with a different list) never mix.
+pub fn cluster_id(config: &NodeConfig) -> String {
+    let mut hasher = Sha256::new();
+    for (id, addr) in &config.initial_cluster {
+        hasher.update(format!("{id}={addr};").as_bytes());
+    }
+    hasher.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, what, source })
+}
+
+/// The leader-side operations the peer service calls, answered by the node.
+struct NodeOps {
+    node: Arc<Node>,
+    client_addr: String,
+    http_addr: String,
+}
+
+impl LeaderOps for NodeOps {
+    async fn forward(
+        &self,
+        command: crate::engine::Command,
+    ) -> Result<(crate::engine::Applied, u64), tonic::Status> {
+        let applied = self.node.propose_here(command).await?;
+        let index = self.node.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        Ok((applied, index))
+    }
+
+    async fn renew(&self, session_id: &str) -> Result<u64, tonic::Status> {
+        self.node.renew_here(session_id)
+    }
+
+    async fn read_index(&self) -> Result<u64, tonic::Status> {
+        self.node.read_index_here().await
+    }
+
+    fn hello(&self) -> (u64, String, String) {
+        (self.node.id, self.client_addr.clone(), self.http_addr.clone())
+    }
+}
+
+/// Runs a node until `shutdown` resolves.
+pub async fn run_node(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let id = config.id;
+    let cluster = cluster_id(&config);
+    let (log_store, state_machine) = open_stores(&config.data_dir)?;
+    let fresh = log_store.is_fresh();
+    let replica = state_machine.replica();
+
+    let client_listener = bind(config.listen, "--listen").await?;
+    let peer_listener = bind(config.peer_listen, "--peer-listen").await?;
+    let client_addr = client_listener.local_addr().map_err(|e| RunError::Config(e.to_string()))?;
+
+    let raft_config = openraft::Config {
+        heartbeat_interval: config.heartbeat_ms,
+        election_timeout_min: config.election_min_ms,
+        election_timeout_max: config.election_max_ms,
+        ..crate::raft::raft_config().map_err(|e| RunError::Config(e.to_string()))?
+    }
+    .validate()
+    .map_err(|e| RunError::Config(e.to_string()))?;
+    let network = GrpcNetworkFactory::new(cluster.clone(), id);
+    let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
+        .await
+        .map_err(|e| RunError::Raft(e.to_string()))?;
+
+    let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone());
+    let node = Arc::new(Node::new(config.clone(), raft.clone(), replica, peers));
+    // A license file that cannot be read is an error at start, not at the first election.
+    node.load_licenses_command().map_err(RunError::Config)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ops = NodeOps {
+        node: node.clone(),
+        client_addr: client_addr.to_string(),
+        http_addr: config.http_listen.to_string(),
+    };
+    let peer_service = PeerService::new(raft.clone(), cluster.clone(), id, ops);
+    let mut peer_stop = stop_rx.clone();
+    let peer_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(peer_service.into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async move {
+                let _ = peer_stop.changed().await;
+            }),
+    );
+
+    let services = ClientServices { node: node.clone(), client_addr: client_addr.to_string() };
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;
+    let reflection = crate::proto::client_port_reflection()
+        .map_err(|e| RunError::Config(format!("reflection: {e}")))?;
+    let mut client_stop = stop_rx.clone();
+    let client_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(LicenseServiceServer::new(services.clone()))
+            .add_service(StatusServiceServer::new(services))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
+                let _ = client_stop.changed().await;
+            }),
+    );
+
+    node.bootstrap(fresh).await.map_err(RunError::Raft)?;
+    let duties = tokio::spawn(node.clone().run_leader_duties(stop_rx.clone()));
+    let hello = tokio::spawn(learn_client_addrs(node.clone(), config.clone(), stop_rx.clone()));
+    info!(node = id, cluster = %cluster, listen = %client_addr, peer = %config.peer_listen, "serving");
+
+    shutdown.await;
+    info!(node = id, "shutting down");
+    let _ = stop_tx.send(true);
+    for task in [duties, hello] {
+        let _ = task.await;
+    }
+    for server in [client_server, peer_server] {
+        if let Ok(Err(e)) = server.await {
+            warn!(node = id, error = %e, "server stopped with an error");
+        }
+    }
+    if let Err(e) = raft.shutdown().await {
+        warn!(node = id, error = %e, "raft shutdown");
+    }
+    Ok(())
+}
+
+/// Asks every peer for its client address now and then, for leader hints.
+async fn learn_client_addrs(
+    node: Arc<Node>,
+    config: NodeConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(HELLO_EVERY);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        for &peer in config.initial_cluster.keys().filter(|&&p| p != node.id) {
+            if node.peers.client_addr(peer).is_none() {
+                let _ = node.peers.hello(peer).await;
+            }
+        }
+    }
+}
