@@ -10,7 +10,8 @@
 //!   snapshots) that replicate the engine.
 //! - [`proto`]: the gRPC wire contract generated from `proto/quorumlm/v1/*.proto`, and the
 //!   conversions between its messages and the engine's commands, outcomes and views.
-//! - [`client`]: the client library; so far the server list (`QLM_SERVERS`) it reads.
+//! - [`client`]: the client library: server list, failover, sessions with heartbeats,
+//!   checkout guards, status and admin calls.
 //! - [`server`]: the node; so far its configuration and the leader's session leases.
 //!
 //! The gRPC services, the rest of the client library and the binaries build on these; see
