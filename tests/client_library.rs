@@ -151,9 +151,9 @@ async fn the_session_heartbeats_at_the_interval_the_server_gives() {
         client.open_session(user("ann").with_ttl(Duration::from_millis(1_200))).await.unwrap();
     assert_eq!(ann.heartbeat_interval(), Duration::from_millis(400));
 
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
     let sent = node.node.heartbeats.load(Ordering::SeqCst);
-    assert!((2..=3).contains(&sent), "{sent} heartbeats in 1 s at 400 ms");
+    assert!((2..=4).contains(&sent), "{sent} heartbeats in 1.3 s at 400 ms");
     assert_eq!(ann.heartbeats_sent(), sent);
     ann.close().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
