@@ -10,12 +10,12 @@
 //!   snapshots) that replicate the engine, and openraft's network over gRPC.
 //! - [`proto`]: the gRPC wire contract generated from `proto/quorumlm/v1/*.proto`, and the
 //!   conversions between its messages and the engine's commands, outcomes and views.
-//! - [`client`]: the client library; so far the server list (`QLM_SERVERS`) it reads.
-//! - [`server`]: the node; so far its configuration, the leader's session leases and the peer
-//!   port's RaftService.
+//! - [`client`]: the client library: server list, failover, sessions with heartbeats,
+//!   checkout guards, status and admin calls.
+//! - [`server`]: the node (`qlmd`): configuration, proposing through the leader, read
+//!   barriers, session leases, the client-port services and the peer port's RaftService.
 //!
-//! The gRPC services, the rest of the client library and the binaries build on these; see
-//! ARCHITECTURE.md for the whole picture.
+//! The binaries (`qlmd`, `qlm`) sit on top; see ARCHITECTURE.md for the whole picture.
 
 pub mod client;
 pub mod engine;

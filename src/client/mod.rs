@@ -1,7 +1,64 @@
-//! The Rust client library an application links (built with the server, issue 4).
+//! The Rust client library an application links.
 //!
-//! - `endpoints`: the server list (`QLM_SERVERS`), in QuorumLM's and FlexLM's spellings.
+//! An application lists every node (`QLM_SERVERS=host1:7400,host2:7400,host3:7400`), opens
+//! one [`Session`] for its process, and checks features out; the library heartbeats in the
+//! background, fails over between nodes, and checks in when a [`Checkout`] guard is dropped.
+//!
+//! ```no_run
+//! use quorumlm::client::{CheckoutOptions, Client, ClientError, SessionOptions};
+//!
+//! # async fn run() -> Result<(), ClientError> {
+//! let client = Client::from_env()?; // QLM_SERVERS
+//! let session = client.open_session(SessionOptions::from_process()).await?;
+//! let options = CheckoutOptions { version: Some("4.0".into()), ..Default::default() };
+//! match session.checkout("vhdl-editor", options).await {
+//!     Ok(seat) => {
+//!         // ... the licensed work ...
+//!         seat.checkin().await?;
+//!     }
+//!     Err(ClientError::Denied { reason, message, holders }) => {
+//!         eprintln!("{reason:?}: {message}; held by {} checkouts", holders.len());
+//!     }
+//!     Err(other) => return Err(other),
+//! }
+//! session.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Guarantees and limits:
+//!
+//! - Every rpc has a deadline ([`CALL_DEADLINE`]); on UNAVAILABLE, a transport failure or a
+//!   deadline the same request goes to the next node: the leader first (from answers'
+//!   leader hints), then the list in order, for at most [`FAILOVER_ROUNDS`] passes. Then the
+//!   call fails with [`ClientError::Unreachable`].
+//! - Writes carry a request id that stays the same across retries, so a checkout retried on
+//!   another node is granted once.
+//! - A denial is [`ClientError::Denied`] with the server's reason, message and holders.
+//!
+//! The parts:
+//!
+//! - `endpoints`: the server list (`QLM_SERVERS`), in QuorumLM's and FlexLM's spellings
+//! - `connection`: [`Client`], lazy channels per server, failover, deadlines, admin token
+//! - `session`: [`Session`] and its heartbeat task
+//! - `checkout`: [`CheckoutOptions`], the [`Checkout`] guard, waiting in a queue
+//! - `status`, `admin`: StatusService and AdminService calls
+//! - `error`: [`ClientError`]
 
+mod admin;
+mod checkout;
+mod connection;
 pub mod endpoints;
+mod error;
+mod session;
+mod status;
 
+pub use admin::RemoveTarget;
+pub use checkout::{Checkout, CheckoutOptions, MAX_WAIT_RECONNECTS};
+pub use connection::{
+    ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, CALL_DEADLINE, CONNECT_TIMEOUT, Client, FAILOVER_ROUNDS,
+    LEADER_ADDR_METADATA, RETRY_BACKOFF, SERVERS_ENV, admin_token_from_env, admin_token_from_file,
+};
 pub use endpoints::{ServerAddr, ServerListError, parse_servers};
+pub use error::ClientError;
+pub use session::{MIN_HEARTBEAT_INTERVAL, Session, SessionOptions};

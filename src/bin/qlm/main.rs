@@ -1,10 +1,24 @@
-//! `qlm`: the QuorumLM command line, for vendors (`qlm license ...`) and, as the server side
-//! lands, for admins and scripts (`status`, `checkout`, `run`, `admin`, `cluster`).
+//! `qlm`: the QuorumLM command line, for vendors (`qlm license ...`), admins (`status`,
+//! `admin`, `cluster`) and scripts (`checkout`, `run`).
 //!
 //! Exit codes are a contract scripts rely on (DESIGN.md, "Command line"): see [`Outcome`] and
-//! [`EXIT_BAD_INPUT`]. clap's own usage errors exit with 2 as well.
+//! [`EXIT_BAD_INPUT`]: 0 ok, 1 denied or refused, 2 bad usage or input (clap's own usage
+//! errors too, and a missing server list), 3 cluster unreachable. `qlm run` exits with its
+//! command's code.
+//!
+//! - `license`: vendor tools, offline
+//! - `status`: lmstat -a
+//! - `checkout`, `run`: hold seats for a script
+//! - `admin`, `cluster`: lmremove, reload, membership
+//! - `connect`: the client, the runtime, and the table from client errors to exit codes
 
+mod admin;
+mod checkout;
+mod cluster;
+mod connect;
 mod license;
+mod run;
+mod status;
 
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
@@ -23,6 +37,10 @@ pub enum Outcome {
     Ok,
     /// Exit 1: something was denied or refused (the output says what and why).
     Refused,
+    /// Exit 3: no server of the cluster answered.
+    Unreachable,
+    /// Exit with this code (`qlm run`: the command's own).
+    Exit(u8),
 }
 
 impl Outcome {
@@ -30,6 +48,8 @@ impl Outcome {
         match self {
             Outcome::Ok => 0,
             Outcome::Refused => 1,
+            Outcome::Unreachable => 3,
+            Outcome::Exit(code) => code,
         }
     }
 }
@@ -79,6 +99,31 @@ enum Command {
     /// Vendor tools: generate keys, sign, verify and show license files.
     #[command(subcommand)]
     License(license::LicenseCommand),
+    /// Show features, seats in use, holders, queues and the cluster (lmstat -a).
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Read the answering node's replica at once (works without a leader; may lag).
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Check a feature out and hold it until Ctrl-C or SIGTERM, then check it in.
+    Checkout(checkout::CheckoutArgs),
+    /// Hold a checkout while COMMAND runs; exit with its exit code.
+    Run {
+        #[command(flatten)]
+        checkout: checkout::CheckoutArgs,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Administration: remove checkouts, reload the license files (needs the admin token).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Cluster membership: list, add and remove nodes.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +131,13 @@ fn main() -> ExitCode {
     let mut report = Report::default();
     let result = match cli.command {
         Command::License(command) => license::run(command, &mut report),
+        Command::Status { json, stale } => {
+            status::run(cli.servers.as_deref(), json, stale, &mut report)
+        }
+        Command::Checkout(args) => checkout::run(cli.servers.as_deref(), args),
+        Command::Run { checkout, command } => run::run(cli.servers.as_deref(), checkout, command),
+        Command::Admin(command) => admin::run(cli.servers.as_deref(), command, &mut report),
+        Command::Cluster(command) => cluster::run(cli.servers.as_deref(), command, &mut report),
     };
     if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes()) {
         if error.kind() != io::ErrorKind::BrokenPipe {

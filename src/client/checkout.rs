@@ -1,0 +1,216 @@
+//! Checking out and in: [`CheckoutOptions`], and [`Checkout`], the guard of a grant.
+//!
+//! Each checkout gets one request id (the session's random prefix and a counter), and every
+//! failover retry of it sends that same id, so the cluster grants it at most once however
+//! many nodes the client had to try (common.proto, Idempotency). With `wait`, a Queued answer
+//! is followed with WaitQueued until the request is Granted (the checkout then keeps the
+//! queued handle), Denied or Left; a broken stream is opened again on any node.
+//!
+//! The guard's semantics:
+//!
+//! - [`Checkout::checkin`] gives the seats back and reports the answer.
+//! - Dropping a guard that was not checked in sends the Checkin from a spawned task,
+//!   best-effort: nothing reports its failure, and a runtime that is shutting down may never
+//!   run it. Closing the session (or its expiry) releases the seats in any case.
+//! - The guard does not keep its session alive: when the [`crate::client::Session`] is
+//!   closed or dropped, the cluster releases the checkout, and a later checkin answers
+//!   NOT_FOUND.
+//! - A borrowed checkout (`borrow_until`) is meant to outlive the process: use
+//!   [`Checkout::keep`] so that dropping the guard does not check it in.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::client::error::{ClientError, is_retryable};
+use crate::client::session::SessionCore;
+use crate::proto::v1;
+use crate::proto::v1::checkout_response::Result as Answer;
+use crate::proto::v1::license_service_client::LicenseServiceClient;
+use crate::proto::v1::queue_update::Update;
+
+/// Times in a row a WaitQueued stream may break or end early before the wait gives up.
+pub const MAX_WAIT_RECONNECTS: u32 = 10;
+
+/// What to ask for besides the feature.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckoutOptions {
+    /// Lowest acceptable version ("4.0"); `None` for any.
+    pub version: Option<String>,
+    /// Seats (or tokens); 0 is read as 1.
+    pub count: u32,
+    /// Wait in the feature's queue when every seat is taken, instead of being denied.
+    pub wait: bool,
+    /// Borrow until this instant: no heartbeat needed until then (offline use).
+    pub borrow_until: Option<SystemTime>,
+}
+
+/// A granted checkout. Check it in with [`Checkout::checkin`]; dropping it checks it in
+/// best-effort (see the module documentation).
+#[must_use = "dropping a Checkout checks it in at once"]
+pub struct Checkout {
+    core: Arc<SessionCore>,
+    granted: v1::Granted,
+    /// False once checked in or kept: the drop then does nothing.
+    armed: bool,
+}
+
+impl std::fmt::Debug for Checkout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkout")
+            .field("session", &self.core.id)
+            .field("granted", &self.granted)
+            .finish()
+    }
+}
+
+impl Checkout {
+    /// The checkout's handle.
+    pub fn handle(&self) -> u64 {
+        self.granted.handle
+    }
+
+    /// The grant as the cluster sent it: feature, pool, version, count, since.
+    pub fn granted(&self) -> &v1::Granted {
+        &self.granted
+    }
+
+    /// Gives the seats back (with the feature's LINGER they stay taken a while). Retried on
+    /// failover under one request id.
+    pub async fn checkin(mut self) -> Result<(), ClientError> {
+        self.armed = false;
+        checkin(&self.core, self.granted.handle).await
+    }
+
+    /// Leaves the checkout held after the guard is gone (a borrow); returns the grant.
+    pub fn keep(mut self) -> v1::Granted {
+        self.armed = false;
+        self.granted.clone()
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let core = self.core.clone();
+            let handle = self.granted.handle;
+            runtime.spawn(async move {
+                if let Err(error) = checkin(&core, handle).await {
+                    tracing::debug!(session = %core.id, handle, %error, "checkin on drop failed");
+                }
+            });
+        }
+    }
+}
+
+pub(crate) async fn checkout(
+    core: &Arc<SessionCore>,
+    feature: &str,
+    options: CheckoutOptions,
+) -> Result<Checkout, ClientError> {
+    let borrow_until_unix_ms = options
+        .borrow_until
+        .map(|at| at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
+    let request = v1::CheckoutRequest {
+        session_id: core.id.clone(),
+        request_id: core.next_request_id(),
+        feature: feature.to_owned(),
+        version: options.version.unwrap_or_default(),
+        count: options.count,
+        wait: options.wait,
+        borrow_until_unix_ms,
+    };
+    let client = &core.client;
+    let answer = client
+        .call("Checkout", |channel| {
+            let request = client.request(request.clone());
+            async move { LicenseServiceClient::new(channel).checkout(request).await }
+        })
+        .await?;
+    let granted = match answer.result {
+        Some(Answer::Granted(granted)) => granted,
+        Some(Answer::Denied(denied)) => return Err(denial(denied)),
+        Some(Answer::Left(left)) => return Err(left_error(&left)),
+        Some(Answer::Queued(queued)) if options.wait => wait_queued(core, queued.handle).await?,
+        Some(Answer::Queued(queued)) => {
+            return Err(ClientError::Protocol(format!(
+                "Checkout without wait answered Queued (handle {})",
+                queued.handle
+            )));
+        }
+        None => return Err(ClientError::Protocol("Checkout answered no result".into())),
+    };
+    Ok(Checkout { core: core.clone(), granted, armed: true })
+}
+
+/// Follows a queued request until it is granted, denied or leaves its queue.
+async fn wait_queued(core: &SessionCore, handle: u64) -> Result<v1::Granted, ClientError> {
+    let request = v1::WaitQueuedRequest { session_id: core.id.clone(), handle };
+    let client = &core.client;
+    let mut breaks = 0;
+    loop {
+        let mut stream = client
+            .call("WaitQueued", |channel| {
+                // No deadline on the request: the stream lasts as long as the wait.
+                let request = tonic::Request::new(request.clone());
+                async move { LicenseServiceClient::new(channel).wait_queued(request).await }
+            })
+            .await?;
+        loop {
+            match stream.message().await {
+                Ok(Some(message)) => match message.update {
+                    Some(Update::Position(position)) => {
+                        tracing::debug!(handle, position = position.position, "still queued");
+                    }
+                    Some(Update::Granted(granted)) => return Ok(granted),
+                    Some(Update::Denied(denied)) => return Err(denial(denied)),
+                    Some(Update::Left(left)) => return Err(left_error(&left)),
+                    None => {}
+                },
+                Ok(None) => break,
+                Err(status) if is_retryable(&status) => break,
+                Err(status) => return Err(ClientError::from_status(&status)),
+            }
+        }
+        breaks += 1;
+        if breaks >= MAX_WAIT_RECONNECTS {
+            return Err(ClientError::Unreachable {
+                tried: client.servers().iter().map(ToString::to_string).collect(),
+                last: format!("the wait for queued request {handle} broke {breaks} times"),
+            });
+        }
+    }
+}
+
+pub(crate) async fn checkin(core: &SessionCore, handle: u64) -> Result<(), ClientError> {
+    let request = v1::CheckinRequest {
+        session_id: core.id.clone(),
+        request_id: core.next_request_id(),
+        handle,
+    };
+    let client = &core.client;
+    client
+        .call("Checkin", |channel| {
+            let request = client.request(request.clone());
+            async move { LicenseServiceClient::new(channel).checkin(request).await }
+        })
+        .await?;
+    Ok(())
+}
+
+fn denial(denied: v1::Denied) -> ClientError {
+    ClientError::Denied {
+        reason: v1::DenialReason::try_from(denied.reason).unwrap_or(v1::DenialReason::Unspecified),
+        message: denied.message,
+        holders: denied.holders,
+    }
+}
+
+fn left_error(left: &v1::Left) -> ClientError {
+    ClientError::Left {
+        handle: left.handle,
+        cause: v1::LeftCause::try_from(left.cause).unwrap_or(v1::LeftCause::Unspecified),
+    }
+}

@@ -1,0 +1,360 @@
+//! [`Client`]: the server list, one lazy gRPC channel per server, and failover.
+//!
+//! Every rpc goes through [`Client::call`], which owns the retry rules of common.proto:
+//!
+//! - Each attempt has a deadline ([`CALL_DEADLINE`]); a transport failure, UNAVAILABLE,
+//!   DEADLINE_EXCEEDED or CANCELLED means "nothing was done, or the outcome is unknown", so
+//!   the same request (same `request_id`) goes to the next server. Any other status is the
+//!   cluster's answer and is returned at once.
+//! - Order: the leader the client last heard of first (from the `leader` field of an answer,
+//!   or from the `qlm-leader-addr` metadata of a failure, which is tried next), then the list
+//!   in the order the admin wrote it.
+//! - At most [`FAILOVER_ROUNDS`] passes over the list, with [`RETRY_BACKOFF`] (growing) between
+//!   passes, so a call against a dead cluster ends in a bounded time with
+//!   [`ClientError::Unreachable`] naming every server tried.
+//!
+//! Channels connect lazily: building a client does no I/O, and a server that is down costs
+//! only the attempts that reach it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::client::endpoints::{ServerAddr, parse_servers};
+use crate::client::error::{ClientError, is_retryable};
+use crate::proto::v1;
+
+/// How long one attempt of a unary rpc may take before the client tries the next server.
+/// Writes go through Raft (an fsync on a majority), so this leaves room for a slow disk and
+/// one leader election (well under 2 s), not for a hung node.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long opening a TCP connection to one server may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Passes over the server list before a call gives up with [`ClientError::Unreachable`]. Two
+/// passes ride out an election that was under way during the first.
+pub const FAILOVER_ROUNDS: usize = 3;
+
+/// Pause before the second pass over the list; the n-th pass waits n times as long.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(150);
+
+/// Metadata key of the leader's client address on a failed rpc (common.proto).
+pub const LEADER_ADDR_METADATA: &str = "qlm-leader-addr";
+
+/// Environment variable with the server list.
+pub const SERVERS_ENV: &str = "QLM_SERVERS";
+
+/// Environment variable with the admin token.
+pub const ADMIN_TOKEN_ENV: &str = "QLM_ADMIN_TOKEN";
+
+/// Environment variable naming a file that holds the admin token (used when
+/// [`ADMIN_TOKEN_ENV`] is not set).
+pub const ADMIN_TOKEN_FILE_ENV: &str = "QLM_ADMIN_TOKEN_FILE";
+
+/// A handle to the cluster. Cheap to clone: clones share channels and the leader hint.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    /// The servers as the admin listed them; the failover order after the leader.
+    servers: Vec<ServerAddr>,
+    /// One channel per server, made on first use (a leader hint may add a server that is not
+    /// in the list).
+    channels: Mutex<HashMap<ServerAddr, Channel>>,
+    /// The leader as last reported by any answer; tried first.
+    leader: Mutex<Option<ServerAddr>>,
+    /// Sent as `authorization: Bearer <token>` on every call when set.
+    admin_token: Option<String>,
+    /// Deadline of one attempt.
+    call_deadline: Duration,
+}
+
+/// An answer that says where the leader is.
+pub(crate) trait LeaderHinted {
+    fn leader_hint(&self) -> Option<&v1::LeaderHint>;
+}
+
+macro_rules! leader_hinted {
+    ($($message:ty),* $(,)?) => {$(
+        impl LeaderHinted for $message {
+            fn leader_hint(&self) -> Option<&v1::LeaderHint> {
+                self.leader.as_ref()
+            }
+        }
+    )*};
+}
+
+leader_hinted!(
+    v1::OpenSessionResponse,
+    v1::HeartbeatResponse,
+    v1::CheckoutResponse,
+    v1::CheckinResponse,
+    v1::CloseSessionResponse,
+    v1::FeaturesResponse,
+    v1::CheckoutsResponse,
+    v1::ClusterResponse,
+    v1::RemoveResponse,
+    v1::ReloadResponse,
+    v1::AddNodeResponse,
+    v1::RemoveNodeResponse,
+);
+
+impl LeaderHinted for tonic::Streaming<v1::QueueUpdate> {
+    fn leader_hint(&self) -> Option<&v1::LeaderHint> {
+        None
+    }
+}
+
+impl Client {
+    /// A client of the cluster at `servers` (see [`parse_servers`]). Makes no connection
+    /// yet: channels open on first use.
+    pub fn connect(servers: Vec<ServerAddr>) -> Result<Client, ClientError> {
+        if servers.is_empty() {
+            return Err(ClientError::NoServers("the server list is empty".into()));
+        }
+        Ok(Client {
+            inner: Arc::new(Shared {
+                servers,
+                channels: Mutex::new(HashMap::new()),
+                leader: Mutex::new(None),
+                admin_token: None,
+                call_deadline: CALL_DEADLINE,
+            }),
+        })
+    }
+
+    /// A client of the servers in `QLM_SERVERS`.
+    pub fn from_env() -> Result<Client, ClientError> {
+        let list = std::env::var(SERVERS_ENV)
+            .map_err(|_| ClientError::NoServers(format!("{SERVERS_ENV} is not set")))?;
+        let servers = parse_servers(&list).map_err(|e| ClientError::NoServers(e.to_string()))?;
+        Client::connect(servers)
+    }
+
+    /// The same cluster, sending `token` as the admin token (needed by the admin calls).
+    pub fn with_admin_token(&self, token: impl Into<String>) -> Client {
+        self.rebuilt(|shared| shared.admin_token = Some(token.into()))
+    }
+
+    /// The same cluster with another deadline per attempt (default [`CALL_DEADLINE`]).
+    pub fn with_call_deadline(&self, deadline: Duration) -> Client {
+        self.rebuilt(|shared| shared.call_deadline = deadline)
+    }
+
+    /// The servers, as given.
+    pub fn servers(&self) -> &[ServerAddr] {
+        &self.inner.servers
+    }
+
+    /// The leader as last reported, if any.
+    pub fn leader(&self) -> Option<ServerAddr> {
+        lock(&self.inner.leader).clone()
+    }
+
+    fn rebuilt(&self, change: impl FnOnce(&mut Shared)) -> Client {
+        let mut shared = Shared {
+            servers: self.inner.servers.clone(),
+            channels: Mutex::new(lock(&self.inner.channels).clone()),
+            leader: Mutex::new(self.leader()),
+            admin_token: self.inner.admin_token.clone(),
+            call_deadline: self.inner.call_deadline,
+        };
+        change(&mut shared);
+        Client { inner: Arc::new(shared) }
+    }
+
+    /// `message` as a request with this client's deadline and admin token.
+    pub(crate) fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(self.inner.call_deadline);
+        if let Some(token) = &self.inner.admin_token {
+            if let Ok(value) = format!("Bearer {token}").parse() {
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
+        request
+    }
+
+    /// True when an admin token is set.
+    pub(crate) fn has_admin_token(&self) -> bool {
+        self.inner.admin_token.is_some()
+    }
+
+    /// Sends one rpc with failover (see the module documentation). `send` is called once per
+    /// attempt with the channel of the server to try and must send the same request each
+    /// time.
+    pub(crate) async fn call<T, F, Fut>(&self, rpc: &str, mut send: F) -> Result<T, ClientError>
+    where
+        T: LeaderHinted,
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let mut tried: Vec<String> = Vec::new();
+        let mut last = String::from("no attempt made");
+        let mut hinted: Option<ServerAddr> = None;
+        for round in 0..FAILOVER_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(RETRY_BACKOFF * round as u32).await;
+            }
+            let order = self.order();
+            let mut next = 0;
+            loop {
+                let server = match hinted.take() {
+                    Some(server) => server,
+                    None if next < order.len() => {
+                        next += 1;
+                        order[next - 1].clone()
+                    }
+                    None => break,
+                };
+                tried.push(server.to_string());
+                let channel = match self.channel(&server) {
+                    Ok(channel) => channel,
+                    Err(error) => {
+                        last = format!("{server}: {error}");
+                        continue;
+                    }
+                };
+                let attempt = tokio::time::timeout(self.inner.call_deadline, send(channel)).await;
+                let status = match attempt {
+                    Ok(Ok(response)) => {
+                        let answer = response.into_inner();
+                        self.note_leader(answer.leader_hint());
+                        return Ok(answer);
+                    }
+                    Ok(Err(status)) => status,
+                    Err(_) => Status::deadline_exceeded(format!(
+                        "no answer within {:?}",
+                        self.inner.call_deadline
+                    )),
+                };
+                if !is_retryable(&status) {
+                    return Err(ClientError::from_status(&status));
+                }
+                tracing::debug!(rpc, %server, code = ?status.code(), "attempt failed; failing over");
+                last = format!("{server}: {:?}: {}", status.code(), status.message());
+                self.forget_leader(&server);
+                hinted = leader_from_metadata(&status).filter(|hint| *hint != server);
+            }
+        }
+        tried.dedup();
+        Err(ClientError::Unreachable { tried, last })
+    }
+
+    /// The known leader first, then the list, without repeats.
+    fn order(&self) -> Vec<ServerAddr> {
+        let mut order: Vec<ServerAddr> = self.leader().into_iter().collect();
+        for server in &self.inner.servers {
+            if !order.contains(server) {
+                order.push(server.clone());
+            }
+        }
+        order
+    }
+
+    fn channel(&self, server: &ServerAddr) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = lock(&self.inner.channels);
+        if let Some(channel) = channels.get(server) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(server.uri())?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(server.clone(), channel.clone());
+        Ok(channel)
+    }
+
+    fn note_leader(&self, hint: Option<&v1::LeaderHint>) {
+        let Some(hint) = hint.filter(|hint| hint.id != 0) else { return };
+        if let Some(addr) = parse_leader_addr(&hint.client_addr) {
+            *lock(&self.inner.leader) = Some(addr);
+        }
+    }
+
+    fn forget_leader(&self, failed: &ServerAddr) {
+        let mut leader = lock(&self.inner.leader);
+        if leader.as_ref() == Some(failed) {
+            *leader = None;
+        }
+    }
+}
+
+/// The admin token: `QLM_ADMIN_TOKEN`, or the first line of the file `QLM_ADMIN_TOKEN_FILE`
+/// names.
+pub fn admin_token_from_env() -> Result<String, ClientError> {
+    if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
+        return non_empty_token(token.trim(), ADMIN_TOKEN_ENV);
+    }
+    let path = std::env::var(ADMIN_TOKEN_FILE_ENV).map_err(|_| {
+        ClientError::AdminToken(format!("set {ADMIN_TOKEN_ENV} or {ADMIN_TOKEN_FILE_ENV}"))
+    })?;
+    admin_token_from_file(std::path::Path::new(&path))
+}
+
+/// The admin token in the first line of `path`.
+pub fn admin_token_from_file(path: &std::path::Path) -> Result<String, ClientError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ClientError::AdminToken(format!("{}: {e}", path.display())))?;
+    non_empty_token(text.lines().next().unwrap_or("").trim(), &path.display().to_string())
+}
+
+fn non_empty_token(token: &str, source: &str) -> Result<String, ClientError> {
+    if token.is_empty() {
+        return Err(ClientError::AdminToken(format!("{source} is empty")));
+    }
+    Ok(token.to_owned())
+}
+
+fn leader_from_metadata(status: &Status) -> Option<ServerAddr> {
+    let addr = status.metadata().get(LEADER_ADDR_METADATA)?.to_str().ok()?;
+    parse_leader_addr(addr)
+}
+
+fn parse_leader_addr(addr: &str) -> Option<ServerAddr> {
+    if addr.is_empty() {
+        return None;
+    }
+    parse_servers(addr).ok()?.into_iter().next()
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (plain values).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_hint_goes_first_and_is_not_repeated() {
+        let servers = parse_servers("a:1,b:2,c:3").unwrap();
+        let client = Client::connect(servers).unwrap();
+        client.note_leader(Some(&v1::LeaderHint { id: 2, client_addr: "b:2".into() }));
+        let order: Vec<String> = client.order().iter().map(ToString::to_string).collect();
+        assert_eq!(order, ["b:2", "a:1", "c:3"]);
+        client.forget_leader(&ServerAddr { host: "b".into(), port: 2 });
+        assert_eq!(client.leader(), None);
+    }
+
+    #[test]
+    fn a_hint_without_a_leader_changes_nothing() {
+        let client = Client::connect(parse_servers("a:1").unwrap()).unwrap();
+        client.note_leader(Some(&v1::LeaderHint { id: 0, client_addr: String::new() }));
+        client.note_leader(Some(&v1::LeaderHint { id: 3, client_addr: "not a host".into() }));
+        assert_eq!(client.leader(), None);
+    }
+
+    #[test]
+    fn an_empty_list_is_refused() {
+        assert!(matches!(Client::connect(Vec::new()), Err(ClientError::NoServers(_))));
+    }
+}

@@ -1,0 +1,72 @@
+//! The one error type of the client library.
+//!
+//! A denial is an answer of the cluster, but for an application that asked for a seat it is
+//! the end of the road, so [`ClientError::Denied`] carries everything the answer had (reason,
+//! message, holders). Everything else is a failure: no server answered
+//! ([`ClientError::Unreachable`]), the request was refused for what it said
+//! ([`ClientError::InvalidArgument`], [`ClientError::Rejected`]), or the answer could not be
+//! read ([`ClientError::Protocol`]).
+
+use tonic::Code;
+
+use crate::proto::v1;
+
+/// What went wrong with a request to the cluster.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No server could be used: no list was given, or it could not be read.
+    #[error("no license servers: {0}")]
+    NoServers(String),
+    /// Every attempt failed with a transport error, UNAVAILABLE or a deadline; `tried` lists
+    /// the servers tried, in order, and `last` the last failure.
+    #[error("no license server answered (tried {}): {last}", tried.join(", "))]
+    Unreachable { tried: Vec<String>, last: String },
+    /// The checkout was denied (or a queued request can no longer be granted).
+    #[error("denied ({}): {message}", reason.as_str_name().trim_start_matches("DENIAL_REASON_"))]
+    Denied { reason: v1::DenialReason, message: String, holders: Vec<v1::Holder> },
+    /// A queued request left its queue without a grant: cancelled, or its session ended.
+    #[error("queued request {handle} left its queue ({})", cause.as_str_name())]
+    Left { handle: u64, cause: v1::LeftCause },
+    /// The server refused the request's content (INVALID_ARGUMENT); nothing changed. The
+    /// message names the field.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The server refused the request for another reason (NOT_FOUND, ALREADY_EXISTS,
+    /// UNAUTHENTICATED, PERMISSION_DENIED, FAILED_PRECONDITION, ...).
+    #[error("refused ({code:?}): {message}")]
+    Rejected { code: Code, message: String },
+    /// An admin call without an admin token, or a token file that cannot be read.
+    #[error("admin token: {0}")]
+    AdminToken(String),
+    /// The server's answer is not one the contract allows (a required field missing).
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// True when retrying the same request elsewhere may succeed: the cluster was not
+    /// reached or did not decide.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+    }
+
+    /// The error a failed rpc becomes when it is not retried.
+    pub(crate) fn from_status(status: &tonic::Status) -> ClientError {
+        match status.code() {
+            Code::InvalidArgument => ClientError::InvalidArgument(status.message().to_owned()),
+            code => ClientError::Rejected { code, message: status.message().to_owned() },
+        }
+    }
+}
+
+/// Whether a failed rpc may be retried on another node (common.proto: UNAVAILABLE,
+/// DEADLINE_EXCEEDED and CANCELLED leave nothing done or the outcome unknown; a transport
+/// failure before the server saw the request shows up as UNAVAILABLE or UNKNOWN with a
+/// transport source).
+pub(crate) fn is_retryable(status: &tonic::Status) -> bool {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
+        Code::Unknown => std::error::Error::source(status).is_some(),
+        _ => false,
+    }
+}
