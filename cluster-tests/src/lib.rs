@@ -25,6 +25,9 @@ FEATURE simulator vendor=test version=2.1 tokens=100 expires=permanent
 FEATURE synthesis vendor=test version=1.0 count=1 expires=permanent
 ";
 
+/// The admin token every test node accepts.
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token";
+
 /// How long a cluster may take to elect a leader and load its licenses.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -120,6 +123,7 @@ impl Cluster {
             .arg(&license)
             .arg("--vendor-pubkey")
             .arg(&pubkey)
+            .env("QLM_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

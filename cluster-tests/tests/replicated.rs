@@ -166,3 +166,49 @@ async fn a_silent_client_loses_its_seats_after_its_ttl_and_a_heartbeating_one_ke
         "only the heartbeating client holds a seat"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_quorum_answers_unavailable_within_the_deadline() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.wait_ready().await;
+    let survivor = (1..=3).find(|&id| id != leader).unwrap_or(1);
+    let mut client = license_client(&cluster, survivor).await;
+    let session = open(&mut client, "alone", 60_000).await;
+    for id in (1..=3).filter(|&id| id != survivor) {
+        cluster.kill(id);
+    }
+    let started = std::time::Instant::now();
+    let answer = client.checkout(checkout_request(&session, "r")).await;
+    let status = answer.expect_err("no quorum, no grant");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "answered after {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_remove_needs_the_token_and_frees_the_seat() {
+    use quorumlm::proto::v1::admin_service_client::AdminServiceClient;
+    let cluster = Cluster::start(3);
+    cluster.wait_ready().await;
+    let mut client = license_client(&cluster, 1).await;
+    let session = open(&mut client, "stuck", 60_000).await;
+    let answer = client.checkout(checkout_request(&session, "r")).await.expect("answer");
+    assert!(is_granted(answer.get_ref()));
+    let mut admin = AdminServiceClient::connect(format!("http://{}", cluster.client_addr(2)))
+        .await
+        .expect("a connection");
+    let remove = || v1::RemoveRequest {
+        target: Some(v1::remove_request::Target::Holder(v1::HolderSelector {
+            user: "stuck".into(),
+            host: String::new(),
+            feature: String::new(),
+        })),
+    };
+    let denied = admin.remove(remove()).await.expect_err("no token, no removal");
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(remove());
+    let bearer = format!("Bearer {}", cluster_tests::TEST_ADMIN_TOKEN);
+    request.metadata_mut().insert("authorization", bearer.parse().expect("ascii"));
+    let removed = admin.remove(request).await.expect("removed").into_inner();
+    assert_eq!(removed.released.len(), 1);
+    assert_eq!(seats_in_use(&cluster, 3, false).await, 0);
+}

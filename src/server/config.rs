@@ -52,6 +52,10 @@ pub struct NodeFlags {
     /// The options (policy) file.
     #[arg(long, env = "QLM_OPTIONS", value_name = "FILE.opt")]
     pub options: Option<PathBuf>,
+    /// File holding the admin token that AdminService and `qlm admin|cluster` need (or set
+    /// QLM_ADMIN_TOKEN to the token itself). Without one, admin calls are refused.
+    #[arg(long, env = "QLM_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// A TOML file with any of these settings.
     #[arg(long, env = "QLM_CONFIG", value_name = "qlmd.toml")]
     pub config: Option<PathBuf>,
@@ -80,6 +84,7 @@ struct FileConfig {
     #[serde(default)]
     vendor_pubkey: Vec<PathBuf>,
     options: Option<PathBuf>,
+    admin_token_file: Option<PathBuf>,
     heartbeat_ms: Option<u64>,
     election_min_ms: Option<u64>,
     election_max_ms: Option<u64>,
@@ -98,6 +103,8 @@ pub struct NodeConfig {
     pub license: PathBuf,
     pub vendor_pubkeys: Vec<PathBuf>,
     pub options: Option<PathBuf>,
+    /// The admin token (from `--admin-token-file` or `QLM_ADMIN_TOKEN`); never logged.
+    pub admin_token: Option<String>,
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
@@ -160,6 +167,7 @@ impl NodeConfig {
             license: flags.license.or(file.license).ok_or_else(|| required("--license"))?,
             vendor_pubkeys,
             options: flags.options.or(file.options),
+            admin_token: admin_token(flags.admin_token_file.or(file.admin_token_file))?,
             heartbeat_ms: flags.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(DEFAULT_HEARTBEAT_MS),
             election_min_ms: flags
                 .election_min_ms
@@ -202,6 +210,23 @@ impl NodeConfig {
         }
         Ok(())
     }
+}
+
+/// The admin token: the first line of the token file, else `QLM_ADMIN_TOKEN`.
+fn admin_token(file: Option<PathBuf>) -> Result<Option<String>, ConfigError> {
+    let token = match file {
+        Some(path) => std::fs::read_to_string(&path)
+            .map_err(|e| {
+                config_error("--admin-token-file", format!("cannot read {}: {e}", path.display()))
+            })?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        None => std::env::var("QLM_ADMIN_TOKEN").unwrap_or_default().trim().to_owned(),
+    };
+    Ok((!token.is_empty()).then_some(token))
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {

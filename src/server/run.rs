@@ -15,9 +15,11 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
+use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::license_service_server::LicenseServiceServer;
 use crate::proto::v1::status_service_server::StatusServiceServer;
 use crate::raft::{Raft, network::GrpcNetworkFactory, open_stores};
+use crate::server::admin::AdminServices;
 use crate::server::config::NodeConfig;
 use crate::server::node::Node;
 use crate::server::peer::{LeaderOps, PeerService};
@@ -145,7 +147,11 @@ pub async fn run_node(
             .add_service(health_service)
             .add_service(reflection)
             .add_service(LicenseServiceServer::new(services.clone()))
-            .add_service(StatusServiceServer::new(services))
+            .add_service(StatusServiceServer::new(services.clone()))
+            .add_service(AdminServiceServer::new(AdminServices {
+                services,
+                token: config.admin_token.clone(),
+            }))
             .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
                 let _ = client_stop.changed().await;
             }),

@@ -34,7 +34,43 @@ pub struct ClientServices {
 }
 
 impl ClientServices {
-    fn leader_hint(&self) -> Option<v1::LeaderHint> {
+    /// The cluster's members as this node sees them (addresses, roles, replication).
+    pub fn members(&self) -> Vec<v1::Member> {
+        let metrics = self.node.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let last_log = metrics.last_log_index.unwrap_or(0);
+        membership
+            .nodes()
+            .map(|(&id, node)| {
+                let matched = replication.get(&id).and_then(|m| m.map(|log| log.index));
+                let client_addr = if id == self.node.id {
+                    self.client_addr.clone()
+                } else {
+                    self.node.peers.client_addr(id).unwrap_or_default()
+                };
+                let role = if voters.contains(&id) {
+                    v1::MemberRole::Voter
+                } else {
+                    v1::MemberRole::Learner
+                };
+                v1::Member {
+                    id,
+                    peer_addr: node.addr.clone(),
+                    client_addr,
+                    role: role.into(),
+                    applied_index: (id == self.node.id)
+                        .then(|| metrics.last_applied.map_or(0, |l| l.index)),
+                    matched_index: matched,
+                    lag: matched.map(|m| last_log.saturating_sub(m)),
+                    reachable: id == self.node.id || matched.is_some(),
+                }
+            })
+            .collect()
+    }
+
+    pub fn leader_hint(&self) -> Option<v1::LeaderHint> {
         let leader = self.node.leader()?;
         let client_addr = if leader == self.node.id {
             self.client_addr.clone()
@@ -253,36 +289,8 @@ impl StatusService for ClientServices {
     ) -> Result<Response<v1::ClusterResponse>, Status> {
         self.node.read_barrier(request.into_inner().stale).await?;
         let metrics = self.node.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership().clone();
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let replication = metrics.replication.clone().unwrap_or_default();
+        let members = self.members();
         let last_log = metrics.last_log_index.unwrap_or(0);
-        let members = membership
-            .nodes()
-            .map(|(&id, node)| {
-                let matched = replication.get(&id).and_then(|m| m.map(|log| log.index));
-                let client_addr = if id == self.node.id {
-                    self.client_addr.clone()
-                } else {
-                    self.node.peers.client_addr(id).unwrap_or_default()
-                };
-                v1::Member {
-                    id,
-                    peer_addr: node.addr.clone(),
-                    client_addr,
-                    role: if voters.contains(&id) {
-                        v1::MemberRole::Voter.into()
-                    } else {
-                        v1::MemberRole::Learner.into()
-                    },
-                    applied_index: (id == self.node.id)
-                        .then(|| metrics.last_applied.map_or(0, |l| l.index)),
-                    matched_index: matched,
-                    lag: matched.map(|m| last_log.saturating_sub(m)),
-                    reachable: id == self.node.id || matched.is_some(),
-                }
-            })
-            .collect();
         Ok(Response::new(v1::ClusterResponse {
             node_id: self.node.id,
             applied_index: metrics.last_applied.map_or(0, |l| l.index),
