@@ -8,7 +8,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build test test-unit lint fmt run bench bench-engine fuzz fuzz-smoke chaos image \
+.PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover fuzz fuzz-smoke chaos image \
         compose-up compose-down clean
 
 all: build
@@ -35,10 +35,14 @@ run:
 	./scripts/run-local.sh
 
 ## Benchmarks print their figures; docs/BENCHMARKS.md records them with the machine.
-bench: bench-engine
+bench: bench-engine bench-failover
 
 bench-engine:
 	$(CARGO) bench --bench engine
+
+bench-failover:
+	$(CARGO) build --release --bins -p quorumlm
+	$(CARGO) run --release -p cluster-tests --bin failover
 
 ## Fuzz the license and options parsers (cargo-fuzz on the stable toolchain).
 fuzz: FUZZ_SECONDS = 300

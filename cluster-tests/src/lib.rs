@@ -9,7 +9,7 @@
 //! `cargo test --workspace` builds it), or `$QLMD_BIN`.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,9 +64,14 @@ pub fn qlmd_binary() -> PathBuf {
     if let Ok(path) = std::env::var("QLMD_BIN") {
         return PathBuf::from(path);
     }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    profile_dir.join("qlmd")
+    // A test binary lives in target/<profile>/deps, a bin in target/<profile>.
+    let exe = std::env::current_exe().expect("this binary's path");
+    let dir = exe.parent().expect("target/<profile>[/deps]");
+    let beside = dir.join("qlmd");
+    if beside.exists() {
+        return beside;
+    }
+    dir.parent().map_or(beside.clone(), |profile| profile.join("qlmd"))
 }
 
 impl Cluster {
