@@ -34,9 +34,10 @@ async fn one_run(run: usize) -> Result<(Duration, Duration), String> {
     let mut cluster = Cluster::start(3);
     let leader = cluster.wait_ready().await;
     let survivor = (1..=3).find(|&id| id != leader).ok_or("no survivor")?;
-    let mut client = LicenseServiceClient::connect(format!("http://{}", cluster.client_addr(survivor)))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut client =
+        LicenseServiceClient::connect(format!("http://{}", cluster.client_addr(survivor)))
+            .await
+            .map_err(|e| e.to_string())?;
     let open = v1::OpenSessionRequest {
         user: "bench".into(),
         host: "bench".into(),
@@ -45,7 +46,8 @@ async fn one_run(run: usize) -> Result<(Duration, Duration), String> {
         ttl_ms: 60_000,
         request_id: String::new(),
     };
-    let session = client.open_session(open).await.map_err(|e| e.to_string())?.into_inner().session_id;
+    let session =
+        client.open_session(open).await.map_err(|e| e.to_string())?.into_inner().session_id;
     client.checkout(checkout(&session, "warm".into())).await.map_err(|e| e.to_string())?;
 
     cluster.kill(leader);
@@ -80,7 +82,9 @@ async fn one_run(run: usize) -> Result<(Duration, Duration), String> {
             }
         }
         if restarted.elapsed() > RUN_TIMEOUT {
-            return Err(format!("run {run}: the restarted node did not serve within {RUN_TIMEOUT:?}"));
+            return Err(format!(
+                "run {run}: the restarted node did not serve within {RUN_TIMEOUT:?}"
+            ));
         }
         tokio::time::sleep(RETRY_PAUSE).await;
     };
@@ -93,7 +97,10 @@ fn summary(name: &str, mut values: Vec<Duration>) {
     let all: Vec<String> = values.iter().map(|d| format!("{:.0}", ms(d))).collect();
     let median = values.get(values.len() / 2).map_or(0.0, ms);
     let worst = values.last().map_or(0.0, ms);
-    println!("{name:<44} median {median:>6.0} ms  worst {worst:>6.0} ms  (runs: {})", all.join(", "));
+    println!(
+        "{name:<44} median {median:>6.0} ms  worst {worst:>6.0} ms  (runs: {})",
+        all.join(", ")
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +110,9 @@ async fn main() {
     for run in 0..RUNS {
         match one_run(run).await {
             Ok((granted, served)) => {
-                println!("run {run}: next grant after {granted:?}; restarted node serving after {served:?}");
+                println!(
+                    "run {run}: next grant after {granted:?}; restarted node serving after {served:?}"
+                );
                 grants.push(granted);
                 serving.push(served);
             }
