@@ -212,3 +212,68 @@ async fn admin_remove_needs_the_token_and_frees_the_seat() {
     assert_eq!(removed.released.len(), 1);
     assert_eq!(seats_in_use(&cluster, 3, false).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_heartbeats_through_a_leader_change_keeps_its_seat() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.wait_ready().await;
+    let survivor = (1..=3).find(|&id| id != leader).unwrap_or(1);
+    let mut client = license_client(&cluster, survivor).await;
+    let session = open(&mut client, "steady", 3_000).await;
+    let answer = client.checkout(checkout_request(&session, "r")).await.expect("answer");
+    assert!(is_granted(answer.get_ref()));
+    cluster.kill(leader);
+    // Heartbeat every 500 ms for 6 s (twice the TTL), through the election; some beats fail
+    // while there is no leader, as a real client's would.
+    for _ in 0..12 {
+        let mut beat = tonic::Request::new(v1::HeartbeatRequest { session_id: session.clone() });
+        beat.set_timeout(Duration::from_millis(400));
+        let _ = client.heartbeat(beat).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    cluster.wait_ready().await;
+    assert_eq!(seats_in_use(&cluster, survivor, false).await, 1, "the seat survived the failover");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    let cluster = Cluster::start(3);
+    cluster.wait_ready().await;
+    let mut client = license_client(&cluster, 2).await;
+    let session = open(&mut client, "careful", 60_000).await;
+    let unknown =
+        v1::CheckoutRequest { feature: "no-such-tool".into(), ..checkout_request(&session, "a") };
+    match client.checkout(unknown).await.expect("a denial is an answer").into_inner().result {
+        Some(v1::checkout_response::Result::Denied(d)) => {
+            assert_eq!(d.reason(), v1::DenialReason::NoSuchFeature)
+        }
+        other => panic!("unknown feature: {other:?}"),
+    }
+    let huge = v1::CheckoutRequest { count: u32::MAX, ..checkout_request(&session, "b") };
+    let status = client.checkout(huge).await.expect_err("a huge count is refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("count"), "{}", status.message());
+    let no_id = checkout_request(&session, "");
+    assert_eq!(
+        client.checkout(no_id).await.expect_err("empty request id").code(),
+        tonic::Code::InvalidArgument
+    );
+    let stranger = checkout_request("not-a-session", "c");
+    assert_eq!(
+        client.checkout(stranger).await.expect_err("unknown session").code(),
+        tonic::Code::NotFound
+    );
+    let bad_version =
+        v1::CheckoutRequest { version: "four".into(), ..checkout_request(&session, "d") };
+    assert_eq!(
+        client.checkout(bad_version).await.expect_err("bad version").code(),
+        tonic::Code::InvalidArgument
+    );
+    let oversized =
+        v1::CheckoutRequest { feature: "x".repeat(8 << 20), ..checkout_request(&session, "e") };
+    assert!(client.checkout(oversized).await.is_err(), "an 8 MiB message is refused");
+    // Nothing changed, and the node still serves.
+    assert_eq!(seats_in_use(&cluster, 1, false).await, 0);
+    let fine = client.checkout(checkout_request(&session, "f")).await.expect("answer");
+    assert!(is_granted(fine.get_ref()));
+}
