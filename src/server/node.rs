@@ -140,6 +140,14 @@ impl Node {
     pub async fn propose_here(&self, command: Command) -> Result<Applied, Status> {
         let (applied, _) = crate::server::peer::propose(&self.raft, command.clone()).await?;
         self.after_apply(&command, &applied);
+        if let Command::Checkout { session_id, .. } | Command::Checkin { session_id, .. } = &command
+        {
+            // A TIMEOUT on a feature the session now holds (or no longer holds) changes its TTL.
+            let ttl = self.replica.read().await.engine().session_ttl_ms(session_id);
+            if let (Some(ttl), Ok(mut leases)) = (ttl, self.leases.lock()) {
+                leases.set_ttl(session_id, ttl, self.now_ms());
+            }
+        }
         Ok(applied)
     }
 
