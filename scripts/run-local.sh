@@ -25,6 +25,11 @@ LIC
         -o "$RUN_DIR/demo.lic"
 fi
 
+if [ ! -f "$RUN_DIR/admin.token" ]; then
+    # A demo admin token for `qlm admin ...` and `qlm cluster ...` (mode 0600).
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN_DIR/admin.token")
+fi
+
 peer() { echo "127.0.0.1:$((BASE_PORT + 10 * ($1 - 1) + 1))"; }
 client() { echo "127.0.0.1:$((BASE_PORT + 10 * ($1 - 1)))"; }
 http() { echo "127.0.0.1:$((BASE_PORT + 10 * ($1 - 1) + 2))"; }
@@ -44,7 +49,7 @@ for id in 1 2 3; do
     "$BIN/qlmd" --id "$id" --data-dir "$RUN_DIR/node$id" \
         --listen "$(client "$id")" --peer-listen "$(peer "$id")" --http-listen "$(http "$id")" \
         --initial-cluster "$CLUSTER" --license "$RUN_DIR/demo.lic" \
-        --vendor-pubkey "$RUN_DIR/keys/vendor.pub" \
+        --vendor-pubkey "$RUN_DIR/keys/vendor.pub" --admin-token-file "$RUN_DIR/admin.token" \
         >"$RUN_DIR/node$id.log" 2>&1 &
     pids+=($!)
 done
@@ -55,11 +60,11 @@ cat <<TXT
 QuorumLM: 3 nodes running (logs in $RUN_DIR/node*.log, data in $RUN_DIR/node*/).
 
   export QLM_SERVERS=$SERVERS
+  export QLM_ADMIN_TOKEN_FILE=$RUN_DIR/admin.token   # for qlm admin ... and qlm cluster ...
   $BIN/qlm status
   $BIN/qlm checkout vhdl-editor          # holds a seat until Ctrl-C
   $BIN/qlm run synthesis -- sleep 30     # holds a seat while the command runs
 
-Dashboards: http://$(http 1)/  http://$(http 2)/  http://$(http 3)/
 Ctrl-C stops all three.
 TXT
 wait
