@@ -225,20 +225,9 @@ impl Node {
         }
     }
 
-    /// The license set and policy from this node's files, as a `LoadLicenses` command, with the
-    /// license lines refused (a bad options file refuses the whole reload).
+    /// The license set and policy from this node's files (see [`load_licenses_command`]).
     pub fn load_licenses_command(&self) -> Result<(Command, Vec<LineError>), String> {
-        let trusted =
-            TrustedKeys::read_files(&self.config.vendor_pubkeys).map_err(|e| e.to_string())?;
-        let set = crate::license::load_license_file(&self.config.license, &trusted)
-            .map_err(|e| e.to_string())?;
-        let policy = match &self.config.options {
-            Some(path) => {
-                crate::license::options::load_options_file(path).map_err(|e| e.to_string())?
-            }
-            None => Policy::default(),
-        };
-        Ok((Command::LoadLicenses { pools: set.pools, policy }, set.refused))
+        load_licenses_command(&self.config)
     }
 
     /// The leader's duties, until `shutdown` resolves: on taking over, reset every lease and
@@ -313,4 +302,19 @@ impl Node {
             }
         }
     }
+}
+
+/// The license set and policy from a node's files, as a `LoadLicenses` command, with the
+/// license lines refused (a bad options file refuses the whole reload).
+pub fn load_licenses_command(config: &NodeConfig) -> Result<(Command, Vec<LineError>), String> {
+    let trusted = TrustedKeys::read_files(&config.vendor_pubkeys).map_err(|e| e.to_string())?;
+    let set =
+        crate::license::load_license_file(&config.license, &trusted).map_err(|e| e.to_string())?;
+    let policy = match &config.options {
+        Some(path) => {
+            crate::license::options::load_options_file(path).map_err(|e| e.to_string())?
+        }
+        None => Policy::default(),
+    };
+    Ok((Command::LoadLicenses { pools: set.pools, policy }, set.refused))
 }

@@ -94,6 +94,9 @@ pub async fn run_node(
 ) -> Result<(), RunError> {
     let id = config.id;
     let cluster = cluster_id(&config);
+    // A license, key or options file that cannot be read is an error at start, before the
+    // database is touched, not at the first election.
+    crate::server::node::load_licenses_command(&config).map_err(RunError::Config)?;
     let (log_store, state_machine) = open_stores(&config.data_dir)?;
     let fresh = log_store.is_fresh();
     let replica = state_machine.replica();
@@ -117,8 +120,6 @@ pub async fn run_node(
 
     let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone());
     let node = Arc::new(Node::new(config.clone(), raft.clone(), replica, peers));
-    // A license file that cannot be read is an error at start, not at the first election.
-    node.load_licenses_command().map_err(RunError::Config)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ops = NodeOps {
