@@ -128,12 +128,27 @@ impl Node {
     }
 
     async fn propose_inner(&self, command: Command) -> Result<Applied, Status> {
-        if let Some(leader) = self.leader()
-            && leader != self.id
-        {
+        let leader = self.known_leader().await?;
+        if leader != self.id {
             return self.peers.forward(leader, &command).await;
         }
         self.propose_here(command).await
+    }
+
+    /// The leader, waiting (within the caller's deadline) while an election is under way.
+    async fn known_leader(&self) -> Result<NodeId, Status> {
+        if let Some(leader) = self.leader() {
+            return Ok(leader);
+        }
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = metrics.borrow().current_leader {
+                return Ok(leader);
+            }
+            if metrics.changed().await.is_err() {
+                return Err(Status::unavailable("the node is shutting down"));
+            }
+        }
     }
 
     /// Proposes as the leader (what `RaftService.Forward` calls on the leader).
@@ -158,9 +173,11 @@ impl Node {
             return Ok(());
         }
         let wait = async {
-            let index = match self.leader() {
-                Some(leader) if leader != self.id => self.peers.read_index(leader).await?,
-                _ => self.read_index_here().await?,
+            let leader = self.known_leader().await?;
+            let index = if leader == self.id {
+                self.read_index_here().await?
+            } else {
+                self.peers.read_index(leader).await?
             };
             self.raft
                 .wait(Some(READ_DEADLINE))
@@ -185,10 +202,17 @@ impl Node {
 
     /// A heartbeat: renews the session's lease on the leader. Returns the TTL.
     pub async fn heartbeat(&self, session_id: &str) -> Result<u64, Status> {
-        match self.leader() {
-            Some(leader) if leader != self.id => self.peers.renew(leader, session_id).await,
-            Some(_) => self.renew_here(session_id),
-            None => Err(Status::unavailable("no leader: the cluster is electing one")),
+        let wait = async {
+            let leader = self.known_leader().await?;
+            if leader == self.id {
+                self.renew_here(session_id)
+            } else {
+                self.peers.renew(leader, session_id).await
+            }
+        };
+        match tokio::time::timeout(crate::server::peers::PEER_CALL_DEADLINE, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(Status::unavailable("no leader: the cluster is electing one")),
         }
     }
 
