@@ -62,8 +62,13 @@ impl LeaderOps for TestLeader {
         async move { peer::read_index(&raft).await }
     }
 
-    fn hello(&self) -> (NodeId, String, String) {
-        (self.id, format!("client-{}:7400", self.id), format!("http-{}:7402", self.id))
+    fn hello(&self) -> quorumlm::proto::v1::HelloResponse {
+        quorumlm::proto::v1::HelloResponse {
+            id: self.id,
+            client_addr: format!("client-{}:7400", self.id),
+            http_addr: format!("http-{}:7402", self.id),
+            hostid: format!("host-{}", self.id),
+        }
     }
 }
 

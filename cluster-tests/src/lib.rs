@@ -23,6 +23,8 @@ pub const TEST_LICENSE: &str = "\
 FEATURE vhdl-editor vendor=test version=4.0 count=25 expires=permanent
 FEATURE simulator vendor=test version=2.1 tokens=100 expires=permanent
 FEATURE synthesis vendor=test version=1.0 count=1 expires=permanent
+FEATURE bound-to-two vendor=test version=1.0 count=5 expires=permanent hostid=node1-host,node2-host
+FEATURE bound-to-one vendor=test version=1.0 count=5 expires=permanent hostid=node3-host
 ";
 
 /// The admin token every test node accepts.
@@ -129,6 +131,7 @@ impl Cluster {
             .arg("--vendor-pubkey")
             .arg(&pubkey)
             .env("QLM_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
+            .args(["--hostid", &format!("node{id}-host")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

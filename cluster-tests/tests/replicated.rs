@@ -277,3 +277,23 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let fine = client.checkout(checkout_request(&session, "f")).await.expect("answer");
     assert!(is_granted(fine.get_ref()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_bound_to_hosts_serves_only_while_a_majority_of_the_nodes_match() {
+    let cluster = Cluster::start(3);
+    cluster.wait_ready().await;
+    let mut client = license_client(&cluster, 1).await;
+    let session = open(&mut client, "bound", 60_000).await;
+    let two =
+        v1::CheckoutRequest { feature: "bound-to-two".into(), ..checkout_request(&session, "a") };
+    let answer = client.checkout(two).await.expect("answer").into_inner();
+    assert!(is_granted(&answer), "2 of 3 nodes match: served ({answer:?})");
+    let one =
+        v1::CheckoutRequest { feature: "bound-to-one".into(), ..checkout_request(&session, "b") };
+    match client.checkout(one).await.expect("answer").into_inner().result {
+        Some(v1::checkout_response::Result::Denied(d)) => {
+            assert_eq!(d.reason(), v1::DenialReason::NoSuchFeature, "1 of 3 matches: not served")
+        }
+        other => panic!("a pool bound to one of three hosts was served: {other:?}"),
+    }
+}

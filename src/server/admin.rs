@@ -85,7 +85,7 @@ impl AdminService for AdminServices {
         self.must_lead()?;
         let node = &self.services.node;
         let (command, refused) =
-            node.load_licenses_command().map_err(Status::failed_precondition)?;
+            node.licenses_to_serve().await.map_err(Status::failed_precondition)?;
         let applied = node.propose(command).await?;
         let retired = match applied.outcome {
             crate::engine::Outcome::LicensesLoaded { retired, .. } => retired,

@@ -56,6 +56,9 @@ pub struct NodeFlags {
     /// QLM_ADMIN_TOKEN to the token itself). Without one, admin calls are refused.
     #[arg(long, env = "QLM_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// This node's host id, matched against `hostid=` of license lines [default: the host name].
+    #[arg(long, env = "QLM_HOSTID", value_name = "ID")]
+    pub hostid: Option<String>,
     /// A TOML file with any of these settings.
     #[arg(long, env = "QLM_CONFIG", value_name = "qlmd.toml")]
     pub config: Option<PathBuf>,
@@ -85,6 +88,7 @@ struct FileConfig {
     vendor_pubkey: Vec<PathBuf>,
     options: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
+    hostid: Option<String>,
     heartbeat_ms: Option<u64>,
     election_min_ms: Option<u64>,
     election_max_ms: Option<u64>,
@@ -105,6 +109,8 @@ pub struct NodeConfig {
     pub options: Option<PathBuf>,
     /// The admin token (from `--admin-token-file` or `QLM_ADMIN_TOKEN`); never logged.
     pub admin_token: Option<String>,
+    /// This node's host id (`--hostid`, else the host name).
+    pub hostid: String,
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
@@ -168,6 +174,7 @@ impl NodeConfig {
             vendor_pubkeys,
             options: flags.options.or(file.options),
             admin_token: admin_token(flags.admin_token_file.or(file.admin_token_file))?,
+            hostid: flags.hostid.or(file.hostid).unwrap_or_else(host_name),
             heartbeat_ms: flags.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(DEFAULT_HEARTBEAT_MS),
             election_min_ms: flags
                 .election_min_ms
@@ -210,6 +217,16 @@ impl NodeConfig {
         }
         Ok(())
     }
+}
+
+/// The machine's host name (the default host id).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The admin token: the first line of the token file, else `QLM_ADMIN_TOKEN`.

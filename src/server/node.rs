@@ -23,7 +23,7 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::engine::{Applied, Command, Outcome};
-use crate::license::{LineError, Policy, TrustedKeys};
+use crate::license::{HostId, LineError, Policy, TrustedKeys};
 use crate::raft::{NodeId, Raft, SharedReplica};
 use crate::server::config::NodeConfig;
 use crate::server::leases::Leases;
@@ -249,9 +249,60 @@ impl Node {
         }
     }
 
-    /// The license set and policy from this node's files (see [`load_licenses_command`]).
-    pub fn load_licenses_command(&self) -> Result<(Command, Vec<LineError>), String> {
-        load_licenses_command(&self.config)
+    /// This node's host id.
+    pub fn hostid(&self) -> &str {
+        &self.config.hostid
+    }
+
+    /// The license set and policy from this node's files (see [`load_licenses_command`]),
+    /// less the pools bound to host ids that a majority of the voters do not have: a copy of
+    /// the license file on another cluster does not double the count. Those pools are
+    /// returned as refused, with the reason.
+    pub async fn licenses_to_serve(&self) -> Result<(Command, Vec<LineError>), String> {
+        let (command, mut refused) = load_licenses_command(&self.config)?;
+        let Command::LoadLicenses { pools, policy } = command else {
+            return Ok((command, refused));
+        };
+        let voters: Vec<NodeId> =
+            self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        let mut hostids = Vec::new();
+        for &voter in &voters {
+            let hostid = if voter == self.id {
+                Some(self.config.hostid.clone())
+            } else {
+                match self.peers.hostid(voter) {
+                    Some(hostid) => Some(hostid),
+                    None => {
+                        self.peers.hello(voter).await.ok().and_then(|_| self.peers.hostid(voter))
+                    }
+                }
+            };
+            hostids.extend(hostid);
+        }
+        let (served, unserved): (Vec<_>, Vec<_>) =
+            pools.into_iter().partition(|pool| match &pool.hostid {
+                HostId::Any => true,
+                HostId::List(allowed) => {
+                    let matching = hostids.iter().filter(|h| allowed.contains(h.as_str())).count();
+                    matching * 2 > voters.len()
+                }
+            });
+        for pool in unserved {
+            refused.push(LineError::field(
+                &self.config.license.display().to_string(),
+                0,
+                "hostid",
+                format!(
+                    "`{}` (pool {}) is bound to hosts that fewer than a majority of the {} \
+                     voting nodes have (known host ids: {})",
+                    pool.feature,
+                    pool.id,
+                    voters.len(),
+                    hostids.join(", ")
+                ),
+            ));
+        }
+        Ok((Command::LoadLicenses { pools: served, policy }, refused))
     }
 
     /// The leader's duties, until `shutdown` resolves: on taking over, reset every lease and
@@ -312,7 +363,7 @@ impl Node {
             leases.reset(sessions, self.now_ms());
         }
         info!(node = self.id, sessions = count, "leading: every session's lease starts afresh");
-        match self.load_licenses_command() {
+        match self.licenses_to_serve().await {
             Ok((command, refused)) => {
                 for line in &refused {
                     warn!(node = self.id, refused = %line, "license line refused");

@@ -63,7 +63,7 @@ pub trait LeaderOps: Send + Sync + 'static {
     fn read_index(&self) -> impl Future<Output = Result<u64, Status>> + Send;
 
     /// This node's id, client address and HTTP address.
-    fn hello(&self) -> (NodeId, String, String);
+    fn hello(&self) -> HelloResponse;
 }
 
 /// The RaftService of one node.
@@ -205,8 +205,8 @@ impl<H: LeaderOps> RaftService for PeerService<H> {
     ) -> Result<Response<HelloResponse>, Status> {
         let request = request.into_inner();
         self.check_cluster(&request.cluster_id, request.sender_id)?;
-        let (id, client_addr, http_addr) = self.leader.hello();
-        Ok(Response::new(HelloResponse { id, client_addr, http_addr }))
+        let hello: HelloResponse = self.leader.hello();
+        Ok(Response::new(hello))
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Peers {
     channels: Mutex<BTreeMap<NodeId, Channel>>,
     /// Client addresses learned with `Hello`, for leader hints.
     client_addrs: Mutex<BTreeMap<NodeId, String>>,
+    /// Host ids learned with `Hello`, for license lines bound to hosts.
+    hostids: Mutex<BTreeMap<NodeId, String>>,
 }
 
 impl Peers {
@@ -43,6 +45,7 @@ impl Peers {
             addrs: Mutex::new(addrs),
             channels: Mutex::new(BTreeMap::new()),
             client_addrs: Mutex::new(BTreeMap::new()),
+            hostids: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -59,6 +62,11 @@ impl Peers {
     /// The client address of node `id`, if learned.
     pub fn client_addr(&self, id: NodeId) -> Option<String> {
         self.client_addrs.lock().ok()?.get(&id).cloned()
+    }
+
+    /// The host id of node `id`, if learned.
+    pub fn hostid(&self, id: NodeId) -> Option<String> {
+        self.hostids.lock().ok()?.get(&id).cloned()
     }
 
     pub fn set_client_addr(&self, id: NodeId, addr: String) {
@@ -136,6 +144,9 @@ impl Peers {
         request.set_timeout(PEER_CALL_DEADLINE);
         let reply = self.client(id)?.hello(request).await?.into_inner();
         self.set_client_addr(id, reply.client_addr.clone());
+        if let Ok(mut hostids) = self.hostids.lock() {
+            hostids.insert(id, reply.hostid.clone());
+        }
         Ok(reply.client_addr)
     }
 }

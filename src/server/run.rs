@@ -82,8 +82,13 @@ impl LeaderOps for NodeOps {
         self.node.read_index_here().await
     }
 
-    fn hello(&self) -> (u64, String, String) {
-        (self.node.id, self.client_addr.clone(), self.http_addr.clone())
+    fn hello(&self) -> crate::proto::v1::HelloResponse {
+        crate::proto::v1::HelloResponse {
+            id: self.node.id,
+            client_addr: self.client_addr.clone(),
+            http_addr: self.http_addr.clone(),
+            hostid: self.node.hostid().to_owned(),
+        }
     }
 }
 
