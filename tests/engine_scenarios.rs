@@ -252,9 +252,11 @@ fn the_queue_is_first_in_first_out() {
         w.open(s, s, "h");
     }
     let g = w.grant("a", "vhdl", 1);
-    w.wait_for("b", "vhdl", 1);
-    w.wait_for("c", "vhdl", 1);
+    let Outcome::Queued { handle: b, .. } = w.wait_for("b", "vhdl", 1) else { panic!() };
+    let Outcome::Queued { handle: c, .. } = w.wait_for("c", "vhdl", 1) else { panic!() };
+    assert_eq!((w.engine.queue_position(b), w.engine.queue_position(c)), (Some(1), Some(2)));
     w.checkin("a", g.handle);
+    assert_eq!(w.engine.queue_position(c), Some(1), "c moves up");
     let holders: Vec<String> =
         w.engine.checkouts().into_iter().map(|c| c.user.to_string()).collect();
     assert_eq!(holders, ["b"]);

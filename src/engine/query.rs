@@ -196,6 +196,13 @@ impl Engine {
             .collect()
     }
 
+    /// Place of a queued request in its feature's queue (1 is the head), if it is queued.
+    pub fn queue_position(&self, handle: Handle) -> Option<u32> {
+        let queued = self.queued.get(&handle)?;
+        let state = self.features.get(&queued.feature)?;
+        u32::try_from(state.queue.range(..=handle).count()).ok()
+    }
+
     /// One session, if known.
     pub fn session(&self, session_id: &str) -> Option<SessionView> {
         let (id, s) = self.sessions.get_key_value(session_id)?;

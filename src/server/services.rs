@@ -226,35 +226,17 @@ enum QueueState {
 /// Where a queued request stands in this replica.
 fn queue_update(engine: &crate::engine::Engine, session_id: &str, handle: Handle) -> QueueState {
     use v1::queue_update::Update;
-    if let Some(view) = engine.checkout_view(handle).filter(|c| &*c.session_id == session_id) {
-        return QueueState::Done(Update::Granted(v1::Granted {
-            handle: handle.0,
-            feature: view.feature.to_string(),
-            pool_id: String::new(),
-            version: view.version.to_string(),
-            count: view.count,
-            shared: view.shared,
-            since_unix_ms: view.since.0,
-            borrow_until_unix_ms: view.borrow_until.map(|t| t.0),
-        }));
-    }
-    let Some(session) = engine.session(session_id) else {
-        let left = v1::Left { handle: handle.0, cause: v1::LeftCause::SessionEnded.into() };
-        return QueueState::Done(Update::Left(left));
+    let mine = engine.session(session_id);
+    let left = |cause: v1::LeftCause| {
+        QueueState::Done(Update::Left(v1::Left { handle: handle.0, cause: cause.into() }))
     };
-    if session.queued.contains(&handle) {
-        let position = engine
-            .features()
-            .iter()
-            .flat_map(|f| engine.queued_requests(&f.name))
-            .find(|q| q.handle == handle)
-            .map_or(0, |q| q.position);
-        return QueueState::Waiting(position);
+    let Some(session) = mine else { return left(v1::LeftCause::SessionEnded) };
+    let owned = session.checkouts.contains(&handle) || session.queued.contains(&handle);
+    match convert::queued_handle_state(engine, handle).filter(|_| owned) {
+        Some(Ok(granted)) => QueueState::Done(Update::Granted(granted)),
+        Some(Err(position)) => QueueState::Waiting(position),
+        None => left(v1::LeftCause::Cancelled),
     }
-    QueueState::Done(Update::Left(v1::Left {
-        handle: handle.0,
-        cause: v1::LeftCause::Cancelled.into(),
-    }))
 }
 
 #[tonic::async_trait]

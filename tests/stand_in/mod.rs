@@ -79,25 +79,7 @@ impl StandIn {
 /// Where a handle stands: `Some(Ok(granted))`, `Some(Err(position))` when queued, `None` when
 /// neither.
 fn handle_state(engine: &Mutex<Engine>, handle: Handle) -> Option<Result<v1::Granted, u32>> {
-    let engine = engine.lock().unwrap();
-    if let Some(view) = engine.checkout_view(handle) {
-        return Some(Ok(v1::Granted {
-            handle: handle.0,
-            feature: view.feature.to_string(),
-            pool_id: String::new(),
-            version: view.version.to_string(),
-            count: view.count,
-            shared: view.shared,
-            since_unix_ms: view.since.0,
-            borrow_until_unix_ms: view.borrow_until.map(|t| t.0),
-        }));
-    }
-    engine
-        .features()
-        .iter()
-        .flat_map(|feature| engine.queued_requests(&feature.name))
-        .find(|queued| queued.handle == handle)
-        .map(|queued| Err(queued.position))
+    convert::queued_handle_state(&engine.lock().unwrap(), handle)
 }
 
 /// A running stand-in; dropping it stops the server.

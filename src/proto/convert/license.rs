@@ -6,7 +6,9 @@
 
 use tonic::Status;
 
-use crate::engine::{Command, Denial, Grant, Handle, Holder, Outcome, QueueExit, SessionId};
+use crate::engine::{
+    CheckoutView, Command, Denial, Engine, Grant, Handle, Holder, Outcome, QueueExit, SessionId,
+};
 use crate::license::Timestamp;
 use crate::proto::convert::{ConvertError, not_an_answer, version_from_wire};
 use crate::proto::v1;
@@ -92,6 +94,29 @@ pub fn close_session_response(outcome: Outcome) -> Result<v1::CloseSessionRespon
         }),
         other => Err(not_an_answer("CloseSession", other)),
     }
+}
+
+/// A held checkout on the wire, as WaitQueued's final message reports it.
+pub fn granted_view(view: &CheckoutView) -> v1::Granted {
+    v1::Granted {
+        handle: view.handle.0,
+        feature: view.feature.to_string(),
+        pool_id: String::new(),
+        version: view.version.to_string(),
+        count: view.count,
+        shared: view.shared,
+        since_unix_ms: view.since.0,
+        borrow_until_unix_ms: view.borrow_until.map(|t| t.0),
+    }
+}
+
+/// Where a handle stands for WaitQueued: held (`Ok`, the grant), waiting (`Err`, its place in
+/// the queue), or neither (`None`: cancelled, denied, or its session ended).
+pub fn queued_handle_state(engine: &Engine, handle: Handle) -> Option<Result<v1::Granted, u32>> {
+    if let Some(view) = engine.checkout_view(handle) {
+        return Some(Ok(granted_view(&view)));
+    }
+    engine.queue_position(handle).map(Err)
 }
 
 /// A granted checkout on the wire.

@@ -30,7 +30,8 @@ use crate::proto::v1;
 pub use admin::{refused_line, remove_command, remove_response};
 pub use license::{
     checkin_command, checkin_response, checkout_command, checkout_response, close_session_command,
-    close_session_response, denied, granted, holder, open_session_command, queue_exit_update,
+    close_session_response, denied, granted, granted_view, holder, open_session_command,
+    queue_exit_update, queued_handle_state,
 };
 pub use status::{
     checkout_status, checkouts_response, feature_status, features_response, pool_status,
