@@ -40,6 +40,7 @@
 
 mod log_store;
 pub mod network;
+pub mod observer;
 mod state_machine;
 mod store;
 
@@ -53,6 +54,7 @@ use crate::license::Timestamp;
 
 pub use log_store::LogStore;
 pub use network::{GrpcNetwork, GrpcNetworkFactory};
+pub use observer::{AppliedEntry, ApplyObserver};
 pub use state_machine::{ReplicaState, SharedReplica, SnapshotBuilder, StateMachineStore};
 pub use store::{STORAGE_FORMAT, StoreError, open_stores};
 

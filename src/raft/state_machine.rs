@@ -18,6 +18,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use tokio::sync::RwLock;
 
+use super::observer::{AppliedEntry, ApplyObserver};
 use super::store::{
     Disk, SNAPSHOT_DATA_KEY, SNAPSHOT_META_KEY, StoreError, blocking, decode, encode,
 };
@@ -59,6 +60,7 @@ pub type SharedReplica = Arc<RwLock<ReplicaState>>;
 pub struct StateMachineStore {
     disk: Arc<Disk>,
     replica: SharedReplica,
+    observers: Vec<Arc<dyn ApplyObserver>>,
 }
 
 impl StateMachineStore {
@@ -76,7 +78,17 @@ impl StateMachineStore {
             },
             None => ReplicaState::default(),
         };
-        Ok(StateMachineStore { disk, replica: Arc::new(RwLock::new(replica)) })
+        Ok(StateMachineStore {
+            disk,
+            replica: Arc::new(RwLock::new(replica)),
+            observers: Vec::new(),
+        })
+    }
+
+    /// Registers an observer of every applied entry (metrics, the report log); see
+    /// [`super::observer`]. Observers are registered before openraft takes the store.
+    pub fn observe(&mut self, observer: Arc<dyn ApplyObserver>) {
+        self.observers.push(observer);
     }
 
     /// The replica, for reading the engine (status, stale reads).
@@ -132,7 +144,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             replica.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Normal(LogEntry { command, stamp }) => {
-                    replica.engine.apply(command, stamp)
+                    if self.observers.is_empty() {
+                        replica.engine.apply(command, stamp)
+                    } else {
+                        // The engine takes the command by value; observers get a copy.
+                        let seen = command.clone();
+                        let applied = replica.engine.apply(command, stamp);
+                        let observed = AppliedEntry {
+                            index: entry.log_id.index,
+                            stamp,
+                            command: &seen,
+                            applied: &applied,
+                            engine: &replica.engine,
+                        };
+                        for observer in &self.observers {
+                            observer.applied(observed);
+                        }
+                        applied
+                    }
                 }
                 EntryPayload::Blank => neutral_response(),
                 EntryPayload::Membership(membership) => {
@@ -176,6 +205,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        for observer in &self.observers {
+            observer.snapshot_installed(index);
+        }
         Ok(())
     }
 
