@@ -79,10 +79,15 @@ pub fn qlmd_binary() -> PathBuf {
 impl Cluster {
     /// Starts `n` nodes serving [`TEST_LICENSE`].
     pub fn start(n: u64) -> Cluster {
+        Cluster::start_serving(n, TEST_LICENSE)
+    }
+
+    /// Starts `n` nodes serving `license` (unsigned text, `vendor=test`; signed here).
+    pub fn start_serving(n: u64, license: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let key = VendorKey::generate().expect("randomness for a key");
         let paths = write_key_pair(&dir.path().join("keys"), &key).expect("key files");
-        let signed = sign_license_text("test.lic", TEST_LICENSE, &key).expect("a signable license");
+        let signed = sign_license_text("test.lic", license, &key).expect("a signable license");
         let license = dir.path().join("test.lic");
         std::fs::write(&license, signed).expect("the license file");
         let mut nodes = Vec::new();
@@ -146,6 +151,11 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The process id of node `id`, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes.iter().find(|n| n.id == id).and_then(|n| n.child.as_ref()).map(Child::id)
     }
 
     /// `host:port,...` of every node's client port.

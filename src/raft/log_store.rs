@@ -1,20 +1,26 @@
 //! The Raft log and the vote, on sled: openraft's `RaftLogStorage` and `RaftLogReader`.
 //!
-//! Every write runs on a blocking thread and ends with [`Disk::sync`], so that `save_vote`
-//! returns, and `append` reports its entries flushed, only once they are on disk. openraft
-//! issues these writes one at a time (it awaits each), which keeps them in order; sled keeps
-//! its writes in order too, so after a crash the database holds a prefix of what was written.
+//! A vote is written on a blocking thread and returned only after [`Disk::sync`]. An append is
+//! written to sled at once (so the entries can be read back and replicated right away) and its
+//! flush callback goes to the store's flusher thread, which makes it durable with
+//! [`Disk::sync`] before it tells openraft: a group commit. The flusher takes every callback
+//! that arrived while the previous fsync ran and covers them all with one fsync, in arrival
+//! order, so under load many appends share one fsync while a lone append still waits for
+//! exactly one. openraft counts an entry toward the commit only once its callback reports it
+//! flushed, so "acknowledged = on a majority's disk" holds unchanged. openraft issues the
+//! writes one at a time (it awaits each), which keeps them in order; sled keeps its writes in
+//! order too, so after a crash the database holds a prefix of what was written.
 //!
 //! Purge writes `last_purged` before it deletes, so a purge cut short leaves entries that are
 //! known to be purged (the next open deletes them), never a hole.
 //!
 //! The reader is a clone of the store: sled trees are shared handles and safe to read from
 //! several tasks at once.
-
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
@@ -28,11 +34,20 @@ use super::{Entry, LogId, StorageError, TypeConfig, Vote};
 #[derive(Clone)]
 pub struct LogStore {
     disk: Arc<Disk>,
+    /// Append callbacks waiting for the flusher's next fsync.
+    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
 }
 
 impl LogStore {
-    pub(super) fn new(disk: Arc<Disk>) -> LogStore {
-        LogStore { disk }
+    pub(super) fn new(disk: Arc<Disk>) -> io::Result<LogStore> {
+        let (flusher, pending) = mpsc::channel();
+        // A weak handle: an idle flusher must not keep the database (and sled's lock on its
+        // directory) open once the stores are dropped.
+        let flusher_disk = Arc::downgrade(&disk);
+        std::thread::Builder::new()
+            .name("qlm-log-flusher".to_string())
+            .spawn(move || flush_appends(&flusher_disk, &pending))?;
+        Ok(LogStore { disk, flusher })
     }
 
     /// True when this store never held a vote, a log entry or a snapshot: the node has never
@@ -158,22 +173,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let written = blocking(move || {
             disk.mark_written().map_err(|e| StorageIOError::write_logs(&e))?;
             disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
-            // Entries are acknowledged (to the leader, which counts them towards a majority)
-            // only once fsynced: see Disk::sync and DURABILITY.md.
-            disk.sync().map_err(|e| StorageIOError::write_logs(&e))?;
             Ok(())
         })
         .await;
-        match written {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(io::Error::other(e.to_string())));
-                Err(e)
-            }
+        if let Err(e) = written {
+            callback.log_io_completed(Err(io::Error::other(e.to_string())));
+            return Err(e);
         }
+        // Durable, and reported flushed, at the flusher's next fsync.
+        if let Err(mpsc::SendError(callback)) = self.flusher.send(callback) {
+            let gone = io::Error::other("the log flusher thread has stopped");
+            let e = StorageIOError::write_logs(&gone);
+            callback.log_io_completed(Err(gone));
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -205,6 +219,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Ok(())
         })
         .await
+    }
+}
+
+/// The flusher thread: waits for an append's callback, takes every other one already waiting,
+/// makes them all durable with one [`Disk::sync`], and reports each in arrival order. Ends when
+/// every `LogStore` clone (every sender) is gone.
+fn flush_appends(disk: &Weak<Disk>, pending: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = pending.recv() {
+        let mut callbacks = vec![first];
+        callbacks.extend(pending.try_iter());
+        let synced = match disk.upgrade() {
+            Some(disk) => disk.sync(),
+            None => Err(io::Error::other("the Raft database was closed before its fsync")),
+        };
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, entries = callbacks.len(), "cannot fsync the Raft log");
+        }
+        for callback in callbacks {
+            let result = match &synced {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            callback.log_io_completed(result);
+        }
     }
 }
 

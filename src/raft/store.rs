@@ -73,6 +73,8 @@ pub enum StoreError {
     OpenPanicked { path: PathBuf, message: String },
     #[error("cannot write the Raft database in {path} to disk: {source}")]
     Sync { path: PathBuf, source: io::Error },
+    #[error("cannot start the thread that fsyncs the Raft log in {path}: {source}")]
+    Flusher { path: PathBuf, source: io::Error },
     #[error("the Raft database in {path} has storage format {found}; this qlmd reads {expected}")]
     Format { path: PathBuf, found: String, expected: u32 },
     #[error("the Raft database in {path} is inconsistent: {detail}; {REJOIN}")]
@@ -90,7 +92,9 @@ pub fn open_stores(
 ) -> Result<(LogStore, StateMachineStore), StoreError> {
     let disk = Arc::new(Disk::open(data_dir.as_ref())?);
     let state_machine = StateMachineStore::restore(disk.clone())?;
-    Ok((LogStore::new(disk), state_machine))
+    let path = disk.dir().to_path_buf();
+    let log_store = LogStore::new(disk).map_err(|source| StoreError::Flusher { path, source })?;
+    Ok((log_store, state_machine))
 }
 
 /// The open database, shared by the log store and the state machine.

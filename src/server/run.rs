@@ -53,6 +53,20 @@ pub fn cluster_id(config: &NodeConfig) -> String {
     hasher.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The connections `listener` accepts, with Nagle's algorithm off. tonic ignores its own
+/// `tcp_nodelay` setting for a listener it did not bind, and with Nagle on, a small answer
+/// written after another can wait for the peer's delayed ACK (tens of milliseconds).
+fn no_delay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
+
 async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunError> {
     TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, what, source })
 }
@@ -137,7 +151,7 @@ pub async fn run_node(
     let peer_server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(peer_service.into_server())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async move {
+            .serve_with_incoming_shutdown(no_delay(peer_listener), async move {
                 let _ = peer_stop.changed().await;
             }),
     );
@@ -158,7 +172,7 @@ pub async fn run_node(
                 services,
                 token: config.admin_token.clone(),
             }))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
+            .serve_with_incoming_shutdown(no_delay(client_listener), async move {
                 let _ = client_stop.changed().await;
             }),
     );
