@@ -8,7 +8,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover fuzz fuzz-smoke chaos image \
+.PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd fuzz fuzz-smoke chaos image \
         compose-up compose-down clean
 
 all: build
@@ -35,7 +35,7 @@ run:
 	./scripts/run-local.sh
 
 ## Benchmarks print their figures; docs/BENCHMARKS.md records them with the machine.
-bench: bench-engine bench-failover
+bench: bench-engine bench-load bench-failover
 
 bench-engine:
 	$(CARGO) bench --bench engine
@@ -43,6 +43,19 @@ bench-engine:
 bench-failover:
 	$(CARGO) build --release --bins -p quorumlm
 	$(CARGO) run --release -p cluster-tests --bin failover
+
+## Closed-loop checkout+checkin load on a real 3-process cluster (BENCH_CLIENTS, BENCH_SECS).
+bench-load:
+	$(CARGO) build --release --bins -p quorumlm
+	$(CARGO) run --release -p cluster-tests --bin load
+
+## The same load against a 3-member etcd (Debian's etcd-server, installed when missing), then
+## both side by side with QuorumLM/etcd ratios. protoc for the etcd client is the vendored one.
+bench-etcd: bench-load
+	@command -v etcd >/dev/null || (apt-get update && apt-get install -y etcd-server etcd-client)
+	PROTOC="$$(ls -d $${CARGO_HOME:-$$HOME/.cargo}/registry/src/*/protoc-bin-vendored-linux-x86_64-*/bin/protoc | head -n1)" \
+	    $(CARGO) run --release -p cluster-tests --features etcd --bin etcd_load
+	python3 scripts/bench-compare.py target/bench/quorumlm.json target/bench/etcd.json
 
 ## Fuzz the license and options parsers (cargo-fuzz on the stable toolchain).
 fuzz: FUZZ_SECONDS = 300

@@ -17,6 +17,8 @@ use quorumlm::license::{VendorKey, sign_license_text, write_key_pair};
 use quorumlm::proto::v1;
 use quorumlm::proto::v1::status_service_client::StatusServiceClient;
 
+pub mod bench;
+
 /// The license every test cluster serves, before signing.
 pub const TEST_LICENSE: &str = "\
 # test license
