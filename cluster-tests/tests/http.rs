@@ -147,6 +147,33 @@ async fn metrics_follow_seats_taken_and_given_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_does_not_count_again_what_it_had_applied() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.wait_ready().await;
+    let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+    let checkouts = r#"qlm_checkouts_total{feature="vhdl-editor"}"#;
+    let client = client(&cluster);
+    let alice = client.open_session(who("alice", "ws-alice")).await.expect("a session");
+    let _held = alice.checkout("vhdl-editor", seats(1)).await.expect("a seat");
+    // Two writes after it, so the follower has recorded the checkout as committed on disk
+    // (the committed index travels with the next appends, and is made durable by them).
+    let _bob = client.open_session(who("bob", "ws-bob")).await.expect("a session");
+    let _carol = client.open_session(who("carol", "ws-carol")).await.expect("a session");
+    await_metric(&cluster, follower, "qlm_sessions_live", 3.0).await;
+    await_metric(&cluster, follower, checkouts, 1.0).await;
+
+    cluster.kill(follower);
+    cluster.spawn(follower);
+    poll_http(&cluster, follower, "/readyz", "ready after restart", |code, _| code == 200).await;
+    let after =
+        await_metric(&cluster, follower, r#"qlm_seats_in_use{feature="vhdl-editor"}"#, 1.0).await;
+    assert_eq!(sample(&after, checkouts), None, "the replayed checkout is not counted again");
+
+    let _second = alice.checkout("vhdl-editor", seats(1)).await.expect("another seat");
+    await_metric(&cluster, follower, checkouts, 1.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_goes_not_ready_on_a_node_cut_from_its_quorum_and_ready_again_after() {
     let mut cluster = Cluster::start(3);
     cluster.wait_ready().await;

@@ -58,6 +58,14 @@ pub struct ReleaseLabels {
     pub cause: String,
 }
 
+/// `feature="...",version="4.0",pool="<id>"`: one license line.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub feature: String,
+    pub version: String,
+    pub pool: String,
+}
+
 /// `follower="2"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FollowerLabels {
@@ -176,6 +184,7 @@ pub struct Metrics {
     seats_queued: Family<FeatureLabels, Gauge>,
     queued_requests: Family<FeatureLabels, Gauge>,
     sessions_live: Gauge,
+    license_expiry: Family<PoolLabels, Gauge>,
     raft_term: Gauge,
     raft_is_leader: Gauge,
     raft_has_leader: Gauge,
@@ -208,6 +217,7 @@ impl Metrics {
             seats_queued: Family::default(),
             queued_requests: Family::default(),
             sessions_live: Gauge::default(),
+            license_expiry: Family::default(),
             raft_term: Gauge::default(),
             raft_is_leader: Gauge::default(),
             raft_has_leader: Gauge::default(),
@@ -254,6 +264,11 @@ impl Metrics {
             "sessions_live",
             "Client sessions alive (heartbeating)",
             self.sessions_live.clone(),
+        );
+        r.register(
+            "license_expiry_timestamp_seconds",
+            "When each serving license line that is not permanent stops serving (Unix time)",
+            self.license_expiry.clone(),
         );
         r.register(
             "checkouts",
@@ -360,6 +375,7 @@ impl Metrics {
             family.clear();
         }
         self.queued_requests.clear();
+        self.license_expiry.clear();
         for feature in engine.features() {
             let labels = FeatureLabels { feature: feature.name.clone() };
             let queued_seats: u64 =
@@ -368,6 +384,16 @@ impl Metrics {
             self.seats_in_use.get_or_create(&labels).set(gauge_value(feature.seats_in_use));
             self.seats_queued.get_or_create(&labels).set(gauge_value(queued_seats));
             self.queued_requests.get_or_create(&labels).set(i64::from(feature.queued));
+            for pool in feature.pools.iter().filter(|p| p.current) {
+                if let Some(end) = pool.pool.expires_at() {
+                    let labels = PoolLabels {
+                        feature: feature.name.clone(),
+                        version: pool.pool.version.to_string(),
+                        pool: pool.pool.id.0.clone(),
+                    };
+                    self.license_expiry.get_or_create(&labels).set(gauge_value(end.0 / 1000));
+                }
+            }
         }
         let live = engine.live_sessions().count();
         self.sessions_live.set(i64::try_from(live).unwrap_or(i64::MAX));

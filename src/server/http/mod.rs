@@ -127,6 +127,7 @@ async fn api_status(State(state): State<Arc<HttpState>>) -> Response {
         &state.node,
         &state.client_addr,
         state.readiness(),
+        &state.storage,
         &state.metrics.counters,
         &state.history,
         &state.peer_views,

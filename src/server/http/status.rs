@@ -189,6 +189,7 @@ pub async fn status(
     node: &Node,
     client_addr: &str,
     ready: Result<(), String>,
+    storage: &StorageStats,
     counters: &AppliedCounters,
     history: &UsageHistory,
     peers: &PeerViews,
@@ -297,7 +298,7 @@ pub async fn status(
         cluster: ClusterView {
             leader: metrics.current_leader,
             term: metrics.current_term,
-            commit_index: applied,
+            commit_index: storage.committed_index().max(applied),
             members,
         },
         features,
