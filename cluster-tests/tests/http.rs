@@ -182,18 +182,28 @@ async fn readyz_goes_not_ready_on_a_node_cut_from_its_quorum_and_ready_again_aft
         assert_eq!(cluster.http_get(id, "/healthz").expect("healthz"), (200, "ok\n".into()));
     }
 
-    // Node 1 alone: whether it led or followed, it loses its leader (or its quorum).
-    cluster.kill(2);
-    cluster.kill(3);
-    let body = poll_http(&cluster, 1, "/readyz", "not ready", |code, _| code == 503).await;
-    assert!(body.starts_with("not ready: "), "{body}");
-    assert_eq!(cluster.http_get(1, "/healthz").expect("healthz").0, 200, "the process is up");
+    // First the leader is left alone (it keeps its role but hears from no quorum), then a
+    // follower (it loses its leader).
+    for case in ["the leader", "a follower"] {
+        let leader = cluster.wait_ready().await;
+        let alone = if case == "the leader" { leader } else { leader % 3 + 1 };
+        let others: Vec<u64> = (1..=3).filter(|&id| id != alone).collect();
+        for &id in &others {
+            cluster.kill(id);
+        }
+        let what = format!("{case} (node {alone}) alone is not ready");
+        let body = poll_http(&cluster, alone, "/readyz", &what, |code, _| code == 503).await;
+        assert!(body.starts_with("not ready: "), "{body}");
+        eprintln!("{case} alone: {}", body.trim());
+        let (code, _) = cluster.http_get(alone, "/healthz").expect("healthz");
+        assert_eq!(code, 200, "the process is up, only not ready");
 
-    cluster.spawn(2);
-    cluster.spawn(3);
-    poll_http(&cluster, 1, "/readyz", "ready again", |code, _| code == 200).await;
-    for id in 2..=3 {
-        poll_http(&cluster, id, "/readyz", "ready after restart", |code, _| code == 200).await;
+        for &id in &others {
+            cluster.spawn(id);
+        }
+        for id in 1..=3 {
+            poll_http(&cluster, id, "/readyz", "ready again", |code, _| code == 200).await;
+        }
     }
 }
 
