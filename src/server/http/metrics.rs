@@ -439,3 +439,64 @@ impl Metrics {
 fn gauge_value(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Applied, Command, DenialReason, Engine, Handle, Outcome};
+    use crate::license::Timestamp;
+
+    fn checked_out(feature: &str) -> Event {
+        Event::CheckedOut {
+            handle: Handle(1),
+            session_id: "s".into(),
+            user: "alice".into(),
+            host: "ws1".into(),
+            feature: feature.into(),
+            version: Default::default(),
+            count: 2,
+            shared: false,
+            from_queue: false,
+        }
+    }
+
+    fn denied(feature: &str, reason: DenialReason) -> Event {
+        Event::Denied {
+            session_id: "s".into(),
+            user: "bob".into(),
+            host: "ws2".into(),
+            feature: feature.into(),
+            count: 1,
+            reason,
+        }
+    }
+
+    fn apply(counters: &AppliedCounters, index: u64, events: Vec<Event>) {
+        let engine = Engine::new();
+        let applied = Applied { outcome: Outcome::Ticked, events };
+        counters.applied(AppliedEntry {
+            index,
+            stamp: Timestamp(0),
+            command: &Command::Tick,
+            applied: &applied,
+            engine: &engine,
+        });
+    }
+
+    #[test]
+    fn events_are_counted_by_label_and_entries_of_an_earlier_run_are_skipped() {
+        let counters = AppliedCounters::new(10);
+        apply(&counters, 10, vec![checked_out("vhdl")]);
+        let vhdl = FeatureLabels { feature: "vhdl".into() };
+        assert_eq!(counters.checkouts.get(&vhdl).map(|c| c.get()), None, "index 10 was counted");
+
+        apply(&counters, 11, vec![checked_out("vhdl"), denied("sim", DenialReason::AllInUse)]);
+        apply(&counters, 12, vec![denied("sim", DenialReason::AllInUse)]);
+        apply(&counters, 13, vec![Event::SessionEnded { session_id: "s".into(), expired: true }]);
+        assert_eq!(counters.checkouts.get(&vhdl).map(|c| c.get()), Some(1));
+        assert_eq!(counters.session_expiries.get(), 1);
+        let table = counters.denials();
+        assert_eq!(table.len(), 1);
+        assert_eq!((table[0].0.reason.as_str(), table[0].1), ("ALL_IN_USE", 2));
+    }
+}
