@@ -65,6 +65,8 @@ QuorumLM: 3 nodes running (logs in $RUN_DIR/node*.log, data in $RUN_DIR/node*/).
   $BIN/qlm checkout vhdl-editor          # holds a seat until Ctrl-C
   $BIN/qlm run synthesis -- sleep 30     # holds a seat while the command runs
 
+  dashboard: http://$(http 1)/  (every node serves one, with /metrics, /healthz, /readyz)
+
 Ctrl-C stops all three.
 TXT
 wait

@@ -19,6 +19,7 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 
@@ -55,6 +56,11 @@ impl LogStore {
     /// is never fresh again, even with its log purged.
     pub fn is_fresh(&self) -> bool {
         !self.disk.was_written()
+    }
+
+    /// A handle on this node's storage figures (sizes, fsync latency) for the metrics.
+    pub fn stats(&self) -> super::StorageStats {
+        super::StorageStats::new(self.disk.clone())
     }
 }
 
@@ -135,6 +141,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let value = encode(&committed).map_err(|e| StorageIOError::write(&e))?;
         let disk = self.disk.clone();
+        disk.committed_index.store(committed.map_or(0, |c| c.index), Ordering::Relaxed);
         // No fsync: a committed id that is lost or old only makes a restarted node re-apply
         // later (when the leader tells it); it is never ahead of the truth.
         blocking(move || {

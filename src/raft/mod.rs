@@ -42,6 +42,7 @@ mod log_store;
 pub mod network;
 pub mod observer;
 mod state_machine;
+mod stats;
 mod store;
 
 use std::io::Cursor;
@@ -56,6 +57,7 @@ pub use log_store::LogStore;
 pub use network::{GrpcNetwork, GrpcNetworkFactory};
 pub use observer::{AppliedEntry, ApplyObserver};
 pub use state_machine::{ReplicaState, SharedReplica, SnapshotBuilder, StateMachineStore};
+pub use stats::StorageStats;
 pub use store::{STORAGE_FORMAT, StoreError, open_stores};
 
 openraft::declare_raft_types!(

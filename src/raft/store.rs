@@ -24,7 +24,7 @@ use std::fs::File;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::{AnyError, StorageIOError};
@@ -113,6 +113,11 @@ pub(super) struct Disk {
     synced_blobs: Mutex<BTreeSet<OsString>>,
     /// Whether [`WRITTEN_KEY`] is set, cached.
     written: AtomicBool,
+    /// How long each [`Disk::sync`] took (the `qlm_fsync_duration_seconds` metric).
+    pub(super) sync_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// The last committed index openraft saved (see `LogStore::save_committed`); read by
+    /// `/readyz` and the metrics.
+    pub(super) committed_index: AtomicU64,
 }
 
 impl Disk {
@@ -147,6 +152,8 @@ impl Disk {
         let db_file = File::open(dir.join("db"))
             .map_err(|e| StoreError::Open { path: path.clone(), source: e.into() })?;
         let written = meta.contains_key(WRITTEN_KEY).map_err(open_err)?;
+        let committed = meta.get(COMMITTED_KEY).ok().flatten();
+        let committed: Option<LogId> = committed.and_then(|b| decode(&b).ok()).flatten();
         let disk = Disk {
             dir: path.clone(),
             db,
@@ -157,6 +164,8 @@ impl Disk {
             db_file,
             synced_blobs: Mutex::new(BTreeSet::new()),
             written: AtomicBool::new(written),
+            sync_seconds: super::stats::sync_histogram(),
+            committed_index: AtomicU64::new(committed.map_or(0, |c| c.index)),
         };
         disk.check_format()?;
         disk.check_log()?;
@@ -175,9 +184,17 @@ impl Disk {
         // #1). A crash or power cut could then lose a vote or entry we acknowledged, and Raft
         // would be unsafe (a node could vote twice in a term, or a committed entry vanish from
         // a majority). So: flush, fsync the blobs sled wrote, then fsync `db` itself.
+        let started = std::time::Instant::now();
         self.db.flush().map_err(io::Error::from)?;
         self.sync_new_blobs()?;
-        self.db_file.sync_all()
+        let synced = self.db_file.sync_all();
+        self.sync_seconds.observe(started.elapsed().as_secs_f64());
+        synced
+    }
+
+    /// What sled says the database takes on disk (0 if it cannot tell).
+    pub(super) fn db_size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
     }
 
     /// fsyncs blob files not yet synced, and the `blobs` directory if any is new. sled stores

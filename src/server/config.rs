@@ -37,7 +37,7 @@ pub struct NodeFlags {
     /// Address for the other nodes (Raft).
     #[arg(long, env = "QLM_PEER_LISTEN", value_name = "ADDR")]
     pub peer_listen: Option<SocketAddr>,
-    /// Address for HTTP: dashboard, /metrics, /healthz, /readyz (checked, not served yet).
+    /// Address for HTTP: the dashboard (/), /metrics (Prometheus), /healthz, /readyz.
     #[arg(long, env = "QLM_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
     /// Every member's peer address, the same on every node: 1=host1:7401,2=host2:7401,...

@@ -8,11 +8,13 @@
 //! - `peers`: the client side of the peer port: reaching the leader, learning client addresses
 //! - `node`: one node: proposing through the leader, read barriers, leases, the leader's duties
 //! - `services`: the client port's LicenseService and StatusService
+//! - `http`: the HTTP port: dashboard, `/metrics`, `/healthz`, `/readyz`
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
 //! - `run`: starting and stopping a node (`qlmd`)
 
 pub mod admin;
 pub mod config;
+pub mod http;
 pub mod leases;
 pub mod node;
 pub mod peer;

@@ -21,6 +21,8 @@ use crate::proto::v1::status_service_server::StatusServiceServer;
 use crate::raft::{Raft, network::GrpcNetworkFactory, open_stores};
 use crate::server::admin::AdminServices;
 use crate::server::config::NodeConfig;
+use crate::server::http::usage::run_sampler;
+use crate::server::http::{GrpcTimingLayer, HttpState, Metrics, UsageHistory};
 use crate::server::node::Node;
 use crate::server::peer::{LeaderOps, PeerService};
 use crate::server::peers::Peers;
@@ -116,12 +118,19 @@ pub async fn run_node(
     // A license, key or options file that cannot be read is an error at start, before the
     // database is touched, not at the first election.
     crate::server::node::load_licenses_command(&config).map_err(RunError::Config)?;
-    let (log_store, state_machine) = open_stores(&config.data_dir)?;
+    let (log_store, mut state_machine) = open_stores(&config.data_dir)?;
     let fresh = log_store.is_fresh();
     let replica = state_machine.replica();
+    // Metrics see every applied entry; the ones this node applied before it stopped are not
+    // counted again (see server/http/metrics.rs).
+    let storage = log_store.stats();
+    let metrics = Arc::new(Metrics::new(storage.clone(), storage.committed_index()));
+    state_machine.observe(metrics.counters.clone());
 
     let client_listener = bind(config.listen, "--listen").await?;
     let peer_listener = bind(config.peer_listen, "--peer-listen").await?;
+    let http_listener = bind(config.http_listen, "--http-listen").await?;
+    let http_addr = http_listener.local_addr().map_err(|e| RunError::Config(e.to_string()))?;
     let client_addr = client_listener.local_addr().map_err(|e| RunError::Config(e.to_string()))?;
 
     let raft_config = openraft::Config {
@@ -144,7 +153,7 @@ pub async fn run_node(
     let ops = NodeOps {
         node: node.clone(),
         client_addr: client_addr.to_string(),
-        http_addr: config.http_listen.to_string(),
+        http_addr: http_addr.to_string(),
     };
     let peer_service = PeerService::new(raft.clone(), cluster.clone(), id, ops);
     let mut peer_stop = stop_rx.clone();
@@ -164,6 +173,7 @@ pub async fn run_node(
     let mut client_stop = stop_rx.clone();
     let client_server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(GrpcTimingLayer::new(metrics.rpc_seconds.clone()))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(LicenseServiceServer::new(services.clone()))
@@ -177,21 +187,40 @@ pub async fn run_node(
             }),
     );
 
+    let history = UsageHistory::new();
+    let http_state = Arc::new(HttpState::new(
+        node.clone(),
+        client_addr.to_string(),
+        metrics,
+        history.clone(),
+        storage,
+        std::time::Duration::from_millis(config.election_max_ms.saturating_mul(2)),
+    ));
+    let mut http_stop = stop_rx.clone();
+    let http_server =
+        tokio::spawn(crate::server::http::serve(http_listener, http_state, async move {
+            let _ = http_stop.changed().await;
+        }));
+    let sampler = tokio::spawn(run_sampler(node.clone(), history, stop_rx.clone()));
+
     node.bootstrap(fresh).await.map_err(RunError::Raft)?;
     let duties = tokio::spawn(node.clone().run_leader_duties(stop_rx.clone()));
     let hello = tokio::spawn(learn_client_addrs(node.clone(), config.clone(), stop_rx.clone()));
-    info!(node = id, cluster = %cluster, listen = %client_addr, peer = %config.peer_listen, "serving");
+    info!(node = id, cluster = %cluster, listen = %client_addr, peer = %config.peer_listen, http = %http_addr, "serving");
 
     shutdown.await;
     info!(node = id, "shutting down");
     let _ = stop_tx.send(true);
-    for task in [duties, hello] {
+    for task in [duties, hello, sampler] {
         let _ = task.await;
     }
     for server in [client_server, peer_server] {
         if let Ok(Err(e)) = server.await {
             warn!(node = id, error = %e, "server stopped with an error");
         }
+    }
+    if let Ok(Err(e)) = http_server.await {
+        warn!(node = id, error = %e, "HTTP server stopped with an error");
     }
     if let Err(e) = raft.shutdown().await {
         warn!(node = id, error = %e, "raft shutdown");
