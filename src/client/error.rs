@@ -38,6 +38,10 @@ pub enum ClientError {
     /// An admin call without an admin token, or a token file that cannot be read.
     #[error("admin token: {0}")]
     AdminToken(String),
+    /// TLS settings that cannot be used: a file that cannot be read or is not PEM, a
+    /// certificate without its key. The message names the setting and the file.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The server's answer is not one the contract allows (a required field missing).
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),

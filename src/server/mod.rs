@@ -10,6 +10,7 @@
 //! - `services`: the client port's LicenseService and StatusService
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
 //! - `run`: starting and stopping a node (`qlmd`)
+//! - `tls_config`: which certificate files each port uses, checked whole at start
 
 pub mod admin;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod peer;
 pub mod peers;
 pub mod run;
 pub mod services;
+pub mod tls_config;
 
 pub use leases::{Leases, NoLease};
 pub use peer::{LeaderOps, PeerService};
