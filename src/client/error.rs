@@ -66,11 +66,12 @@ impl ClientError {
 /// Whether a failed rpc may be retried on another node (common.proto: UNAVAILABLE,
 /// DEADLINE_EXCEEDED and CANCELLED leave nothing done or the outcome unknown; a transport
 /// failure before the server saw the request shows up as UNAVAILABLE or UNKNOWN with a
-/// transport source).
+/// transport source; so does INTERNAL with an HTTP/2 error as its source, which is what a
+/// plaintext client sees from a TLS port: no server answered).
 pub(crate) fn is_retryable(status: &tonic::Status) -> bool {
     match status.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
-        Code::Unknown => std::error::Error::source(status).is_some(),
+        Code::Unknown | Code::Internal => std::error::Error::source(status).is_some(),
         _ => false,
     }
 }
