@@ -141,21 +141,20 @@ impl Cluster {
             let hosts = ["127.0.0.1".to_owned(), "localhost".to_owned()];
             let nodes = (1..=n)
                 .map(|id| {
-                    make_node_cert(&ca_dir, &format!("node{id}"), &hosts, &dir.path().join("tls"), 2)
-                        .expect("a node certificate")
+                    make_node_cert(
+                        &ca_dir,
+                        &format!("node{id}"),
+                        &hosts,
+                        &dir.path().join("tls"),
+                        2,
+                    )
+                    .expect("a node certificate")
                 })
                 .collect();
             ClusterTls { ca_dir, ca, nodes }
         });
-        let mut cluster = Cluster {
-            nodes,
-            dir,
-            tls,
-            options,
-            initial_cluster,
-            license,
-            pubkey: paths.public,
-        };
+        let mut cluster =
+            Cluster { nodes, dir, tls, options, initial_cluster, license, pubkey: paths.public };
         for id in 1..=n {
             cluster.spawn(id);
         }
@@ -254,7 +253,8 @@ impl Cluster {
             None => Endpoint::from_shared(format!("http://{}", self.client_addr(id)))
                 .map_err(unavailable)?,
             Some(tls) => {
-                let ca = std::fs::read(&tls.ca.cert).map_err(|e| tonic::Status::internal(e.to_string()))?;
+                let ca = std::fs::read(&tls.ca.cert)
+                    .map_err(|e| tonic::Status::internal(e.to_string()))?;
                 Endpoint::from_shared(format!("https://{}", self.client_addr(id)))
                     .map_err(unavailable)?
                     .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))

@@ -24,6 +24,7 @@ use quorumlm::raft::TypeConfig;
 use quorumlm::raft::network::{PAYLOAD_FORMAT, encode_payload};
 use quorumlm::server::config::{NodeConfig, NodeFlags};
 use quorumlm::tls::ClientTls;
+use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 fn qlm_binary() -> PathBuf {
@@ -67,12 +68,10 @@ fn library_client(cluster: &Cluster) -> Client {
 /// Opens a session of `user` and checks one vhdl-editor seat out; the session is returned so
 /// it keeps heartbeating while the test runs.
 async fn hold_a_seat(client: &Client, user: &str) -> Session {
-    let options = SessionOptions { user: user.into(), host: "ws1".into(), ..SessionOptions::default() };
+    let options =
+        SessionOptions { user: user.into(), host: "ws1".into(), ..SessionOptions::default() };
     let session = client.open_session(options).await.expect("a session");
-    let seat = session
-        .checkout("vhdl-editor", CheckoutOptions::default())
-        .await
-        .expect("a seat");
+    let seat = session.checkout("vhdl-editor", CheckoutOptions::default()).await.expect("a seat");
     seat.keep();
     session
 }
@@ -103,7 +102,8 @@ async fn a_tls_cluster_serves_clients_that_trust_its_ca_and_no_others() {
     let shown = String::from_utf8_lossy(&status.stdout);
     assert!(shown.contains("Total of 1 licenses in use") && shown.contains("tls-user"), "{shown}");
     let https: Vec<String> = servers.split(',').map(|s| format!("https://{s}")).collect();
-    let run = qlm(&["--servers", &https.join(","), "--tls-ca", ca, "run", "synthesis", "--", "true"]);
+    let run =
+        qlm(&["--servers", &https.join(","), "--tls-ca", ca, "run", "synthesis", "--", "true"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
 
     // A client that does not trust the CA gets no answer: exit 3, the cluster unreachable.
@@ -127,7 +127,10 @@ async fn a_tls_cluster_serves_clients_that_trust_its_ca_and_no_others() {
 }
 
 /// A raw RaftService client of the peer port at `addr`, as an intruder would make it.
-async fn raw_peer(addr: &str, tls: Option<ClientTlsConfig>) -> Result<RaftServiceClient<Channel>, String> {
+async fn raw_peer(
+    addr: &str,
+    tls: Option<ClientTlsConfig>,
+) -> Result<RaftServiceClient<Channel>, String> {
     let endpoint = match tls {
         None => Endpoint::from_shared(format!("http://{addr}")).map_err(|e| e.to_string())?,
         Some(tls) => Endpoint::from_shared(format!("https://{addr}"))
@@ -165,8 +168,14 @@ async fn peer_messages_accepted(
         target: RemoveTarget::Holder { user: "victim".into(), host: None, feature: None },
     };
     let mut accepted = Vec::new();
-    if client.vote(raft(encode_payload(&vote).unwrap())).await.is_ok() {
-        accepted.push("Vote".to_owned());
+    match client.vote(raft(encode_payload(&vote).unwrap())).await {
+        Ok(_) => accepted.push("Vote".to_owned()),
+        Err(status) => {
+            eprintln!("node {target}: Vote refused: {:?}: {}", status.code(), status.message());
+            // Refused by the transport (the TLS handshake), not answered by the service.
+            let transport = [Code::Unknown, Code::Cancelled, Code::Unavailable, Code::Internal];
+            assert!(transport.contains(&status.code()), "node {target}: {status:?}");
+        }
     }
     if client.append_entries(raft(encode_payload(&append).unwrap())).await.is_ok() {
         accepted.push("AppendEntries".to_owned());
@@ -217,7 +226,18 @@ async fn peers_without_a_certificate_from_the_cluster_ca_cannot_send_raft_messag
     let foreign = tempfile::tempdir().unwrap();
     let dir = path(foreign.path());
     assert_eq!(qlm(&["cert", "ca", "--out", dir]).status.code(), Some(0));
-    let made = qlm(&["cert", "node", "--ca", dir, "--name", "intruder", "--host", "127.0.0.1", "--out", dir]);
+    let made = qlm(&[
+        "cert",
+        "node",
+        "--ca",
+        dir,
+        "--name",
+        "intruder",
+        "--host",
+        "127.0.0.1",
+        "--out",
+        dir,
+    ]);
     assert_eq!(made.status.code(), Some(0), "{}", text(&made));
     let cluster_ca = Certificate::from_pem(std::fs::read(&tls.ca.cert).unwrap());
     let foreign_identity = Identity::from_pem(
@@ -337,7 +357,9 @@ async fn admin_calls_without_the_right_token_are_refused_and_the_token_is_never_
         let log = cluster.log_of(id);
         assert!(log.contains("DEBUG"), "node {id} logs at debug level");
         assert!(
-            log.contains("PLAINTEXT MODE") && log.contains("client port") && log.contains("peer port"),
+            log.contains("PLAINTEXT MODE")
+                && log.contains("client port")
+                && log.contains("peer port"),
             "node {id} warns of plaintext ports:\n{}",
             log.lines().take(20).collect::<Vec<_>>().join("\n")
         );
@@ -358,15 +380,33 @@ fn a_node_with_half_its_tls_configured_refuses_to_start_naming_the_flags() {
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate\n").unwrap();
     let common = [
-        "--id", "1", "--listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:0", "--http-listen",
-        "127.0.0.1:0", "--initial-cluster", "1=127.0.0.1:1", "--license", "x.lic",
-        "--vendor-pubkey", "x.pub",
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--peer-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--initial-cluster",
+        "1=127.0.0.1:1",
+        "--license",
+        "x.lic",
+        "--vendor-pubkey",
+        "x.pub",
     ];
     let cases: [(Vec<&str>, &[&str]); 3] = [
         (vec!["--tls-cert", path(&cert)], &["--tls-key", "half configured"]),
         (vec!["--peer-tls-cert", path(&cert), "--peer-tls-ca", path(&cert)], &["--peer-tls-key"]),
         (
-            vec!["--peer-tls-cert", path(&junk), "--peer-tls-key", path(&junk), "--peer-tls-ca", path(&cert)],
+            vec![
+                "--peer-tls-cert",
+                path(&junk),
+                "--peer-tls-key",
+                path(&junk),
+                "--peer-tls-ca",
+                path(&cert),
+            ],
             &["--peer-tls-cert", "junk.pem"],
         ),
     ];

@@ -211,10 +211,10 @@ impl Client {
     pub(crate) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(self.inner.call_deadline);
-        if let Some(token) = &self.inner.admin_token {
-            if let Ok(value) = format!("Bearer {token}").parse() {
-                request.metadata_mut().insert("authorization", value);
-            }
+        if let Some(token) = &self.inner.admin_token
+            && let Ok(value) = format!("Bearer {token}").parse()
+        {
+            request.metadata_mut().insert("authorization", value);
         }
         request
     }
@@ -303,7 +303,9 @@ impl Client {
         }
         let endpoint = match &self.inner.tls {
             None => Endpoint::from_shared(server.uri())?,
-            Some(tls) => Endpoint::from_shared(format!("https://{server}"))?.tls_config(tls.clone())?,
+            Some(tls) => {
+                Endpoint::from_shared(format!("https://{server}"))?.tls_config(tls.clone())?
+            }
         };
         let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy();
         channels.insert(server.clone(), channel.clone());

@@ -107,10 +107,10 @@ impl GrpcNetworkFactory {
 
     /// The channel to `target` at `addr`: the one made before when the address is the same.
     fn channel(&mut self, target: NodeId, addr: &str) -> Result<Channel, String> {
-        if let Some((known, channel)) = self.channels.get(&target) {
-            if known == addr {
-                return Ok(channel.clone());
-            }
+        if let Some((known, channel)) = self.channels.get(&target)
+            && known == addr
+        {
+            return Ok(channel.clone());
         }
         let channel = self
             .dialer

@@ -14,8 +14,8 @@ use tonic::transport::Channel;
 use crate::engine::{Applied, Command};
 use crate::proto::v1;
 use crate::proto::v1::raft_service_client::RaftServiceClient;
-use crate::raft::{NodeId, PeerDialer};
 use crate::raft::network::{PAYLOAD_FORMAT, decode_payload, encode_payload};
+use crate::raft::{NodeId, PeerDialer};
 
 /// Longest a forwarded call may take (it includes the leader's own write deadline).
 pub const FORWARD_DEADLINE: Duration = Duration::from_secs(6);

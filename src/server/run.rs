@@ -130,8 +130,7 @@ pub async fn run_node(
         .await
         .map_err(|e| RunError::Raft(e.to_string()))?;
 
-    let peers =
-        Peers::new(cluster.clone(), id, config.initial_cluster.clone()).with_dialer(dialer);
+    let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone()).with_dialer(dialer);
     let node = Arc::new(Node::new(config.clone(), raft.clone(), replica, peers));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -201,7 +200,9 @@ fn server_builder(
     let builder = tonic::transport::Server::builder();
     match tls {
         None => Ok(builder),
-        Some(tls) => builder.tls_config(tls).map_err(|e| RunError::Config(format!("{setting}: {e}"))),
+        Some(tls) => {
+            builder.tls_config(tls).map_err(|e| RunError::Config(format!("{setting}: {e}")))
+        }
     }
 }
 
@@ -216,7 +217,11 @@ fn warn_plaintext(config: &NodeConfig, tls: &LoadedTls) {
         plaintext.push(format!("peer port {} (--peer-listen)", config.peer_listen));
     }
     if plaintext.is_empty() {
-        info!(node = config.id, client_auth = tls.client.as_ref().is_some_and(|c| c.client_ca.is_some()), "TLS on the client port and mutual TLS on the peer port");
+        info!(
+            node = config.id,
+            client_auth = tls.client.as_ref().is_some_and(|c| c.client_ca.is_some()),
+            "TLS on the client port and mutual TLS on the peer port"
+        );
         return;
     }
     warn!(

@@ -138,9 +138,9 @@ impl TlsSettings {
                     )),
                 };
                 let tls = ServerPortTls { identity, client_ca };
-                tonic::transport::Server::builder().tls_config(tls.server_config()).map_err(
-                    |e| mismatch("--tls-cert", &files.cert, &files.key, &e),
-                )?;
+                tonic::transport::Server::builder()
+                    .tls_config(tls.server_config())
+                    .map_err(|e| mismatch("--tls-cert", &files.cert, &files.key, &e))?;
                 Some(tls)
             }
         };
@@ -148,9 +148,9 @@ impl TlsSettings {
             None => None,
             Some(files) => {
                 let tls = PeerTls::read(&files.cert, &files.key, &files.ca).map_err(file_error)?;
-                tonic::transport::Server::builder().tls_config(tls.server_config()).map_err(
-                    |e| mismatch("--peer-tls-cert", &files.cert, &files.key, &e),
-                )?;
+                tonic::transport::Server::builder()
+                    .tls_config(tls.server_config())
+                    .map_err(|e| mismatch("--peer-tls-cert", &files.cert, &files.key, &e))?;
                 Some(tls)
             }
         };

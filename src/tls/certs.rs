@@ -78,7 +78,8 @@ pub fn make_node_cert(
     if hosts.is_empty() {
         return Err(CertError("--host: give at least one host name or IP address".into()));
     }
-    let files = CertFiles { cert: out.join(format!("{name}.pem")), key: out.join(format!("{name}.key")) };
+    let files =
+        CertFiles { cert: out.join(format!("{name}.pem")), key: out.join(format!("{name}.key")) };
     let issuer = read_ca(ca_dir)?;
     let mut params = CertificateParams::new(hosts.to_vec())
         .map_err(|e| CertError(format!("--host {}: {e}", hosts.join(","))))?;
@@ -109,12 +110,14 @@ fn read_ca(dir: &Path) -> Result<Issuer<'static, KeyPair>, CertError> {
     let key = KeyPair::from_pem(&key_pem).map_err(|e| {
         CertError(format!("--ca: {} is not a usable PEM private key: {e}", key_path.display()))
     })?;
-    let not_a_cert =
-        |e: String| CertError(format!("--ca: {} is not a PEM certificate: {e}", cert_path.display()));
+    let not_a_cert = |e: String| {
+        CertError(format!("--ca: {} is not a PEM certificate: {e}", cert_path.display()))
+    };
     let der = rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
         .map(|der: rustls_pki_types::CertificateDer<'static>| der)
         .map_err(|e| not_a_cert(e.to_string()))?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(&der).map_err(|e| not_a_cert(e.to_string()))?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| not_a_cert(e.to_string()))?;
     if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
         return Err(CertError(format!(
             "--ca: {} is not the key of {}",

@@ -70,9 +70,8 @@ pub fn read_certificates(setting: &str, path: &Path) -> Result<Certificate, TlsF
 /// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
 fn read_private_key(setting: &str, path: &Path) -> Result<Vec<u8>, TlsFileError> {
     let pem = read(setting, path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-        file_error(setting, path, format!("holds no usable PEM private key ({e})"))
-    })?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| file_error(setting, path, format!("holds no usable PEM private key ({e})")))?;
     Ok(pem)
 }
 

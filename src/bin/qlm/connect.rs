@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use quorumlm::client::{Client, ClientError, list_wants_tls, parse_servers};
-use quorumlm::tls::ClientTls;
 use quorumlm::license::Timestamp;
 use quorumlm::proto::v1;
+use quorumlm::tls::ClientTls;
 
 use crate::{BadInput, Outcome};
 
@@ -54,8 +54,9 @@ pub fn client(servers: Option<&str>) -> Result<Client, BadInput> {
     if !wanted {
         return Ok(client);
     }
-    let files = ClientTls::read(tls.tls_ca.as_deref(), tls.tls_cert.as_deref(), tls.tls_key.as_deref())
-        .map_err(|e| BadInput(e.to_string()))?;
+    let files =
+        ClientTls::read(tls.tls_ca.as_deref(), tls.tls_cert.as_deref(), tls.tls_key.as_deref())
+            .map_err(|e| BadInput(e.to_string()))?;
     Ok(client.with_tls(&files))
 }
 

@@ -149,11 +149,11 @@ fn main() -> ExitCode {
         Command::Cluster(command) => cluster::run(cli.servers.as_deref(), command, &mut report),
         Command::Cert(command) => cert::run(command, &mut report),
     };
-    if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes()) {
-        if error.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("qlm: error: cannot write to standard output: {error}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+    if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes())
+        && error.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("qlm: error: cannot write to standard output: {error}");
+        return ExitCode::from(EXIT_BAD_INPUT);
     }
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
