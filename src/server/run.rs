@@ -227,8 +227,8 @@ fn warn_plaintext(config: &NodeConfig, tls: &LoadedTls) {
     warn!(
         node = config.id,
         plaintext = %plaintext.join(", "),
-        "PLAINTEXT MODE: {} carry unencrypted, unauthenticated traffic; anyone who reaches {} \
-         can read it{}. For a local demo only; see docs/TLS.md to turn TLS on",
+        "PLAINTEXT MODE: {} carry unencrypted, unauthenticated traffic; anyone who can reach \
+         {} can read that traffic{}. For a local demo only; see docs/TLS.md to turn TLS on",
         plaintext.join(" and "),
         if plaintext.len() == 1 { "it" } else { "them" },
         if tls.peer.is_none() { " and send Raft messages as a peer" } else { "" },
