@@ -22,7 +22,7 @@ use quorumlm::license::{VendorKey, sign_license_text, write_key_pair};
 use quorumlm::proto::v1;
 use quorumlm::proto::v1::status_service_client::StatusServiceClient;
 use quorumlm::tls::certs::{CertFiles, make_ca, make_node_cert};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// The license every test cluster serves, before signing.
 pub const TEST_LICENSE: &str = "\
@@ -56,6 +56,9 @@ pub struct NodeProcess {
 pub struct ClusterOptions {
     /// TLS on every client port and mutual TLS between peers, with a CA made for the cluster.
     pub tls: bool,
+    /// With `tls`: every client must present a certificate from the cluster CA
+    /// (`--tls-client-ca`); the harness presents node 1's.
+    pub require_client_certs: bool,
     /// Flags added to every node's command line.
     pub extra_args: Vec<String>,
     /// Environment variables set for every node (`QLM_LOG=debug`, ...).
@@ -183,6 +186,10 @@ impl Cluster {
                 extra.push(flag.into());
                 extra.push(path.into());
             }
+            if self.options.require_client_certs {
+                extra.push("--tls-client-ca".into());
+                extra.push((&tls.ca.cert).into());
+            }
         }
         let env = self.options.env.clone();
         let node = self.node_mut(id);
@@ -253,11 +260,18 @@ impl Cluster {
             None => Endpoint::from_shared(format!("http://{}", self.client_addr(id)))
                 .map_err(unavailable)?,
             Some(tls) => {
-                let ca = std::fs::read(&tls.ca.cert)
-                    .map_err(|e| tonic::Status::internal(e.to_string()))?;
+                let read = |path: &PathBuf| {
+                    std::fs::read(path).map_err(|e| tonic::Status::internal(e.to_string()))
+                };
+                let mut config = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(read(&tls.ca.cert)?));
+                if self.options.require_client_certs {
+                    let own = &tls.nodes[0];
+                    config = config.identity(Identity::from_pem(read(&own.cert)?, read(&own.key)?));
+                }
                 Endpoint::from_shared(format!("https://{}", self.client_addr(id)))
                     .map_err(unavailable)?
-                    .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))
+                    .tls_config(config)
                     .map_err(unavailable)?
             }
         };

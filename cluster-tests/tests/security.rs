@@ -329,6 +329,15 @@ async fn admin_calls_without_the_right_token_are_refused_and_the_token_is_never_
         let request = v1::RemoveNodeRequest { id: 3 };
         let status = admin.remove_node(with(auth, request)).await.expect_err("refused");
         assert_eq!(status.code(), tonic::Code::Unauthenticated, "{auth:?}: {status:?}");
+        let stranger = cluster.nodes[0].peer_addr.clone();
+        let request = v1::AddNodeRequest {
+            id: 9,
+            peer_addr: stranger,
+            client_addr: String::new(),
+            learner_only: true,
+        };
+        let status = admin.add_node(with(auth, request)).await.expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{auth:?}: {status:?}");
     }
     // The library and `qlm` with a wrong token: refused too (exit 1), nothing removed.
     let wrong = client.with_admin_token("wrong-token-4711");
@@ -366,6 +375,78 @@ async fn admin_calls_without_the_right_token_are_refused_and_the_token_is_never_
         assert!(!log.contains(TEST_ADMIN_TOKEN), "node {id} logged the admin token");
         assert!(!log.contains("wrong-token-4711"), "node {id} logged a presented token");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_port_with_a_client_ca_serves_only_clients_with_its_certificates() {
+    let options = ClusterOptions { tls: true, require_client_certs: true, ..Default::default() };
+    let cluster = Cluster::start_with(3, options);
+    cluster.wait_ready().await;
+    let tls = cluster.tls.clone().expect("TLS files");
+    let (servers, ca_dir, ca) = (cluster.servers(), path(&tls.ca_dir), path(&tls.ca.cert));
+    let certs = tempfile::tempdir().unwrap();
+    let out = path(certs.path());
+    let made = qlm(&[
+        "cert",
+        "node",
+        "--ca",
+        ca_dir,
+        "--name",
+        "alice",
+        "--host",
+        "localhost",
+        "--out",
+        out,
+    ]);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+    let foreign = certs.path().join("foreign");
+    assert_eq!(qlm(&["cert", "ca", "--out", path(&foreign)]).status.code(), Some(0));
+    let made = qlm(&[
+        "cert",
+        "node",
+        "--ca",
+        path(&foreign),
+        "--name",
+        "mallory",
+        "--host",
+        "localhost",
+        "--out",
+        out,
+    ]);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+    let (alice, alice_key) = (certs.path().join("alice.pem"), certs.path().join("alice.key"));
+    let (mallory, mallory_key) =
+        (certs.path().join("mallory.pem"), certs.path().join("mallory.key"));
+
+    let with_cert = qlm(&[
+        "--servers",
+        &servers,
+        "--tls-ca",
+        ca,
+        "--tls-cert",
+        path(&alice),
+        "--tls-key",
+        path(&alice_key),
+        "status",
+    ]);
+    assert_eq!(with_cert.status.code(), Some(0), "{}", text(&with_cert));
+    let without = qlm(&["--servers", &servers, "--tls-ca", ca, "status"]);
+    assert_eq!(without.status.code(), Some(3), "no client certificate: {}", text(&without));
+    let foreign_cert = qlm(&[
+        "--servers",
+        &servers,
+        "--tls-ca",
+        ca,
+        "--tls-cert",
+        path(&mallory),
+        "--tls-key",
+        path(&mallory_key),
+        "status",
+    ]);
+    assert_eq!(foreign_cert.status.code(), Some(3), "another CA's: {}", text(&foreign_cert));
+    let half = qlm(&["--servers", &servers, "--tls-ca", ca, "--tls-cert", path(&alice), "status"]);
+    assert_eq!(half.status.code(), Some(2), "a certificate without its key: {}", text(&half));
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--tls-key"), "{}", text(&half));
 }
 
 #[test]
