@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-/// How a node dials its peers: plaintext, or mutual TLS with the cluster CA.
-#[derive(Clone, Debug, Default)]
+/// How a node dials its peers: plaintext, or mutual TLS with the cluster CA. Its `Debug`
+/// says which, and nothing of the key material (tonic's `ClientTlsConfig` would print the
+/// private key's bytes).
+#[derive(Clone, Default)]
 pub struct PeerDialer {
     /// The TLS client side of the peer port; `None` is plaintext.
     tls: Option<ClientTlsConfig>,
@@ -47,5 +49,25 @@ impl PeerDialer {
                 .map_err(|e| format!("peer address {addr:?}: TLS: {e}"))?;
         }
         Ok(endpoint.connect_lazy())
+    }
+}
+
+impl std::fmt::Debug for PeerDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_tls() { "PeerDialer(mutual TLS)" } else { "PeerDialer(plaintext)" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn channels_are_lazy_and_bad_addresses_are_named() {
+        let dialer = PeerDialer::tls(ClientTlsConfig::new());
+        assert!(dialer.channel("127.0.0.1:1", Duration::from_millis(10)).is_ok());
+        let err = PeerDialer::plaintext().channel("bad host:1", Duration::from_millis(10));
+        assert!(err.unwrap_err().contains("bad host:1"));
+        assert_eq!(format!("{dialer:?}"), "PeerDialer(mutual TLS)");
     }
 }

@@ -79,8 +79,14 @@ pub fn print_now(line: impl std::fmt::Display) {
 /// How a failed call ends the command: the message on stderr, and the exit code.
 pub fn failed(error: ClientError) -> Result<Outcome, BadInput> {
     match error {
-        ClientError::Unreachable { .. } => {
+        ClientError::Unreachable { ref last, .. } => {
             eprintln!("qlm: error: {error}");
+            let plaintext = TLS.get().is_none_or(|tls| tls.tls_ca.is_none());
+            if plaintext && last.contains("h2 protocol error") {
+                eprintln!(
+                    "qlm: hint: the servers may be using TLS: give --tls-ca CA.pem (or set QLM_TLS_CA)"
+                );
+            }
             Ok(Outcome::Unreachable)
         }
         ClientError::NoServers(_)
