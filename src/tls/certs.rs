@@ -78,6 +78,9 @@ pub fn make_node_cert(
     if hosts.is_empty() {
         return Err(CertError("--host: give at least one host name or IP address".into()));
     }
+    for host in hosts {
+        check_host(host)?;
+    }
     let files =
         CertFiles { cert: out.join(format!("{name}.pem")), key: out.join(format!("{name}.key")) };
     let issuer = read_ca(ca_dir)?;
@@ -129,6 +132,27 @@ fn read_ca(dir: &Path) -> Result<Issuer<'static, KeyPair>, CertError> {
         return Err(CertError(format!("--ca: {} is not a CA certificate", cert_path.display())));
     }
     Issuer::from_ca_cert_der(&der, key).map_err(|e| not_a_cert(e.to_string()))
+}
+
+/// A host is an IP address or a DNS name (letters, digits, `-` in dot-separated labels; a
+/// leading `*.` for a wildcard).
+fn check_host(host: &str) -> Result<(), CertError> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(CertError(format!("--host `{host}` is neither an IP address nor a DNS name")))
+    }
 }
 
 /// A node name is a file name too: letters, digits, `.`, `-`, `_`.

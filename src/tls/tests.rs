@@ -57,6 +57,11 @@ fn a_ca_whose_key_is_not_its_own_is_refused() {
     assert!(err.0.contains("is not the key of"), "{err}");
     let bad_name = make_node_cert(&dir.path().join("a"), "../x", &[], dir.path(), 30);
     assert!(bad_name.unwrap_err().0.contains("--name"));
+    for bad in ["bad host", "a..b", "-a.example", "x_y"] {
+        let err = make_node_cert(&dir.path().join("a"), "n2", &[bad.to_owned()], dir.path(), 30);
+        assert!(err.unwrap_err().0.contains(&format!("`{bad}`")), "{bad}");
+    }
+    assert!(!dir.path().join("n2.key").exists(), "nothing written for a bad host");
 }
 
 #[test]
