@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # `make run`: a local 3-node QuorumLM cluster on loopback with a demo vendor key and a demo
 # signed license, both made at the first run under ./run/. Ctrl-C stops all three nodes.
+# TLS=1 (`make run TLS=1`) turns on TLS for clients and mutual TLS between the nodes, with a
+# demo CA and node certificates made by `qlm cert` under ./run/tls/ (docs/TLS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUN_DIR=${RUN_DIR:-run}
 BASE_PORT=${BASE_PORT:-7400}
+TLS=${TLS:-0}
 cargo build --release --bins
 BIN=target/release
 
@@ -35,6 +38,25 @@ client() { echo "127.0.0.1:$((BASE_PORT + 10 * ($1 - 1)))"; }
 http() { echo "127.0.0.1:$((BASE_PORT + 10 * ($1 - 1) + 2))"; }
 CLUSTER="1=$(peer 1),2=$(peer 2),3=$(peer 3)"
 
+tls_args() { :; }
+TLS_HINT=""
+if [ "$TLS" = 1 ]; then
+    if [ ! -f "$RUN_DIR/tls/ca/ca.pem" ]; then
+        "$BIN/qlm" cert ca --out "$RUN_DIR/tls/ca"
+        for id in 1 2 3; do
+            "$BIN/qlm" cert node --ca "$RUN_DIR/tls/ca" --name "node$id" \
+                --host 127.0.0.1,localhost --out "$RUN_DIR/tls"
+        done
+    fi
+    tls_args() {
+        local cert="$RUN_DIR/tls/node$1.pem" key="$RUN_DIR/tls/node$1.key"
+        echo --tls-cert "$cert" --tls-key "$key" --peer-tls-cert "$cert" --peer-tls-key "$key" \
+            --peer-tls-ca "$RUN_DIR/tls/ca/ca.pem"
+    }
+    TLS_HINT="  export QLM_TLS_CA=$RUN_DIR/tls/ca/ca.pem          # TLS is on: trust the demo CA
+"
+fi
+
 pids=()
 stop() {
     trap - INT TERM EXIT
@@ -50,7 +72,7 @@ for id in 1 2 3; do
         --listen "$(client "$id")" --peer-listen "$(peer "$id")" --http-listen "$(http "$id")" \
         --initial-cluster "$CLUSTER" --license "$RUN_DIR/demo.lic" \
         --vendor-pubkey "$RUN_DIR/keys/vendor.pub" --admin-token-file "$RUN_DIR/admin.token" \
-        >"$RUN_DIR/node$id.log" 2>&1 &
+        $(tls_args "$id") >"$RUN_DIR/node$id.log" 2>&1 &
     pids+=($!)
 done
 
@@ -61,7 +83,7 @@ QuorumLM: 3 nodes running (logs in $RUN_DIR/node*.log, data in $RUN_DIR/node*/).
 
   export QLM_SERVERS=$SERVERS
   export QLM_ADMIN_TOKEN_FILE=$RUN_DIR/admin.token   # for qlm admin ... and qlm cluster ...
-  $BIN/qlm status
+$TLS_HINT  $BIN/qlm status
   $BIN/qlm checkout vhdl-editor          # holds a seat until Ctrl-C
   $BIN/qlm run synthesis -- sleep 30     # holds a seat while the command runs
 

@@ -14,6 +14,8 @@
 //!   checkout guards, status and admin calls.
 //! - [`server`]: the node (`qlmd`): configuration, proposing through the leader, read
 //!   barriers, session leases, the client-port services and the peer port's RaftService.
+//! - [`tls`]: certificate files for the client port, mutual TLS between peers and clients,
+//!   and making a cluster CA and node certificates (`qlm cert`).
 //!
 //! The binaries (`qlmd`, `qlm`) sit on top; see ARCHITECTURE.md for the whole picture.
 
@@ -23,3 +25,4 @@ pub mod license;
 pub mod proto;
 pub mod raft;
 pub mod server;
+pub mod tls;

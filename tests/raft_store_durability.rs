@@ -37,7 +37,7 @@ const LARGE_ENTRY_BYTES: usize = 160 * 1024;
 
 /// Entry `index` as the child writes it (term = index, so every entry is distinct).
 fn entry(index: u64) -> Entry {
-    let display = if index % LARGE_ENTRY_EVERY == 0 {
+    let display = if index.is_multiple_of(LARGE_ENTRY_EVERY) {
         "x".repeat(LARGE_ENTRY_BYTES)
     } else {
         ":0".to_string()

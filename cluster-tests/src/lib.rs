@@ -5,6 +5,11 @@
 //! directory. Nodes can be killed with SIGKILL and restarted from their data. Every child is
 //! killed when the `Cluster` is dropped, pass or fail, so no test leaves a process behind.
 //!
+//! [`Cluster::start_with`] takes [`ClusterOptions`]: extra flags and environment for every
+//! node, and `tls`, which makes a cluster CA and one certificate per node and starts every
+//! node with TLS on the client port and mutual TLS between peers (the harness's own status
+//! calls then trust that CA).
+//!
 //! The `qlmd` binary is the one cargo built next to this test binary (`target/<profile>/qlmd`;
 //! `cargo test --workspace` builds it), or `$QLMD_BIN`.
 
@@ -16,6 +21,8 @@ use std::time::{Duration, Instant};
 use quorumlm::license::{VendorKey, sign_license_text, write_key_pair};
 use quorumlm::proto::v1;
 use quorumlm::proto::v1::status_service_client::StatusServiceClient;
+use quorumlm::tls::certs::{CertFiles, make_ca, make_node_cert};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub mod bench;
 
@@ -46,10 +53,39 @@ pub struct NodeProcess {
     child: Option<Child>,
 }
 
+/// How to start a test cluster beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// TLS on every client port and mutual TLS between peers, with a CA made for the cluster.
+    pub tls: bool,
+    /// With `tls`: every client must present a certificate from the cluster CA
+    /// (`--tls-client-ca`); the harness presents node 1's.
+    pub require_client_certs: bool,
+    /// Flags added to every node's command line.
+    pub extra_args: Vec<String>,
+    /// Environment variables set for every node (`QLM_LOG=debug`, ...).
+    pub env: Vec<(String, String)>,
+    /// The license to serve (unsigned, `vendor=test`), instead of [`TEST_LICENSE`].
+    pub license: Option<String>,
+}
+
+/// The certificate files of a TLS test cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterTls {
+    /// The CA directory (`ca.pem`, `ca.key`).
+    pub ca_dir: PathBuf,
+    pub ca: CertFiles,
+    /// Each node's certificate, by id (index id - 1).
+    pub nodes: Vec<CertFiles>,
+}
+
 /// A running test cluster.
 pub struct Cluster {
     pub nodes: Vec<NodeProcess>,
     pub dir: tempfile::TempDir,
+    /// The certificates, when started with `tls`.
+    pub tls: Option<ClusterTls>,
+    options: ClusterOptions,
     initial_cluster: String,
     license: PathBuf,
     pubkey: PathBuf,
@@ -81,11 +117,20 @@ pub fn qlmd_binary() -> PathBuf {
 impl Cluster {
     /// Starts `n` nodes serving [`TEST_LICENSE`].
     pub fn start(n: u64) -> Cluster {
-        Cluster::start_serving(n, TEST_LICENSE)
+        Cluster::start_with(n, ClusterOptions::default())
     }
 
     /// Starts `n` nodes serving `license` (unsigned text, `vendor=test`; signed here).
     pub fn start_serving(n: u64, license: &str) -> Cluster {
+        Cluster::start_with(
+            n,
+            ClusterOptions { license: Some(license.into()), ..Default::default() },
+        )
+    }
+
+    /// Starts `n` nodes serving [`TEST_LICENSE`] (or `options.license`), as `options` say.
+    pub fn start_with(n: u64, options: ClusterOptions) -> Cluster {
+        let license = options.license.as_deref().unwrap_or(TEST_LICENSE);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let key = VendorKey::generate().expect("randomness for a key");
         let paths = write_key_pair(&dir.path().join("keys"), &key).expect("key files");
@@ -106,7 +151,26 @@ impl Cluster {
         }
         let initial_cluster =
             nodes.iter().map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { nodes, dir, initial_cluster, license, pubkey: paths.public };
+        let tls = options.tls.then(|| {
+            let ca_dir = dir.path().join("tls-ca");
+            let ca = make_ca(&ca_dir, "test cluster CA", 2).expect("a test CA");
+            let hosts = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+            let nodes = (1..=n)
+                .map(|id| {
+                    make_node_cert(
+                        &ca_dir,
+                        &format!("node{id}"),
+                        &hosts,
+                        &dir.path().join("tls"),
+                        2,
+                    )
+                    .expect("a node certificate")
+                })
+                .collect();
+            ClusterTls { ca_dir, ca, nodes }
+        });
+        let mut cluster =
+            Cluster { nodes, dir, tls, options, initial_cluster, license, pubkey: paths.public };
         for id in 1..=n {
             cluster.spawn(id);
         }
@@ -121,6 +185,26 @@ impl Cluster {
     pub fn spawn(&mut self, id: u64) {
         let (initial, license, pubkey) =
             (self.initial_cluster.clone(), self.license.clone(), self.pubkey.clone());
+        let mut extra: Vec<std::ffi::OsString> =
+            self.options.extra_args.iter().map(Into::into).collect();
+        if let Some(tls) = &self.tls {
+            let own = &tls.nodes[(id - 1) as usize];
+            for (flag, path) in [
+                ("--tls-cert", &own.cert),
+                ("--tls-key", &own.key),
+                ("--peer-tls-cert", &own.cert),
+                ("--peer-tls-key", &own.key),
+                ("--peer-tls-ca", &tls.ca.cert),
+            ] {
+                extra.push(flag.into());
+                extra.push(path.into());
+            }
+            if self.options.require_client_certs {
+                extra.push("--tls-client-ca".into());
+                extra.push((&tls.ca.cert).into());
+            }
+        }
+        let env = self.options.env.clone();
         let node = self.node_mut(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -139,6 +223,8 @@ impl Cluster {
             .arg(&pubkey)
             .env("QLM_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
             .args(["--hostid", &format!("node{id}-host")])
+            .args(extra)
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -189,12 +275,40 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// The initial cluster list every node was started with (`1=addr,2=addr,...`).
+    pub fn initial_cluster(&self) -> &str {
+        &self.initial_cluster
+    }
+
+    /// A connected channel to node `id`'s client port: TLS trusting the cluster CA when the
+    /// cluster runs TLS, plaintext otherwise.
+    pub async fn client_channel(&self, id: u64) -> Result<Channel, tonic::Status> {
+        let unavailable = |e: tonic::transport::Error| tonic::Status::unavailable(e.to_string());
+        let endpoint = match &self.tls {
+            None => Endpoint::from_shared(format!("http://{}", self.client_addr(id)))
+                .map_err(unavailable)?,
+            Some(tls) => {
+                let read = |path: &PathBuf| {
+                    std::fs::read(path).map_err(|e| tonic::Status::internal(e.to_string()))
+                };
+                let mut config = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(read(&tls.ca.cert)?));
+                if self.options.require_client_certs {
+                    let own = &tls.nodes[0];
+                    config = config.identity(Identity::from_pem(read(&own.cert)?, read(&own.key)?));
+                }
+                Endpoint::from_shared(format!("https://{}", self.client_addr(id)))
+                    .map_err(unavailable)?
+                    .tls_config(config)
+                    .map_err(unavailable)?
+            }
+        };
+        endpoint.connect().await.map_err(unavailable)
+    }
+
     /// Asks node `id` for the cluster's state (stale read: this node's own view).
     pub async fn cluster_status(&self, id: u64) -> Result<v1::ClusterResponse, tonic::Status> {
-        let addr = format!("http://{}", self.client_addr(id));
-        let mut client = StatusServiceClient::connect(addr)
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let mut client = StatusServiceClient::new(self.client_channel(id).await?);
         let mut request = tonic::Request::new(v1::ClusterRequest { stale: true });
         request.set_timeout(Duration::from_secs(2));
         Ok(client.cluster(request).await?.into_inner())
@@ -229,8 +343,8 @@ impl Cluster {
     }
 
     async fn serves_license(&self, id: u64) -> bool {
-        let addr = format!("http://{}", self.client_addr(id));
-        let Ok(mut client) = StatusServiceClient::connect(addr).await else { return false };
+        let Ok(channel) = self.client_channel(id).await else { return false };
+        let mut client = StatusServiceClient::new(channel);
         let request = v1::FeaturesRequest { stale: true, feature: String::new() };
         client.features(request).await.is_ok_and(|r| !r.into_inner().features.is_empty())
     }

@@ -74,9 +74,11 @@ async fn metrics_follow_seats_taken_and_given_back() {
     let follower = (1..=3).find(|&id| id != leader).expect("a follower");
     let in_use = r#"qlm_seats_in_use{feature="vhdl-editor"}"#;
 
-    // Before: nothing taken, the license's count issued, on a follower as on the leader.
-    let before = await_metric(&cluster, follower, in_use, 0.0).await;
-    assert_eq!(sample(&before, r#"qlm_seats_issued{feature="vhdl-editor"}"#), Some(25.0));
+    // Before: the license's count issued (once the follower has applied the licenses), nothing
+    // taken, on a follower as on the leader.
+    let issued = r#"qlm_seats_issued{feature="vhdl-editor"}"#;
+    let before = await_metric(&cluster, follower, issued, 25.0).await;
+    assert_eq!(sample(&before, in_use), Some(0.0));
     assert_eq!(sample(&before, r#"qlm_seats_issued{feature="simulator"}"#), Some(100.0));
     assert_eq!(sample(&before, r#"qlm_checkouts_total{feature="vhdl-editor"}"#), None);
     assert!(before.contains("# TYPE qlm_fsync_duration_seconds histogram"), "{before}");

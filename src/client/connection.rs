@@ -21,10 +21,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::client::endpoints::{ServerAddr, parse_servers};
+use crate::client::endpoints::{ServerAddr, list_wants_tls, parse_servers};
 use crate::client::error::{ClientError, is_retryable};
 use crate::proto::v1;
 
@@ -56,6 +56,15 @@ pub const ADMIN_TOKEN_ENV: &str = "QLM_ADMIN_TOKEN";
 /// [`ADMIN_TOKEN_ENV`] is not set).
 pub const ADMIN_TOKEN_FILE_ENV: &str = "QLM_ADMIN_TOKEN_FILE";
 
+/// Environment variable naming the CA file (PEM) to trust for the servers' certificates.
+pub const TLS_CA_ENV: &str = "QLM_TLS_CA";
+
+/// Environment variable naming a client certificate (PEM), for servers that require one.
+pub const TLS_CLIENT_CERT_ENV: &str = "QLM_CLIENT_CERT";
+
+/// Environment variable naming the private key (PEM) of [`TLS_CLIENT_CERT_ENV`].
+pub const TLS_CLIENT_KEY_ENV: &str = "QLM_CLIENT_KEY";
+
 /// A handle to the cluster. Cheap to clone: clones share channels and the leader hint.
 #[derive(Clone)]
 pub struct Client {
@@ -74,6 +83,8 @@ struct Shared {
     admin_token: Option<String>,
     /// Deadline of one attempt.
     call_deadline: Duration,
+    /// TLS for every channel (`https://`); `None` is plaintext.
+    tls: Option<ClientTlsConfig>,
 }
 
 /// An answer that says where the leader is.
@@ -126,16 +137,41 @@ impl Client {
                 leader: Mutex::new(None),
                 admin_token: None,
                 call_deadline: CALL_DEADLINE,
+                tls: None,
             }),
         })
     }
 
-    /// A client of the servers in `QLM_SERVERS`.
+    /// A client of the servers in `QLM_SERVERS`, with TLS when an entry is `https://` or
+    /// `QLM_TLS_CA` (the CA to trust) is set; `QLM_CLIENT_CERT` and `QLM_CLIENT_KEY` name a
+    /// client certificate for servers that require one.
     pub fn from_env() -> Result<Client, ClientError> {
         let list = std::env::var(SERVERS_ENV)
             .map_err(|_| ClientError::NoServers(format!("{SERVERS_ENV} is not set")))?;
         let servers = parse_servers(&list).map_err(|e| ClientError::NoServers(e.to_string()))?;
-        Client::connect(servers)
+        let client = Client::connect(servers)?;
+        let path = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
+        let (ca, cert, key) =
+            (path(TLS_CA_ENV), path(TLS_CLIENT_CERT_ENV), path(TLS_CLIENT_KEY_ENV));
+        if !list_wants_tls(&list) && ca.is_none() && cert.is_none() && key.is_none() {
+            return Ok(client);
+        }
+        let tls = crate::tls::ClientTls::read(ca.as_deref(), cert.as_deref(), key.as_deref())
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        Ok(client.with_tls(&tls))
+    }
+
+    /// The same cluster over TLS (`https://`), trusting and presenting what `tls` says.
+    pub fn with_tls(&self, tls: &crate::tls::ClientTls) -> Client {
+        self.rebuilt(|shared| {
+            shared.tls = Some(tls.client_config());
+            shared.channels = Mutex::new(HashMap::new());
+        })
+    }
+
+    /// True when this client talks TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.inner.tls.is_some()
     }
 
     /// The same cluster, sending `token` as the admin token (needed by the admin calls).
@@ -165,6 +201,7 @@ impl Client {
             leader: Mutex::new(self.leader()),
             admin_token: self.inner.admin_token.clone(),
             call_deadline: self.inner.call_deadline,
+            tls: self.inner.tls.clone(),
         };
         change(&mut shared);
         Client { inner: Arc::new(shared) }
@@ -174,10 +211,10 @@ impl Client {
     pub(crate) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(self.inner.call_deadline);
-        if let Some(token) = &self.inner.admin_token {
-            if let Ok(value) = format!("Bearer {token}").parse() {
-                request.metadata_mut().insert("authorization", value);
-            }
+        if let Some(token) = &self.inner.admin_token
+            && let Ok(value) = format!("Bearer {token}").parse()
+        {
+            request.metadata_mut().insert("authorization", value);
         }
         request
     }
@@ -264,10 +301,13 @@ impl Client {
         if let Some(channel) = channels.get(server) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(server.uri())?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let endpoint = match &self.inner.tls {
+            None => Endpoint::from_shared(server.uri())?,
+            Some(tls) => {
+                Endpoint::from_shared(format!("https://{server}"))?.tls_config(tls.clone())?
+            }
+        };
+        let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy();
         channels.insert(server.clone(), channel.clone());
         Ok(channel)
     }

@@ -4,7 +4,9 @@
 //! `7400@host1,7400@host2` (also with `:` between entries, as in `LM_LICENSE_FILE`, only when
 //! every entry uses `@`). IPv6 literals go in brackets (`[::1]:7400`). A bad entry is refused
 //! with its position and the reason; order is kept (the client tries them in order after the
-//! leader it last heard of) and duplicates are dropped.
+//! leader it last heard of) and duplicates are dropped. An entry may start with `https://`
+//! (the cluster speaks TLS: see [`list_wants_tls`]) or `http://`; the scheme is not part of
+//! the address.
 
 use std::fmt;
 
@@ -73,7 +75,22 @@ pub fn parse_servers(list: &str) -> Result<Vec<ServerAddr>, ServerListError> {
     Ok(servers)
 }
 
+/// True when an entry of `list` starts with `https://`: the client must use TLS.
+pub fn list_wants_tls(list: &str) -> bool {
+    list.split(',').any(|entry| entry.trim().to_ascii_lowercase().starts_with("https://"))
+}
+
+fn strip_scheme(entry: &str) -> &str {
+    for scheme in ["https://", "http://"] {
+        if entry.len() >= scheme.len() && entry[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            return entry[scheme.len()..].trim_end_matches('/');
+        }
+    }
+    entry
+}
+
 fn parse_one(entry: &str) -> Result<ServerAddr, String> {
+    let entry = strip_scheme(entry);
     if entry.is_empty() {
         return Err("empty entry".to_owned());
     }
@@ -134,6 +151,15 @@ mod tests {
         assert_eq!(parse_servers("[::1]:7400,[::1]:7400").unwrap(), [addr("::1", 7400)]);
         assert_eq!(addr("::1", 7400).to_string(), "[::1]:7400");
         assert!(parse_servers("::1:7400").unwrap_err().reason.contains("brackets"));
+    }
+
+    #[test]
+    fn a_scheme_is_accepted_and_https_asks_for_tls() {
+        let list = "https://a:7400,HTTPS://b:7400/";
+        assert_eq!(parse_servers(list).unwrap(), [addr("a", 7400), addr("b", 7400)]);
+        assert!(list_wants_tls(list));
+        assert!(!list_wants_tls("http://a:7400,b:7400"));
+        assert_eq!(parse_servers("http://[::1]:7400").unwrap(), [addr("::1", 7400)]);
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum ClientError {
     /// An admin call without an admin token, or a token file that cannot be read.
     #[error("admin token: {0}")]
     AdminToken(String),
+    /// TLS settings that cannot be used: a file that cannot be read or is not PEM, a
+    /// certificate without its key. The message names the setting and the file.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The server's answer is not one the contract allows (a required field missing).
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
@@ -62,11 +66,12 @@ impl ClientError {
 /// Whether a failed rpc may be retried on another node (common.proto: UNAVAILABLE,
 /// DEADLINE_EXCEEDED and CANCELLED leave nothing done or the outcome unknown; a transport
 /// failure before the server saw the request shows up as UNAVAILABLE or UNKNOWN with a
-/// transport source).
+/// transport source; so does INTERNAL with an HTTP/2 error as its source, which is what a
+/// plaintext client sees from a TLS port: no server answered).
 pub(crate) fn is_retryable(status: &tonic::Status) -> bool {
     match status.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
-        Code::Unknown => std::error::Error::source(status).is_some(),
+        Code::Unknown | Code::Internal => std::error::Error::source(status).is_some(),
         _ => false,
     }
 }

@@ -39,7 +39,8 @@
 //! The parts:
 //!
 //! - `endpoints`: the server list (`QLM_SERVERS`), in QuorumLM's and FlexLM's spellings
-//! - `connection`: [`Client`], lazy channels per server, failover, deadlines, admin token
+//! - `connection`: [`Client`], lazy channels per server, failover, deadlines, admin token,
+//!   TLS (`https://`, [`Client::with_tls`] with a [`crate::tls::ClientTls`])
 //! - `session`: [`Session`] and its heartbeat task
 //! - `checkout`: [`CheckoutOptions`], the [`Checkout`] guard, waiting in a queue
 //! - `status`, `admin`: StatusService and AdminService calls
@@ -57,8 +58,9 @@ pub use admin::RemoveTarget;
 pub use checkout::{Checkout, CheckoutOptions, MAX_WAIT_RECONNECTS};
 pub use connection::{
     ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, CALL_DEADLINE, CONNECT_TIMEOUT, Client, FAILOVER_ROUNDS,
-    LEADER_ADDR_METADATA, RETRY_BACKOFF, SERVERS_ENV, admin_token_from_env, admin_token_from_file,
+    LEADER_ADDR_METADATA, RETRY_BACKOFF, SERVERS_ENV, TLS_CA_ENV, TLS_CLIENT_CERT_ENV,
+    TLS_CLIENT_KEY_ENV, admin_token_from_env, admin_token_from_file,
 };
-pub use endpoints::{ServerAddr, ServerListError, parse_servers};
+pub use endpoints::{ServerAddr, ServerListError, list_wants_tls, parse_servers};
 pub use error::ClientError;
 pub use session::{MIN_HEARTBEAT_INTERVAL, Session, SessionOptions};

@@ -170,10 +170,10 @@ pub fn build_pool(
     };
     let start = optional(fields, "start", parse_date)?;
     let expires = required(fields, "expires", parse_expiry)?;
-    if let (Some(start), Expiry::On(end)) = (start, expires) {
-        if start > end {
-            return Err(("start", format!("start date {start} is after the expiry date {end}")));
-        }
+    if let (Some(start), Expiry::On(end)) = (start, expires)
+        && start > end
+    {
+        return Err(("start", format!("start date {start} is after the expiry date {end}")));
     }
     Ok(Pool {
         id,

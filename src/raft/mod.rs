@@ -21,7 +21,8 @@
 //!
 //! And between the nodes, `network`: openraft's `RaftNetwork` over gRPC
 //! ([`GrpcNetworkFactory`]), the peer port's client side; the server side is
-//! `server::peer`.
+//! `server::peer`. `dial` ([`PeerDialer`]) is the one way both openraft's network and the
+//! node's own peer calls open a channel to a peer: plaintext, or mutual TLS.
 //!
 //! Invariants:
 //!
@@ -38,6 +39,7 @@
 // side would only add an allocation before openraft takes it back by value.
 #![allow(clippy::result_large_err)]
 
+pub mod dial;
 mod log_store;
 pub mod network;
 pub mod observer;
@@ -53,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Applied, Command, Outcome};
 use crate::license::Timestamp;
 
+pub use dial::PeerDialer;
 pub use log_store::LogStore;
 pub use network::{GrpcNetwork, GrpcNetworkFactory};
 pub use observer::{AppliedEntry, ApplyObserver};

@@ -1,7 +1,8 @@
 //! openraft's network over gRPC: how a node sends Raft messages to its peers.
 //!
 //! Each message travels as one unary call of `RaftService` (proto/quorumlm/v1/raft.proto) on
-//! the peer's peer port, `http://{BasicNode::addr}`. openraft's own request and response
+//! the peer's peer port, `BasicNode::addr`, over a channel from [`PeerDialer`] (plaintext, or
+//! mutual TLS with the cluster CA). openraft's own request and response
 //! values ride as postcard bytes in [`RaftRequest`]/[`RaftResponse`] (PITFALLS.md #8): protobuf
 //! does not describe them, and both ends are the same release. Every request names the
 //! cluster, the sender and the node it means to reach, so a receiver of another cluster, or a
@@ -42,9 +43,9 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use super::{NodeId, TypeConfig};
+use super::{NodeId, PeerDialer, TypeConfig};
 use crate::proto::v1::raft_service_client::RaftServiceClient;
 use crate::proto::v1::{RaftPayloadFormat, RaftRequest, RaftResponse};
 
@@ -82,26 +83,39 @@ pub struct GrpcNetworkFactory {
     node_id: NodeId,
     /// One lazily connected channel per peer, with the address it was made for.
     channels: HashMap<NodeId, (String, Channel)>,
+    /// How channels are made: plaintext or mutual TLS.
+    dialer: PeerDialer,
 }
 
 impl GrpcNetworkFactory {
     /// The network of node `node_id` of cluster `cluster_id`.
     pub fn new(cluster_id: impl Into<String>, node_id: NodeId) -> GrpcNetworkFactory {
-        GrpcNetworkFactory { cluster_id: cluster_id.into(), node_id, channels: HashMap::new() }
+        GrpcNetworkFactory {
+            cluster_id: cluster_id.into(),
+            node_id,
+            channels: HashMap::new(),
+            dialer: PeerDialer::plaintext(),
+        }
+    }
+
+    /// The same network, dialing peers with `dialer` (mutual TLS when the node has it).
+    pub fn with_dialer(mut self, dialer: PeerDialer) -> GrpcNetworkFactory {
+        self.dialer = dialer;
+        self.channels.clear();
+        self
     }
 
     /// The channel to `target` at `addr`: the one made before when the address is the same.
     fn channel(&mut self, target: NodeId, addr: &str) -> Result<Channel, String> {
-        if let Some((known, channel)) = self.channels.get(&target) {
-            if known == addr {
-                return Ok(channel.clone());
-            }
+        if let Some((known, channel)) = self.channels.get(&target)
+            && known == addr
+        {
+            return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("node {target}: peer address {addr:?}: {e}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = self
+            .dialer
+            .channel(addr, CONNECT_TIMEOUT)
+            .map_err(|e| format!("node {target}: {e}"))?;
         self.channels.insert(target, (addr.to_string(), channel.clone()));
         Ok(channel)
     }

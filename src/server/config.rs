@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::server::tls_config::{TlsFlags, TlsSettings};
+
 /// Raft heartbeat interval by default, in milliseconds (DESIGN: 100 ms).
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
 /// Election timeout range by default, in milliseconds (DESIGN: 400–800 ms).
@@ -71,6 +73,28 @@ pub struct NodeFlags {
     /// Longest election timeout, milliseconds [default: 800].
     #[arg(long, env = "QLM_ELECTION_MAX_MS", value_name = "MS")]
     pub election_max_ms: Option<u64>,
+    /// Certificate chain (PEM) of the client port; with --tls-key, clients must use TLS
+    /// [default: plaintext].
+    #[arg(long, env = "QLM_TLS_CERT", value_name = "FILE.pem")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "QLM_TLS_KEY", value_name = "FILE.key")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) whose certificate every client must present on the client port [default: no
+    /// client certificate needed].
+    #[arg(long, env = "QLM_TLS_CLIENT_CA", value_name = "CA.pem")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// This node's certificate (PEM) for mutual TLS between peers (with --peer-tls-key and
+    /// --peer-tls-ca) [default: plaintext peer links].
+    #[arg(long, env = "QLM_PEER_TLS_CERT", value_name = "FILE.pem")]
+    pub peer_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --peer-tls-cert.
+    #[arg(long, env = "QLM_PEER_TLS_KEY", value_name = "FILE.key")]
+    pub peer_tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): peers must present a certificate from it, and it is the only CA
+    /// this node trusts when it dials them.
+    #[arg(long, env = "QLM_PEER_TLS_CA", value_name = "CA.pem")]
+    pub peer_tls_ca: Option<PathBuf>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -92,10 +116,16 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     election_min_ms: Option<u64>,
     election_max_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    peer_tls_cert: Option<PathBuf>,
+    peer_tls_key: Option<PathBuf>,
+    peer_tls_ca: Option<PathBuf>,
 }
 
-/// A complete, checked node configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A complete, checked node configuration. Its `Debug` never shows the admin token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct NodeConfig {
     pub id: u64,
     pub data_dir: PathBuf,
@@ -114,6 +144,30 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
+    /// Certificate files of the client port and the peer port (`None`: plaintext).
+    pub tls: TlsSettings,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("id", &self.id)
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("peer_listen", &self.peer_listen)
+            .field("http_listen", &self.http_listen)
+            .field("initial_cluster", &self.initial_cluster)
+            .field("license", &self.license)
+            .field("vendor_pubkeys", &self.vendor_pubkeys)
+            .field("options", &self.options)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("hostid", &self.hostid)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("election_min_ms", &self.election_min_ms)
+            .field("election_max_ms", &self.election_max_ms)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// A configuration that cannot run, with the setting at fault.
@@ -184,6 +238,14 @@ impl NodeConfig {
                 .election_max_ms
                 .or(file.election_max_ms)
                 .unwrap_or(DEFAULT_ELECTION_MAX_MS),
+            tls: TlsSettings::resolve(TlsFlags {
+                tls_cert: flags.tls_cert.or(file.tls_cert),
+                tls_key: flags.tls_key.or(file.tls_key),
+                tls_client_ca: flags.tls_client_ca.or(file.tls_client_ca),
+                peer_tls_cert: flags.peer_tls_cert.or(file.peer_tls_cert),
+                peer_tls_key: flags.peer_tls_key.or(file.peer_tls_key),
+                peer_tls_ca: flags.peer_tls_ca.or(file.peer_tls_ca),
+            })?,
         };
         config.check()?;
         Ok(config)
@@ -344,6 +406,24 @@ mod tests {
             let err = NodeConfig::resolve(flags).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle}: {err}");
         }
+    }
+
+    #[test]
+    fn the_admin_token_never_shows_in_debug_output() {
+        let mut config = NodeConfig::resolve(flags()).unwrap();
+        config.admin_token = Some("s3cret-token-value".into());
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("s3cret-token-value"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn tls_files_come_from_the_file_too_and_half_a_pair_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qlmd.toml");
+        std::fs::write(&path, "peer_tls_cert = \"node.pem\"\n").unwrap();
+        let err = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap_err();
+        assert!(err.to_string().contains("--peer-tls-key"), "{err}");
     }
 
     #[test]

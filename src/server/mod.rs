@@ -11,6 +11,7 @@
 //! - `http`: the HTTP port: dashboard, `/metrics`, `/healthz`, `/readyz`
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
 //! - `run`: starting and stopping a node (`qlmd`)
+//! - `tls_config`: which certificate files each port uses, checked whole at start
 
 pub mod admin;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod peer;
 pub mod peers;
 pub mod run;
 pub mod services;
+pub mod tls_config;
 
 pub use leases::{Leases, NoLease};
 pub use peer::{LeaderOps, PeerService};

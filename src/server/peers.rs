@@ -9,13 +9,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::engine::{Applied, Command};
 use crate::proto::v1;
 use crate::proto::v1::raft_service_client::RaftServiceClient;
-use crate::raft::NodeId;
 use crate::raft::network::{PAYLOAD_FORMAT, decode_payload, encode_payload};
+use crate::raft::{NodeId, PeerDialer};
 
 /// Longest a forwarded call may take (it includes the leader's own write deadline).
 pub const FORWARD_DEADLINE: Duration = Duration::from_secs(6);
@@ -35,6 +35,8 @@ pub struct Peers {
     client_addrs: Mutex<BTreeMap<NodeId, String>>,
     /// Host ids learned with `Hello`, for license lines bound to hosts.
     hostids: Mutex<BTreeMap<NodeId, String>>,
+    /// How channels are made: plaintext or mutual TLS (the same as openraft's network).
+    dialer: PeerDialer,
 }
 
 impl Peers {
@@ -46,7 +48,14 @@ impl Peers {
             channels: Mutex::new(BTreeMap::new()),
             client_addrs: Mutex::new(BTreeMap::new()),
             hostids: Mutex::new(BTreeMap::new()),
+            dialer: PeerDialer::plaintext(),
         }
+    }
+
+    /// The same links, dialed with `dialer` (mutual TLS when the node has it).
+    pub fn with_dialer(mut self, dialer: PeerDialer) -> Peers {
+        self.dialer = dialer;
+        self
     }
 
     /// Records (or changes) a peer's address, as membership changes.
@@ -88,10 +97,10 @@ impl Peers {
             .get(&id)
             .cloned()
             .ok_or_else(|| Status::unavailable(format!("node {id} has no known address")))?;
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Status::unavailable(format!("node {id} address `{addr}`: {e}")))?
-            .connect_timeout(PEER_CONNECT_TIMEOUT)
-            .connect_lazy();
+        let channel = self
+            .dialer
+            .channel(&addr, PEER_CONNECT_TIMEOUT)
+            .map_err(|e| Status::unavailable(format!("node {id}: {e}")))?;
         channels.insert(id, channel.clone());
         Ok(RaftServiceClient::new(channel))
     }

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::license_service_server::LicenseServiceServer;
 use crate::proto::v1::status_service_server::StatusServiceServer;
-use crate::raft::{Raft, network::GrpcNetworkFactory, open_stores};
+use crate::raft::{PeerDialer, Raft, network::GrpcNetworkFactory, open_stores};
 use crate::server::admin::AdminServices;
 use crate::server::config::NodeConfig;
 use crate::server::http::usage::run_sampler;
@@ -27,6 +27,7 @@ use crate::server::node::Node;
 use crate::server::peer::{LeaderOps, PeerService};
 use crate::server::peers::Peers;
 use crate::server::services::ClientServices;
+use crate::server::tls_config::LoadedTls;
 
 /// How often a node asks its peers for their client addresses (for leader hints).
 pub const HELLO_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -118,6 +119,12 @@ pub async fn run_node(
     // A license, key or options file that cannot be read is an error at start, before the
     // database is touched, not at the first election.
     crate::server::node::load_licenses_command(&config).map_err(RunError::Config)?;
+    let tls = config.tls.load().map_err(|e| RunError::Config(e.to_string()))?;
+    warn_plaintext(&config, &tls);
+    let dialer = match &tls.peer {
+        Some(peer) => PeerDialer::tls(peer.client_config()),
+        None => PeerDialer::plaintext(),
+    };
     let (log_store, mut state_machine) = open_stores(&config.data_dir)?;
     let fresh = log_store.is_fresh();
     let replica = state_machine.replica();
@@ -141,12 +148,12 @@ pub async fn run_node(
     }
     .validate()
     .map_err(|e| RunError::Config(e.to_string()))?;
-    let network = GrpcNetworkFactory::new(cluster.clone(), id);
+    let network = GrpcNetworkFactory::new(cluster.clone(), id).with_dialer(dialer.clone());
     let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
         .await
         .map_err(|e| RunError::Raft(e.to_string()))?;
 
-    let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone());
+    let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone()).with_dialer(dialer);
     let node = Arc::new(Node::new(config.clone(), raft.clone(), replica, peers));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -158,7 +165,7 @@ pub async fn run_node(
     let peer_service = PeerService::new(raft.clone(), cluster.clone(), id, ops);
     let mut peer_stop = stop_rx.clone();
     let peer_server = tokio::spawn(
-        tonic::transport::Server::builder()
+        server_builder(tls.peer.as_ref().map(|t| t.server_config()), "--peer-tls-cert")?
             .add_service(peer_service.into_server())
             .serve_with_incoming_shutdown(no_delay(peer_listener), async move {
                 let _ = peer_stop.changed().await;
@@ -172,7 +179,7 @@ pub async fn run_node(
         .map_err(|e| RunError::Config(format!("reflection: {e}")))?;
     let mut client_stop = stop_rx.clone();
     let client_server = tokio::spawn(
-        tonic::transport::Server::builder()
+        server_builder(tls.client.as_ref().map(|t| t.server_config()), "--tls-cert")?
             .layer(GrpcTimingLayer::new(metrics.rpc_seconds.clone()))
             .add_service(health_service)
             .add_service(reflection)
@@ -226,6 +233,49 @@ pub async fn run_node(
         warn!(node = id, error = %e, "raft shutdown");
     }
     Ok(())
+}
+
+/// A server builder, with TLS when `tls` is set (`setting` names the flag in an error).
+fn server_builder(
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    setting: &str,
+) -> Result<tonic::transport::Server, RunError> {
+    let builder = tonic::transport::Server::builder();
+    match tls {
+        None => Ok(builder),
+        Some(tls) => {
+            builder.tls_config(tls).map_err(|e| RunError::Config(format!("{setting}: {e}")))
+        }
+    }
+}
+
+/// Says loudly, at start, which ports carry plaintext: fine for a local demo, not for a
+/// network anyone else can reach (docs/TLS.md).
+fn warn_plaintext(config: &NodeConfig, tls: &LoadedTls) {
+    let mut plaintext = Vec::new();
+    if tls.client.is_none() {
+        plaintext.push(format!("client port {} (--listen)", config.listen));
+    }
+    if tls.peer.is_none() {
+        plaintext.push(format!("peer port {} (--peer-listen)", config.peer_listen));
+    }
+    if plaintext.is_empty() {
+        info!(
+            node = config.id,
+            client_auth = tls.client.as_ref().is_some_and(|c| c.client_ca.is_some()),
+            "TLS on the client port and mutual TLS on the peer port"
+        );
+        return;
+    }
+    warn!(
+        node = config.id,
+        plaintext = %plaintext.join(", "),
+        "PLAINTEXT MODE: {} carry unencrypted, unauthenticated traffic; anyone who can reach \
+         {} can read that traffic{}. For a local demo only; see docs/TLS.md to turn TLS on",
+        plaintext.join(" and "),
+        if plaintext.len() == 1 { "it" } else { "them" },
+        if tls.peer.is_none() { " and send Raft messages as a peer" } else { "" },
+    );
 }
 
 /// Asks every peer for its client address now and then, for leader hints.

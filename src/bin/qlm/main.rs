@@ -11,8 +11,10 @@
 //! - `checkout`, `run`: hold seats for a script
 //! - `admin`, `cluster`: lmremove, reload, membership
 //! - `connect`: the client, the runtime, and the table from client errors to exit codes
+//! - `cert`: a cluster CA and node certificates for TLS
 
 mod admin;
+mod cert;
 mod checkout;
 mod cluster;
 mod connect;
@@ -90,6 +92,9 @@ struct Cli {
     #[arg(long, global = true, env = "QLM_SERVERS", value_name = "HOST:PORT,...")]
     servers: Option<String>,
 
+    #[command(flatten)]
+    tls: connect::TlsArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -124,10 +129,14 @@ enum Command {
     /// Cluster membership: list, add and remove nodes.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Make a cluster CA and node certificates for TLS (docs/TLS.md).
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    connect::set_tls(cli.tls);
     let mut report = Report::default();
     let result = match cli.command {
         Command::License(command) => license::run(command, &mut report),
@@ -138,12 +147,13 @@ fn main() -> ExitCode {
         Command::Run { checkout, command } => run::run(cli.servers.as_deref(), checkout, command),
         Command::Admin(command) => admin::run(cli.servers.as_deref(), command, &mut report),
         Command::Cluster(command) => cluster::run(cli.servers.as_deref(), command, &mut report),
+        Command::Cert(command) => cert::run(command, &mut report),
     };
-    if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes()) {
-        if error.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("qlm: error: cannot write to standard output: {error}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+    if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes())
+        && error.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("qlm: error: cannot write to standard output: {error}");
+        return ExitCode::from(EXIT_BAD_INPUT);
     }
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),

@@ -125,16 +125,15 @@ fn split_line(line: &str) -> Result<PhysicalLine, String> {
         rest = after.trim_start();
     }
     let mut continues = false;
-    if !last_quoted {
-        if let Some(last) = words.last_mut() {
-            if let Some(kept) = last.strip_suffix(CONTINUATION) {
-                continues = true;
-                if kept.is_empty() {
-                    words.pop();
-                } else {
-                    *last = kept.to_owned();
-                }
-            }
+    if !last_quoted
+        && let Some(last) = words.last_mut()
+        && let Some(kept) = last.strip_suffix(CONTINUATION)
+    {
+        continues = true;
+        if kept.is_empty() {
+            words.pop();
+        } else {
+            *last = kept.to_owned();
         }
     }
     Ok(PhysicalLine { words, continues })
