@@ -14,6 +14,7 @@
 //!   checkout guards, status and admin calls.
 //! - [`server`]: the node (`qlmd`): configuration, proposing through the leader, read
 //!   barriers, session leases, the client-port services and the peer port's RaftService.
+//! - [`report`]: the usage report log's line format and the summary `qlm report` prints.
 //!
 //! The binaries (`qlmd`, `qlm`) sit on top; see ARCHITECTURE.md for the whole picture.
 
@@ -22,4 +23,5 @@ pub mod engine;
 pub mod license;
 pub mod proto;
 pub mod raft;
+pub mod report;
 pub mod server;

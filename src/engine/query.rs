@@ -136,6 +136,16 @@ impl Engine {
         })
     }
 
+    /// Seats of a feature in use over all its pools (lingering ones included): what
+    /// [`Engine::feature`] counts as `seats_in_use`, without building the view.
+    pub fn seats_in_use(&self, feature: &str) -> u64 {
+        self.pools
+            .values()
+            .filter(|p| &*p.pool.feature == feature)
+            .map(|p| u64::from(p.in_use))
+            .sum()
+    }
+
     /// Every checkout, by handle.
     pub fn checkouts(&self) -> Vec<CheckoutView> {
         self.checkouts.keys().filter_map(|&h| self.checkout_view(h)).collect()

@@ -71,6 +71,13 @@ pub struct NodeFlags {
     /// Longest election timeout, milliseconds [default: 800].
     #[arg(long, env = "QLM_ELECTION_MAX_MS", value_name = "MS")]
     pub election_max_ms: Option<u64>,
+    /// The usage report log (JSON lines), or `none` to write none
+    /// [default: <data-dir>/report/usage.jsonl].
+    #[arg(long, env = "QLM_REPORT_LOG", value_name = "PATH|none")]
+    pub report_log: Option<PathBuf>,
+    /// Rotate the report log when it reaches this size, in MiB [default: 64].
+    #[arg(long, env = "QLM_REPORT_MAX_MB", value_name = "MB")]
+    pub report_max_mb: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -92,6 +99,8 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     election_min_ms: Option<u64>,
     election_max_ms: Option<u64>,
+    report_log: Option<PathBuf>,
+    report_max_mb: Option<u64>,
 }
 
 /// A complete, checked node configuration.
@@ -114,6 +123,10 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
+    /// Where the usage report log goes; None when turned off (`--report-log none`).
+    pub report_log: Option<PathBuf>,
+    /// Size at which the report log rotates, in bytes.
+    pub report_max_bytes: u64,
 }
 
 /// A configuration that cannot run, with the setting at fault.
@@ -157,9 +170,22 @@ impl NodeConfig {
         if vendor_pubkeys.is_empty() {
             return Err(required("--vendor-pubkey"));
         }
+        let data_dir = flags.data_dir.or(file.data_dir).ok_or_else(|| required("--data-dir"))?;
+        let report_log = match flags.report_log.or(file.report_log) {
+            Some(path) if path.as_os_str() == "none" => None,
+            Some(path) => Some(path),
+            None => Some(data_dir.join("report").join("usage.jsonl")),
+        };
+        let report_max_mb = flags
+            .report_max_mb
+            .or(file.report_max_mb)
+            .unwrap_or(crate::server::report_log::DEFAULT_REPORT_MAX_MB);
+        if report_max_mb == 0 {
+            return Err(config_error("--report-max-mb", "0 MiB: give at least 1"));
+        }
         let config = NodeConfig {
             id,
-            data_dir: flags.data_dir.or(file.data_dir).ok_or_else(|| required("--data-dir"))?,
+            data_dir,
             listen: flags.listen.or(file.listen).ok_or_else(|| required("--listen"))?,
             peer_listen: flags
                 .peer_listen
@@ -184,6 +210,8 @@ impl NodeConfig {
                 .election_max_ms
                 .or(file.election_max_ms)
                 .unwrap_or(DEFAULT_ELECTION_MAX_MS),
+            report_log,
+            report_max_bytes: report_max_mb.saturating_mul(1024 * 1024),
         };
         config.check()?;
         Ok(config)
@@ -306,6 +334,19 @@ mod tests {
             (config.heartbeat_ms, config.election_min_ms, config.election_max_ms),
             (100, 400, 800)
         );
+        assert_eq!(config.report_log, Some("/var/lib/qlm/report/usage.jsonl".into()));
+        assert_eq!(config.report_max_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn the_report_log_can_be_moved_or_turned_off() {
+        let moved = NodeFlags { report_log: Some("/var/log/qlm.jsonl".into()), ..flags() };
+        assert_eq!(
+            NodeConfig::resolve(moved).unwrap().report_log,
+            Some("/var/log/qlm.jsonl".into())
+        );
+        let off = NodeFlags { report_log: Some("none".into()), ..flags() };
+        assert_eq!(NodeConfig::resolve(off).unwrap().report_log, None);
     }
 
     #[test]
@@ -339,6 +380,7 @@ mod tests {
                 "another listener",
             ),
             (NodeFlags { config: Some("/nonexistent/qlmd.toml".into()), ..flags() }, "cannot read"),
+            (NodeFlags { report_max_mb: Some(0), ..flags() }, "--report-max-mb"),
         ];
         for (flags, needle) in cases {
             let err = NodeConfig::resolve(flags).unwrap_err().to_string();

@@ -10,6 +10,7 @@
 //! - `services`: the client port's LicenseService and StatusService
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
 //! - `run`: starting and stopping a node (`qlmd`)
+//! - `report_log`, `report_file`: the usage report log every node writes from what it applies
 
 pub mod admin;
 pub mod config;
@@ -17,6 +18,8 @@ pub mod leases;
 pub mod node;
 pub mod peer;
 pub mod peers;
+pub mod report_file;
+pub mod report_log;
 pub mod run;
 pub mod services;
 

@@ -24,6 +24,7 @@ use crate::server::config::NodeConfig;
 use crate::server::node::Node;
 use crate::server::peer::{LeaderOps, PeerService};
 use crate::server::peers::Peers;
+use crate::server::report_log::ReportLog;
 use crate::server::services::ClientServices;
 
 /// How often a node asks its peers for their client addresses (for leader hints).
@@ -102,9 +103,17 @@ pub async fn run_node(
     // A license, key or options file that cannot be read is an error at start, before the
     // database is touched, not at the first election.
     crate::server::node::load_licenses_command(&config).map_err(RunError::Config)?;
-    let (log_store, state_machine) = open_stores(&config.data_dir)?;
+    let (log_store, mut state_machine) = open_stores(&config.data_dir)?;
     let fresh = log_store.is_fresh();
     let replica = state_machine.replica();
+    let report_log = match &config.report_log {
+        Some(path) => Some(
+            ReportLog::start(id, path.clone(), config.report_max_bytes, &mut state_machine)
+                .await
+                .map_err(RunError::Config)?,
+        ),
+        None => None,
+    };
 
     let client_listener = bind(config.listen, "--listen").await?;
     let peer_listener = bind(config.peer_listen, "--peer-listen").await?;
@@ -181,6 +190,9 @@ pub async fn run_node(
     }
     if let Err(e) = raft.shutdown().await {
         warn!(node = id, error = %e, "raft shutdown");
+    }
+    if let Some(report_log) = report_log {
+        report_log.stop().await;
     }
     Ok(())
 }

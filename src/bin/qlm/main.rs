@@ -10,6 +10,7 @@
 //! - `status`: lmstat -a
 //! - `checkout`, `run`: hold seats for a script
 //! - `admin`, `cluster`: lmremove, reload, membership
+//! - `report`: the usage summary of report log files (offline)
 //! - `connect`: the client, the runtime, and the table from client errors to exit codes
 
 mod admin;
@@ -17,6 +18,7 @@ mod checkout;
 mod cluster;
 mod connect;
 mod license;
+mod report;
 mod run;
 mod status;
 
@@ -124,6 +126,8 @@ enum Command {
     /// Cluster membership: list, add and remove nodes.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Summarize usage report log files: peak seats, seat-hours, denials, use per user.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
         Command::Run { checkout, command } => run::run(cli.servers.as_deref(), checkout, command),
         Command::Admin(command) => admin::run(cli.servers.as_deref(), command, &mut report),
         Command::Cluster(command) => cluster::run(cli.servers.as_deref(), command, &mut report),
+        Command::Report(args) => report::run(args, &mut report),
     };
     if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes()) {
         if error.kind() != io::ErrorKind::BrokenPipe {
