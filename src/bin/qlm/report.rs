@@ -80,7 +80,10 @@ pub fn run(args: ReportArgs, out: &mut Report) -> Result<Outcome, BadInput> {
 }
 
 fn table(summary: &Summary, out: &mut Report) {
-    out.line(format!("Usage from {} to {} ({} events)", summary.from, summary.to, summary.lines));
+    out.line(format!(
+        "Usage from {} to {} ({} lines read)",
+        summary.from, summary.to, summary.lines
+    ));
     out.line("");
     let rows: Vec<Vec<String>> = summary
         .features
