@@ -30,8 +30,10 @@ pub struct ReportFile {
 }
 
 impl ReportFile {
-    /// Opens (or creates) the live file for appending. A torn last line (the process died in
-    /// the middle of a write) is cut off, so the file holds only whole lines. Returns the file
+    /// Opens (or creates) the live file for appending. A torn last line (the machine died in
+    /// the middle of a write) is cut off with the lines of the last whole entry before it
+    /// (the torn line may have been one of its lines), so the file holds only whole entries
+    /// and the log applied again writes them in full. Returns the file
     /// and the last log index written, looking into `.1` when the live file is empty (a
     /// rotation just happened).
     pub fn open(path: &Path, max_bytes: u64) -> io::Result<(ReportFile, Option<u64>)> {
@@ -46,9 +48,13 @@ impl ReportFile {
         Ok((ReportFile { path: path.to_path_buf(), file, size, max_bytes }, last))
     }
 
-    /// Appends whole lines with one write.
+    /// Appends whole lines with one write. A write that fails half way (a full disk) is cut
+    /// back, so the next lines do not start in the middle of a torn one.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
+        if let Err(e) = self.file.write_all(bytes) {
+            let _ = self.file.set_len(self.size);
+            return Err(e);
+        }
         self.size += bytes.len() as u64;
         Ok(())
     }
@@ -119,7 +125,20 @@ fn cut_torn_line(file: &mut File) -> io::Result<u64> {
             return Ok(len + 1);
         }
     };
-    tracing::warn!(cut = len - keep, "report log: cutting a torn last line");
+    // The torn line's entry may have whole lines before it: cut them too, so the entry is
+    // written again in full when the log is applied again.
+    let whole = &bytes[..(keep - start) as usize];
+    let index_of = |line: &[u8]| serde_json::from_slice::<ReportLine>(line).ok().map(|l| l.index);
+    let mut lines: Vec<&[u8]> = whole.split_inclusive(|&b| b == b'\n').collect();
+    let last = lines.last().and_then(|l| index_of(l));
+    let mut keep = keep;
+    while let Some(line) = lines.pop() {
+        if last.is_none() || index_of(line) != last {
+            break;
+        }
+        keep -= line.len() as u64;
+    }
+    tracing::warn!(cut = len - keep, "report log: cutting a torn last entry");
     file.set_len(keep)?;
     Ok(keep)
 }
@@ -155,9 +174,14 @@ mod tests {
         file.append(b"{\"time\":\"t\",\"unix").unwrap();
         drop(file);
         let (_, last) = ReportFile::open(&path, 1 << 20).unwrap();
-        assert_eq!(last, Some(7));
+        assert_eq!(last, Some(3), "entry 7 may have had the torn line: it is written again");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, format!("{}{}", line(3), line(7)), "the torn line is gone");
+        assert_eq!(text, line(3), "the torn line and the rest of its entry are gone");
+        let (mut file, _) = ReportFile::open(&path, 1 << 20).unwrap();
+        file.append(line(7).as_bytes()).unwrap();
+        drop(file);
+        let (_, last) = ReportFile::open(&path, 1 << 20).unwrap();
+        assert_eq!(last, Some(7), "a whole file is kept as it is");
     }
 
     #[test]

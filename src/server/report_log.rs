@@ -10,9 +10,11 @@
 //!   one write per batch, rotating by size ([`super::report_file`]).
 //!
 //! Events name a session or a handle; the user, host, version and grant time of a checkin,
-//! expiry or removal come from [`Holders`], which the writer keeps from earlier events and
-//! seeds from the replica at start (the session may be gone from the engine by then: an
-//! expiry ends it in the same entry).
+//! expiry or removal come from [`Holders`], which the writer keeps from earlier events (the
+//! session may be gone from the engine by then: an expiry ends it in the same entry). It is
+//! seeded from the replica at start, and from the snapshot's engine when a snapshot replaces
+//! the replica (read by the observer under the lock, since later entries may already have
+//! changed the replica when the writer gets there).
 //!
 //! No duplicates across restarts: on start the engine is rebuilt from its last snapshot and
 //! the log after it is applied again; the writer reads the last index in its file and writes
@@ -33,20 +35,30 @@ use tracing::{error, info, warn};
 use super::report_file::ReportFile;
 use crate::engine::{Command, Engine, Event, Handle, Name, QueueExit, ReleaseCause};
 use crate::license::Timestamp;
-use crate::raft::{AppliedEntry, ApplyObserver, SharedReplica, StateMachineStore};
+use crate::raft::{AppliedEntry, ApplyObserver, StateMachineStore};
 use crate::report::{EventKind, ReportLine};
 
 /// The report log's size before rotation by default, in MiB.
 pub const DEFAULT_REPORT_MAX_MB: u64 = 64;
 
 /// Most entries the writer formats before it writes them out.
-const MAX_BATCH: usize = 1024;
+const MAX_BATCH: usize = 4096;
+
+/// How long the writer lets entries gather after the first of a batch. While it waits it is
+/// not parked on the channel, so the apply path's sends wake no thread: at full load that is
+/// one wake-up per interval instead of one per entry (measured: 14 µs per apply without it).
+const GATHER_FOR: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// What the observer hands the writer.
 enum Message {
     Entry(Box<ObservedEntry>),
-    /// The replica was replaced by a snapshot as of this index.
-    Snapshot(u64),
+    /// The replica was replaced by a snapshot as of `index`: who holds what in it, and its
+    /// time.
+    Snapshot {
+        index: u64,
+        holders: Holders,
+        now: Timestamp,
+    },
     Stop,
 }
 
@@ -93,8 +105,11 @@ impl ApplyObserver for ReportObserver {
         let _ = self.tx.send(Message::Entry(Box::new(observed)));
     }
 
-    fn snapshot_installed(&self, index: u64) {
-        let _ = self.tx.send(Message::Snapshot(index));
+    fn replica_replaced(&self, index: u64, engine: &Engine) {
+        // Read here, under the lock: by the time the writer runs, later entries may have
+        // ended checkouts that the snapshot holds.
+        let holders = Holders::of(engine);
+        let _ = self.tx.send(Message::Snapshot { index, holders, now: engine.now() });
     }
 }
 
@@ -169,7 +184,6 @@ struct Writer {
     /// The last index seen (written or not).
     last_seen: u64,
     holders: Holders,
-    replica: SharedReplica,
     /// Entries whose lines could not be written (first, last, when), to report as a gap once
     /// writing works.
     lost: Option<(u64, u64, Timestamp)>,
@@ -180,6 +194,9 @@ impl Writer {
         let mut stop = false;
         while !stop {
             let Ok(first) = rx.recv() else { break };
+            if !matches!(first, Message::Stop) {
+                std::thread::sleep(GATHER_FOR);
+            }
             let mut out = Vec::new();
             let mut batch = vec![first];
             batch.extend(rx.try_iter().take(MAX_BATCH));
@@ -187,7 +204,9 @@ impl Writer {
             for message in batch {
                 let lines = match message {
                     Message::Entry(entry) => self.entry_lines(&entry),
-                    Message::Snapshot(index) => self.snapshot_lines(index),
+                    Message::Snapshot { index, holders, now } => {
+                        self.snapshot_lines(index, holders, now)
+                    }
                     Message::Stop => {
                         stop = true;
                         Vec::new()
@@ -216,10 +235,13 @@ impl Writer {
             push_line(&mut bytes, &gap);
         }
         bytes.extend(lines);
-        match self.file.append(&bytes).and_then(|()| self.file.rotate_if_full().map(|_| ())) {
+        match self.file.append(&bytes) {
             Ok(()) => {
                 if self.lost.take().is_some() {
                     info!(node = self.node, "report log: writing again");
+                }
+                if let Err(e) = self.file.rotate_if_full() {
+                    warn!(node = self.node, error = %e, "report log: cannot rotate; writing on");
                 }
             }
             Err(e) => {
@@ -248,11 +270,7 @@ impl Writer {
         ReportLine { from: Some(from), to: Some(to), ..self.line(EventKind::Gap, to, time) }
     }
 
-    fn snapshot_lines(&mut self, index: u64) -> Vec<ReportLine> {
-        let (holders, now) = {
-            let replica = self.replica.blocking_read();
-            (Holders::of(replica.engine()), replica.engine().now())
-        };
+    fn snapshot_lines(&mut self, index: u64, holders: Holders, now: Timestamp) -> Vec<ReportLine> {
         self.holders = holders;
         let from = self.last_seen.max(self.written_through) + 1;
         self.last_seen = self.last_seen.max(index);
@@ -472,7 +490,6 @@ impl ReportLog {
             written_through: last.unwrap_or(0),
             last_seen: snapshot_index,
             holders,
-            replica,
             lost: None,
         };
         if last.is_none() && snapshot_index > 0 {
