@@ -81,7 +81,7 @@ fn history() -> Vec<Entry> {
 
 async fn run(with_report: bool) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (_log, mut store) = open_stores(&dir.path().join("data")).expect("stores");
+    let (_log, mut store) = open_stores(dir.path().join("data")).expect("stores");
     let path = dir.path().join("report/usage.jsonl");
     let report = if with_report {
         Some(ReportLog::start(1, path.clone(), 64 << 20, &mut store).await.expect("report log"))
