@@ -173,3 +173,65 @@ async fn a_report_directory_that_cannot_be_made_fails_the_start_naming_it() {
         .expect("refused");
     assert!(error.contains("--report-log") && error.contains("a-file"), "{error}");
 }
+
+#[tokio::test]
+async fn queue_moves_linger_ends_and_closed_sessions_have_their_lines() {
+    let (_dir, data, report) = paths();
+    let mut policy = Policy::default();
+    policy.lingers.insert("cad".into(), 10);
+    let request = |session: &str, id: &str, wait: bool| Command::Checkout {
+        session_id: session.into(),
+        request_id: id.into(),
+        feature: "cad".into(),
+        version: "1.0".parse().expect("version"),
+        count: 1,
+        wait,
+        borrow_until: None,
+    };
+    let checkin = |session: &str, handle: u64| Command::Checkin {
+        session_id: session.into(),
+        request_id: format!("in-{handle}"),
+        handle: Handle(handle),
+    };
+    let mut tick = entry(9, Command::Tick);
+    if let EntryPayload::Normal(e) = &mut tick.payload {
+        e.stamp = Timestamp(T0 + 30_000); // after the linger of the checkin at 8 s
+    }
+    let entries = vec![
+        entry(2, Command::LoadLicenses { pools: vec![pool("cad", 1)], policy }),
+        entry(3, open_session("s1", "alice")),
+        entry(4, request("s1", "a", false)),
+        entry(5, open_session("s2", "bob")),
+        entry(6, request("s2", "b", true)),
+        entry(7, checkin("s2", 2)),
+        entry(8, checkin("s1", 1)),
+        tick,
+        entry(10, request("s2", "c", false)),
+        entry(11, Command::CloseSession { session_id: "s2".into() }),
+    ];
+    let (mut store, log) = store_with_report(&data, &report).await;
+    store.apply(entries).await.expect("applied");
+    log.stop().await;
+
+    let lines = read(&report);
+    let seen: Vec<_> =
+        lines.iter().map(|l| (l.index, l.event, l.reason.as_deref(), l.in_use)).collect();
+    use EventKind::*;
+    assert_eq!(
+        seen,
+        [
+            (2, Reload, None, None),
+            (4, Checkout, None, Some(1)),
+            (6, Queued, None, Some(1)),
+            (7, Dequeued, Some("CANCELLED"), Some(1)),
+            (8, Checkin, None, Some(1)),
+            (9, LingerEnd, None, Some(0)),
+            (10, Checkout, None, Some(1)),
+            (11, Checkin, Some("SESSION_CLOSED"), Some(0)),
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(lines[2].user.as_deref(), Some("bob"), "a queued request names its user");
+    assert_eq!(lines[2].position, Some(1));
+    assert_eq!(lines[7].user.as_deref(), Some("bob"));
+}
