@@ -347,6 +347,11 @@ mod tests {
         );
         let off = NodeFlags { report_log: Some("none".into()), ..flags() };
         assert_eq!(NodeConfig::resolve(off).unwrap().report_log, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qlmd.toml");
+        std::fs::write(&path, "report_log = \"none\"\nreport_max_mb = 8\n").unwrap();
+        let config = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap();
+        assert_eq!((config.report_log, config.report_max_bytes), (None, 8 << 20));
     }
 
     #[test]
