@@ -1,4 +1,4 @@
-//! The usage report log: what it says (one JSON object a line, [`line`]) and what `qlm report`
+//! The usage report log: what it says (one JSON object a line, [`mod@line`]) and what `qlm report`
 //! makes of it ([`summary`]).
 //!
 //! Every node writes the log from the entries it applies (the writer is

@@ -72,7 +72,7 @@ pub struct NodeFlags {
     #[arg(long, env = "QLM_ELECTION_MAX_MS", value_name = "MS")]
     pub election_max_ms: Option<u64>,
     /// The usage report log (JSON lines), or `none` to write none
-    /// [default: <data-dir>/report/usage.jsonl].
+    /// [default: report/usage.jsonl in the data directory].
     #[arg(long, env = "QLM_REPORT_LOG", value_name = "PATH|none")]
     pub report_log: Option<PathBuf>,
     /// Rotate the report log when it reaches this size, in MiB [default: 64].

@@ -3,14 +3,14 @@
 //!
 //! Two halves, so the apply path never waits for a disk:
 //!
-//! - [`ReportObserver`], an [`ApplyObserver`] on the state machine. It runs under the
+//! - `ReportObserver`, an [`ApplyObserver`] on the state machine. It runs under the
 //!   replica's write lock, so it only copies the entry's events (names are shared `Arc<str>`)
 //!   with the seats in use of the features they touch, and hands them to a channel.
 //! - A writer thread that turns events into [`ReportLine`]s and appends them to the file,
 //!   one write per batch, rotating by size ([`super::report_file`]).
 //!
 //! Events name a session or a handle; the user, host, version and grant time of a checkin,
-//! expiry or removal come from [`Holders`], which the writer keeps from earlier events (the
+//! expiry or removal come from `Holders`, which the writer keeps from earlier events (the
 //! session may be gone from the engine by then: an expiry ends it in the same entry). It is
 //! seeded from the replica at start, and from the snapshot's engine when a snapshot replaces
 //! the replica (read by the observer under the lock, since later entries may already have
