@@ -16,6 +16,7 @@
 //!   barriers, session leases, the client-port services and the peer port's RaftService.
 //! - [`tls`]: certificate files for the client port, mutual TLS between peers and clients,
 //!   and making a cluster CA and node certificates (`qlm cert`).
+//! - [`report`]: the usage report log's line format and the summary `qlm report` prints.
 //!
 //! The binaries (`qlmd`, `qlm`) sit on top; see ARCHITECTURE.md for the whole picture.
 
@@ -24,5 +25,6 @@ pub mod engine;
 pub mod license;
 pub mod proto;
 pub mod raft;
+pub mod report;
 pub mod server;
 pub mod tls;

@@ -159,6 +159,17 @@ impl Engine {
                 return Err(format!("timer {timer:?} points at nothing"));
             }
         }
+        for name in self.features.keys() {
+            let counted: u64 = self
+                .pools
+                .values()
+                .filter(|p| p.pool.feature == **name)
+                .map(|p| u64::from(p.in_use))
+                .sum();
+            if self.seats_in_use(name) != counted {
+                return Err(format!("{name}: seats_in_use misses seats held on its pools"));
+            }
+        }
         Ok(())
     }
 }

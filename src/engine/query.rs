@@ -136,6 +136,21 @@ impl Engine {
         })
     }
 
+    /// Seats of a feature in use over all its pools (lingering ones included): what
+    /// [`Engine::feature`] counts as `seats_in_use`, without building the view.
+    /// It looks only at the feature's own pools (current, and retired ones still carrying
+    /// seats), so the report log can ask it on every apply.
+    pub fn seats_in_use(&self, feature: &str) -> u64 {
+        let Some(state) = self.features.get(feature) else { return 0 };
+        state
+            .pools
+            .iter()
+            .chain(&state.retired)
+            .filter_map(|n| self.pools.get(n))
+            .map(|p| u64::from(p.in_use))
+            .sum()
+    }
+
     /// Every checkout, by handle.
     pub fn checkouts(&self) -> Vec<CheckoutView> {
         self.checkouts.keys().filter_map(|&h| self.checkout_view(h)).collect()

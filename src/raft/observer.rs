@@ -37,4 +37,9 @@ pub trait ApplyObserver: Send + Sync + 'static {
     /// The replica was replaced by a snapshot from the leader, as of log index `index`: the
     /// entries up to it were not (and will not be) reported one by one on this node.
     fn snapshot_installed(&self, _index: u64) {}
+
+    /// Called right after [`ApplyObserver::snapshot_installed`], with the engine the snapshot
+    /// holds, for an observer that keeps its own view of the engine (who holds what). It runs
+    /// under the replica's write lock too: copy what is needed and return.
+    fn replica_replaced(&self, _index: u64, _engine: &Engine) {}
 }

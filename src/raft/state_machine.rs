@@ -208,6 +208,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let index = meta.last_log_id.map_or(0, |id| id.index);
         for observer in &self.observers {
             observer.snapshot_installed(index);
+            observer.replica_replaced(index, &replica.engine);
         }
         Ok(())
     }

@@ -95,6 +95,13 @@ pub struct NodeFlags {
     /// this node trusts when it dials them.
     #[arg(long, env = "QLM_PEER_TLS_CA", value_name = "CA.pem")]
     pub peer_tls_ca: Option<PathBuf>,
+    /// The usage report log (JSON lines), or `none` to write none
+    /// [default: report/usage.jsonl in the data directory].
+    #[arg(long, env = "QLM_REPORT_LOG", value_name = "PATH|none")]
+    pub report_log: Option<PathBuf>,
+    /// Rotate the report log when it reaches this size, in MiB [default: 64].
+    #[arg(long, env = "QLM_REPORT_MAX_MB", value_name = "MB")]
+    pub report_max_mb: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -122,6 +129,8 @@ struct FileConfig {
     peer_tls_cert: Option<PathBuf>,
     peer_tls_key: Option<PathBuf>,
     peer_tls_ca: Option<PathBuf>,
+    report_log: Option<PathBuf>,
+    report_max_mb: Option<u64>,
 }
 
 /// A complete, checked node configuration. Its `Debug` never shows the admin token.
@@ -144,6 +153,10 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
+    /// Where the usage report log goes; None when turned off (`--report-log none`).
+    pub report_log: Option<PathBuf>,
+    /// Size at which the report log rotates, in bytes.
+    pub report_max_bytes: u64,
     /// Certificate files of the client port and the peer port (`None`: plaintext).
     pub tls: TlsSettings,
 }
@@ -166,6 +179,8 @@ impl std::fmt::Debug for NodeConfig {
             .field("election_min_ms", &self.election_min_ms)
             .field("election_max_ms", &self.election_max_ms)
             .field("tls", &self.tls)
+            .field("report_log", &self.report_log)
+            .field("report_max_bytes", &self.report_max_bytes)
             .finish()
     }
 }
@@ -211,9 +226,22 @@ impl NodeConfig {
         if vendor_pubkeys.is_empty() {
             return Err(required("--vendor-pubkey"));
         }
+        let data_dir = flags.data_dir.or(file.data_dir).ok_or_else(|| required("--data-dir"))?;
+        let report_log = match flags.report_log.or(file.report_log) {
+            Some(path) if path.as_os_str() == "none" => None,
+            Some(path) => Some(path),
+            None => Some(data_dir.join("report").join("usage.jsonl")),
+        };
+        let report_max_mb = flags
+            .report_max_mb
+            .or(file.report_max_mb)
+            .unwrap_or(crate::server::report_log::DEFAULT_REPORT_MAX_MB);
+        if report_max_mb == 0 {
+            return Err(config_error("--report-max-mb", "0 MiB: give at least 1"));
+        }
         let config = NodeConfig {
             id,
-            data_dir: flags.data_dir.or(file.data_dir).ok_or_else(|| required("--data-dir"))?,
+            data_dir,
             listen: flags.listen.or(file.listen).ok_or_else(|| required("--listen"))?,
             peer_listen: flags
                 .peer_listen
@@ -246,6 +274,8 @@ impl NodeConfig {
                 peer_tls_key: flags.peer_tls_key.or(file.peer_tls_key),
                 peer_tls_ca: flags.peer_tls_ca.or(file.peer_tls_ca),
             })?,
+            report_log,
+            report_max_bytes: report_max_mb.saturating_mul(1024 * 1024),
         };
         config.check()?;
         Ok(config)
@@ -368,6 +398,24 @@ mod tests {
             (config.heartbeat_ms, config.election_min_ms, config.election_max_ms),
             (100, 400, 800)
         );
+        assert_eq!(config.report_log, Some("/var/lib/qlm/report/usage.jsonl".into()));
+        assert_eq!(config.report_max_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn the_report_log_can_be_moved_or_turned_off() {
+        let moved = NodeFlags { report_log: Some("/var/log/qlm.jsonl".into()), ..flags() };
+        assert_eq!(
+            NodeConfig::resolve(moved).unwrap().report_log,
+            Some("/var/log/qlm.jsonl".into())
+        );
+        let off = NodeFlags { report_log: Some("none".into()), ..flags() };
+        assert_eq!(NodeConfig::resolve(off).unwrap().report_log, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qlmd.toml");
+        std::fs::write(&path, "report_log = \"none\"\nreport_max_mb = 8\n").unwrap();
+        let config = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap();
+        assert_eq!((config.report_log, config.report_max_bytes), (None, 8 << 20));
     }
 
     #[test]
@@ -401,6 +449,7 @@ mod tests {
                 "another listener",
             ),
             (NodeFlags { config: Some("/nonexistent/qlmd.toml".into()), ..flags() }, "cannot read"),
+            (NodeFlags { report_max_mb: Some(0), ..flags() }, "--report-max-mb"),
         ];
         for (flags, needle) in cases {
             let err = NodeConfig::resolve(flags).unwrap_err().to_string();

@@ -12,6 +12,7 @@
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
 //! - `run`: starting and stopping a node (`qlmd`)
 //! - `tls_config`: which certificate files each port uses, checked whole at start
+//! - `report_log`, `report_file`: the usage report log every node writes from what it applies
 
 pub mod admin;
 pub mod config;
@@ -20,6 +21,8 @@ pub mod leases;
 pub mod node;
 pub mod peer;
 pub mod peers;
+pub mod report_file;
+pub mod report_log;
 pub mod run;
 pub mod services;
 pub mod tls_config;

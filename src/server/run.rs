@@ -26,6 +26,7 @@ use crate::server::http::{GrpcTimingLayer, HttpState, Metrics, UsageHistory};
 use crate::server::node::Node;
 use crate::server::peer::{LeaderOps, PeerService};
 use crate::server::peers::Peers;
+use crate::server::report_log::ReportLog;
 use crate::server::services::ClientServices;
 use crate::server::tls_config::LoadedTls;
 
@@ -133,6 +134,14 @@ pub async fn run_node(
     let storage = log_store.stats();
     let metrics = Arc::new(Metrics::new(storage.clone(), storage.committed_index()));
     state_machine.observe(metrics.counters.clone());
+    let report_log = match &config.report_log {
+        Some(path) => Some(
+            ReportLog::start(id, path.clone(), config.report_max_bytes, &mut state_machine)
+                .await
+                .map_err(RunError::Config)?,
+        ),
+        None => None,
+    };
 
     let client_listener = bind(config.listen, "--listen").await?;
     let peer_listener = bind(config.peer_listen, "--peer-listen").await?;
@@ -231,6 +240,9 @@ pub async fn run_node(
     }
     if let Err(e) = raft.shutdown().await {
         warn!(node = id, error = %e, "raft shutdown");
+    }
+    if let Some(report_log) = report_log {
+        report_log.stop().await;
     }
     Ok(())
 }

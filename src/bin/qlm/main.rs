@@ -10,6 +10,7 @@
 //! - `status`: lmstat -a
 //! - `checkout`, `run`: hold seats for a script
 //! - `admin`, `cluster`: lmremove, reload, membership
+//! - `report`: the usage summary of report log files (offline)
 //! - `connect`: the client, the runtime, and the table from client errors to exit codes
 //! - `cert`: a cluster CA and node certificates for TLS
 
@@ -19,6 +20,7 @@ mod checkout;
 mod cluster;
 mod connect;
 mod license;
+mod report;
 mod run;
 mod status;
 
@@ -132,6 +134,8 @@ enum Command {
     /// Make a cluster CA and node certificates for TLS (docs/TLS.md).
     #[command(subcommand)]
     Cert(cert::CertCommand),
+    /// Summarize usage report log files: peak seats, seat-hours, denials, use per user.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
         Command::Admin(command) => admin::run(cli.servers.as_deref(), command, &mut report),
         Command::Cluster(command) => cluster::run(cli.servers.as_deref(), command, &mut report),
         Command::Cert(command) => cert::run(command, &mut report),
+        Command::Report(args) => report::run(args, &mut report),
     };
     if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes())
         && error.kind() != io::ErrorKind::BrokenPipe
