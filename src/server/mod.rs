@@ -9,14 +9,18 @@
 //! - `node`: one node: proposing through the leader, read barriers, leases, the leader's duties
 //! - `services`: the client port's LicenseService and StatusService
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
+//! - `cluster_check`: does this node's `--initial-cluster` agree with its peers'?
+//! - `preflight`: is the data directory usable by this user?
 //! - `run`: starting and stopping a node (`qlmd`)
 
 pub mod admin;
+pub mod cluster_check;
 pub mod config;
 pub mod leases;
 pub mod node;
 pub mod peer;
 pub mod peers;
+pub mod preflight;
 pub mod run;
 pub mod services;
 

@@ -20,6 +20,7 @@ use crate::proto::v1::license_service_server::LicenseServiceServer;
 use crate::proto::v1::status_service_server::StatusServiceServer;
 use crate::raft::{Raft, network::GrpcNetworkFactory, open_stores};
 use crate::server::admin::AdminServices;
+use crate::server::cluster_check;
 use crate::server::config::NodeConfig;
 use crate::server::node::Node;
 use crate::server::peer::{LeaderOps, PeerService};
@@ -102,6 +103,7 @@ pub async fn run_node(
     // A license, key or options file that cannot be read is an error at start, before the
     // database is touched, not at the first election.
     crate::server::node::load_licenses_command(&config).map_err(RunError::Config)?;
+    crate::server::preflight::check_data_dir(&config.data_dir).map_err(RunError::Config)?;
     let (log_store, state_machine) = open_stores(&config.data_dir)?;
     let fresh = log_store.is_fresh();
     let replica = state_machine.replica();
@@ -132,7 +134,8 @@ pub async fn run_node(
         client_addr: client_addr.to_string(),
         http_addr: config.http_listen.to_string(),
     };
-    let peer_service = PeerService::new(raft.clone(), cluster.clone(), id, ops);
+    let peer_service = PeerService::new(raft.clone(), cluster.clone(), id, ops)
+        .with_members(cluster_check::members_text(&config));
     let mut peer_stop = stop_rx.clone();
     let peer_server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -163,12 +166,30 @@ pub async fn run_node(
             }),
     );
 
+    // A node whose --initial-cluster its peers refuse stops here, before it forms a cluster.
+    let refusals = match cluster_check::check_at_start(&node.peers, &config).await {
+        Ok(refusals) => refusals,
+        Err(message) => {
+            stop_servers(&stop_tx, [client_server, peer_server], &raft, id).await;
+            return Err(RunError::Config(message));
+        }
+    };
     node.bootstrap(fresh).await.map_err(RunError::Raft)?;
     let duties = tokio::spawn(node.clone().run_leader_duties(stop_rx.clone()));
-    let hello = tokio::spawn(learn_client_addrs(node.clone(), config.clone(), stop_rx.clone()));
+    let (misconfigured_tx, mut misconfigured) = tokio::sync::mpsc::channel(1);
+    let hello = tokio::spawn(learn_client_addrs(
+        node.clone(),
+        config.clone(),
+        refusals,
+        misconfigured_tx,
+        stop_rx.clone(),
+    ));
     info!(node = id, cluster = %cluster, listen = %client_addr, peer = %config.peer_listen, "serving");
 
-    shutdown.await;
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        Some(message) = misconfigured.recv() => Some(message),
+    };
     info!(node = id, "shutting down");
     let _ = stop_tx.send(true);
     for task in [duties, hello] {
@@ -182,13 +203,35 @@ pub async fn run_node(
     if let Err(e) = raft.shutdown().await {
         warn!(node = id, error = %e, "raft shutdown");
     }
-    Ok(())
+    fatal.map_or(Ok(()), |message| Err(RunError::Config(message)))
 }
 
-/// Asks every peer for its client address now and then, for leader hints.
+/// Stops the servers and Raft of a node that will not run.
+async fn stop_servers<E: std::fmt::Display>(
+    stop: &tokio::sync::watch::Sender<bool>,
+    servers: [tokio::task::JoinHandle<Result<(), E>>; 2],
+    raft: &Raft,
+    id: u64,
+) {
+    let _ = stop.send(true);
+    for server in servers {
+        if let Ok(Err(e)) = server.await {
+            warn!(node = id, error = %e, "server stopped with an error");
+        }
+    }
+    if let Err(e) = raft.shutdown().await {
+        warn!(node = id, error = %e, "raft shutdown");
+    }
+}
+
+/// Asks every peer for its client address now and then, for leader hints; a peer that
+/// refuses this node's cluster is logged, and when too many do, `misconfigured` gets the
+/// message this node stops with (`cluster_check`).
 async fn learn_client_addrs(
     node: Arc<Node>,
     config: NodeConfig,
+    mut refusals: cluster_check::Refusals,
+    misconfigured: tokio::sync::mpsc::Sender<String>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut interval = tokio::time::interval(HELLO_EVERY);
@@ -199,8 +242,12 @@ async fn learn_client_addrs(
         }
         for &peer in config.initial_cluster.keys().filter(|&&p| p != node.id) {
             if node.peers.client_addr(peer).is_none() {
-                let _ = node.peers.hello(peer).await;
+                refusals.record(peer, cluster_check::ask(&node.peers, &config, peer).await);
             }
+        }
+        if let Err(message) = refusals.verdict(&config) {
+            let _ = misconfigured.send(message).await;
+            return;
         }
     }
 }

@@ -10,12 +10,14 @@
 //! - `status`: lmstat -a
 //! - `checkout`, `run`: hold seats for a script
 //! - `admin`, `cluster`: lmremove, reload, membership
+//! - `health`: the gRPC health check of each server (container healthchecks)
 //! - `connect`: the client, the runtime, and the table from client errors to exit codes
 
 mod admin;
 mod checkout;
 mod cluster;
 mod connect;
+mod health;
 mod license;
 mod run;
 mod status;
@@ -124,6 +126,9 @@ enum Command {
     /// Cluster membership: list, add and remove nodes.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Ask each server's gRPC health service: exit 0 all SERVING, 1 one not serving, 3 one
+    /// unreachable.
+    Health(health::HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -138,6 +143,7 @@ fn main() -> ExitCode {
         Command::Run { checkout, command } => run::run(cli.servers.as_deref(), checkout, command),
         Command::Admin(command) => admin::run(cli.servers.as_deref(), command, &mut report),
         Command::Cluster(command) => cluster::run(cli.servers.as_deref(), command, &mut report),
+        Command::Health(args) => health::run(cli.servers.as_deref(), args, &mut report),
     };
     if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes()) {
         if error.kind() != io::ErrorKind::BrokenPipe {
