@@ -34,6 +34,11 @@ pub struct NodeFlags {
     /// Address for clients (gRPC: licenses, status, admin, health).
     #[arg(long, env = "QLM_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// The client address other nodes and clients are told to use for this node (leader
+    /// hints, `qlm status`) when it differs from --listen: a published port, a DNS name
+    /// [default: the --listen address].
+    #[arg(long, env = "QLM_ADVERTISE_CLIENT", value_name = "HOST:PORT")]
+    pub advertise_client: Option<String>,
     /// Address for the other nodes (Raft).
     #[arg(long, env = "QLM_PEER_LISTEN", value_name = "ADDR")]
     pub peer_listen: Option<SocketAddr>,
@@ -80,6 +85,7 @@ struct FileConfig {
     id: Option<u64>,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    advertise_client: Option<String>,
     peer_listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     initial_cluster: Option<String>,
@@ -100,6 +106,9 @@ pub struct NodeConfig {
     pub id: u64,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The client address announced to peers and clients (`--advertise-client`), if not
+    /// the listen address.
+    pub advertise_client: Option<String>,
     pub peer_listen: SocketAddr,
     pub http_listen: SocketAddr,
     /// Peer address of every member, by id.
@@ -161,6 +170,7 @@ impl NodeConfig {
             id,
             data_dir: flags.data_dir.or(file.data_dir).ok_or_else(|| required("--data-dir"))?,
             listen: flags.listen.or(file.listen).ok_or_else(|| required("--listen"))?,
+            advertise_client: flags.advertise_client.or(file.advertise_client),
             peer_listen: flags
                 .peer_listen
                 .or(file.peer_listen)
@@ -204,6 +214,17 @@ impl NodeConfig {
                 "--election-max-ms",
                 format!("{} ms must be above --election-min-ms", self.election_max_ms),
             ));
+        }
+        if let Some(addr) = &self.advertise_client {
+            let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !port_ok {
+                return Err(config_error(
+                    "--advertise-client",
+                    format!("`{addr}` is not HOST:PORT"),
+                ));
+            }
         }
         let addrs = [
             ("--listen", self.listen),

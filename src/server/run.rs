@@ -111,6 +111,8 @@ pub async fn run_node(
     let client_listener = bind(config.listen, "--listen").await?;
     let peer_listener = bind(config.peer_listen, "--peer-listen").await?;
     let client_addr = client_listener.local_addr().map_err(|e| RunError::Config(e.to_string()))?;
+    // What peers and clients are told: --advertise-client, else the bound address.
+    let advertised = config.advertise_client.clone().unwrap_or_else(|| client_addr.to_string());
 
     let raft_config = openraft::Config {
         heartbeat_interval: config.heartbeat_ms,
@@ -131,7 +133,7 @@ pub async fn run_node(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ops = NodeOps {
         node: node.clone(),
-        client_addr: client_addr.to_string(),
+        client_addr: advertised.clone(),
         http_addr: config.http_listen.to_string(),
     };
     let peer_service = PeerService::new(raft.clone(), cluster.clone(), id, ops)
@@ -145,7 +147,7 @@ pub async fn run_node(
             }),
     );
 
-    let services = ClientServices { node: node.clone(), client_addr: client_addr.to_string() };
+    let services = ClientServices { node: node.clone(), client_addr: advertised };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;
     let reflection = crate::proto::client_port_reflection()
