@@ -8,6 +8,9 @@
 //! The `qlmd` binary is the one cargo built next to this test binary (`target/<profile>/qlmd`;
 //! `cargo test --workspace` builds it), or `$QLMD_BIN`.
 
+pub mod compose;
+pub mod compose_check;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
