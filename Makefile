@@ -9,7 +9,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
 .PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover fuzz fuzz-smoke chaos image \
-        compose-up compose-down compose-chaos clean
+        compose-up compose-down compose-chaos deploy-check clean
 
 all: build
 
@@ -71,6 +71,11 @@ compose-up:
 
 compose-down:
 	./deploy/compose.sh down
+
+## The deployment files checked offline: systemd-analyze verify, kubernetes-validate --strict and
+## the fields QuorumLM needs, docker compose config.
+deploy-check:
+	./deploy/check-deploy-files.sh
 
 ## Faults (kill the leader, a follower, a network disconnect) on a compose cluster of its own
 ## under a client workload from this host; checks nothing was over-granted or lost.

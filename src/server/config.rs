@@ -28,6 +28,10 @@ pub struct NodeFlags {
     /// This node's id in --initial-cluster (a positive number).
     #[arg(long, env = "QLM_ID")]
     pub id: Option<u64>,
+    /// Take the id from the host name's trailing number, plus one, when --id is not given: a
+    /// StatefulSet's pod `qlm-0` is node 1, `qlm-2` node 3.
+    #[arg(long, env = "QLM_ID_FROM_HOSTNAME")]
+    pub id_from_hostname: bool,
     /// Directory of this node's Raft log, state and snapshots (created if missing).
     #[arg(long, env = "QLM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -83,6 +87,8 @@ pub struct NodeFlags {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     id: Option<u64>,
+    #[serde(default)]
+    id_from_hostname: bool,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     advertise_client: Option<String>,
@@ -149,7 +155,13 @@ impl NodeConfig {
         let required = |setting: &str| {
             config_error(setting, "missing: give the flag, its QLM_ variable or a --config key")
         };
-        let id = flags.id.or(file.id).ok_or_else(|| required("--id"))?;
+        let id = match flags.id.or(file.id) {
+            Some(id) => id,
+            None if flags.id_from_hostname || file.id_from_hostname => {
+                id_from_host_name(&host_name())?
+            }
+            None => return Err(required("--id")),
+        };
         let initial = flags
             .initial_cluster
             .or(file.initial_cluster)
@@ -248,6 +260,20 @@ fn host_name() -> String {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The node id of a StatefulSet pod: `qlm-0` is 1, `qlm-2` is 3 (the trailing number + 1).
+pub fn id_from_host_name(name: &str) -> Result<u64, ConfigError> {
+    let digits: String = name.chars().rev().take_while(char::is_ascii_digit).collect();
+    let ordinal = digits.chars().rev().collect::<String>().parse::<u64>().map_err(|_| {
+        config_error(
+            "--id-from-hostname",
+            format!("the host name `{name}` does not end in a number (a StatefulSet pod's does)"),
+        )
+    })?;
+    ordinal.checked_add(1).ok_or_else(|| {
+        config_error("--id-from-hostname", format!("the host name `{name}`: number too large"))
+    })
 }
 
 /// The admin token: the first line of the token file, else `QLM_ADMIN_TOKEN`.
@@ -365,6 +391,15 @@ mod tests {
             let err = NodeConfig::resolve(flags).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle}: {err}");
         }
+    }
+
+    #[test]
+    fn the_id_from_a_statefulset_host_name_is_its_ordinal_plus_one() {
+        assert_eq!(id_from_host_name("qlm-0").unwrap(), 1);
+        assert_eq!(id_from_host_name("quorumlm-12").unwrap(), 13);
+        let err = id_from_host_name("qlm").unwrap_err();
+        assert_eq!(err.setting, "--id-from-hostname");
+        assert!(err.reason.contains("`qlm`"), "{err}");
     }
 
     #[test]
