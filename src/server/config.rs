@@ -32,6 +32,11 @@ pub struct NodeFlags {
     /// StatefulSet's pod `qlm-0` is node 1, `qlm-2` node 3.
     #[arg(long, env = "QLM_ID_FROM_HOSTNAME")]
     pub id_from_hostname: bool,
+    /// This node is not one of --initial-cluster's founding members: it joins the running
+    /// cluster that list founded (start it with the founders' --initial-cluster, unchanged,
+    /// and a new --id; then `qlm cluster add ID PEER CLIENT` makes it a member).
+    #[arg(long, env = "QLM_JOIN")]
+    pub join: bool,
     /// Directory of this node's Raft log, state and snapshots (created if missing).
     #[arg(long, env = "QLM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -89,6 +94,8 @@ struct FileConfig {
     id: Option<u64>,
     #[serde(default)]
     id_from_hostname: bool,
+    #[serde(default)]
+    join: bool,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     advertise_client: Option<String>,
@@ -117,8 +124,10 @@ pub struct NodeConfig {
     pub advertise_client: Option<String>,
     pub peer_listen: SocketAddr,
     pub http_listen: SocketAddr,
-    /// Peer address of every member, by id.
+    /// Peer address of every founding member, by id (the cluster's identity).
     pub initial_cluster: BTreeMap<u64, String>,
+    /// True for a node that joins the running cluster (`--join`), not one of the founders.
+    pub join: bool,
     pub license: PathBuf,
     pub vendor_pubkeys: Vec<PathBuf>,
     pub options: Option<PathBuf>,
@@ -167,10 +176,23 @@ impl NodeConfig {
             .or(file.initial_cluster)
             .ok_or_else(|| required("--initial-cluster"))?;
         let initial_cluster = parse_initial_cluster(&initial)?;
-        if !initial_cluster.contains_key(&id) {
+        let join = flags.join || file.join;
+        if !join && !initial_cluster.contains_key(&id) {
             return Err(config_error(
                 "--id",
-                format!("{id} is not a member of --initial-cluster ({initial})"),
+                format!(
+                    "{id} is not a member of --initial-cluster ({initial}); a node added to a \
+                     running cluster is started with --join"
+                ),
+            ));
+        }
+        if join && initial_cluster.contains_key(&id) {
+            return Err(config_error(
+                "--join",
+                format!(
+                    "--id {id} is a founding member of --initial-cluster ({initial}); a joining \
+                     node takes a new id (an emptied node never rejoins under its old one)"
+                ),
             ));
         }
         let vendor_pubkeys =
@@ -192,6 +214,7 @@ impl NodeConfig {
                 .or(file.http_listen)
                 .ok_or_else(|| required("--http-listen"))?,
             initial_cluster,
+            join,
             license: flags.license.or(file.license).ok_or_else(|| required("--license"))?,
             vendor_pubkeys,
             options: flags.options.or(file.options),
@@ -373,7 +396,8 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_naming_the_setting() {
         let cases: Vec<(NodeFlags, &str)> = vec![
-            (NodeFlags { id: Some(9), ..flags() }, "--id"),
+            (NodeFlags { id: Some(9), ..flags() }, "--join"),
+            (NodeFlags { join: true, ..flags() }, "founding member"),
             (NodeFlags { id: None, ..flags() }, "--id"),
             (NodeFlags { initial_cluster: Some("1=a:7401,1=b:7401".into()), ..flags() }, "twice"),
             (NodeFlags { initial_cluster: Some("1=a".into()), ..flags() }, "HOST:PORT"),

@@ -242,9 +242,35 @@ async fn learn_client_addrs(
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        for &peer in config.initial_cluster.keys().filter(|&&p| p != node.id) {
+        // Members added since the start (`qlm cluster add`) are reached at the address the
+        // membership names: a follower may have to forward to a leader that joined later.
+        let members: Vec<(u64, String)> = node
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(&id, n)| (id, n.addr.clone()))
+            .collect();
+        for (id, addr) in &members {
+            if *id != node.id {
+                node.peers.set_addr(*id, addr.clone());
+            }
+        }
+        let peers: std::collections::BTreeSet<u64> = config
+            .initial_cluster
+            .keys()
+            .copied()
+            .chain(members.iter().map(|(id, _)| *id))
+            .filter(|&p| p != node.id)
+            .collect();
+        for peer in peers {
             if node.peers.client_addr(peer).is_none() {
-                refusals.record(peer, cluster_check::ask(&node.peers, &config, peer).await);
+                let refusal = cluster_check::ask(&node.peers, &config, peer).await;
+                if config.initial_cluster.contains_key(&peer) {
+                    refusals.record(peer, refusal);
+                }
             }
         }
         if let Err(message) = refusals.verdict(&config) {
