@@ -135,3 +135,63 @@ async fn a_dead_node_is_replaced_and_a_fourth_and_fifth_join_as_voters() {
     session.close().await.expect("closed");
     assert_eq!((four.id, five.id), (4, 5));
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+async fn handles(client: &Client) -> Vec<u64> {
+    let listing = client.checkouts(false).await.expect("a listing");
+    listing.checkouts.iter().map(|c| c.handle).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_one_stopped_nodes_data_restores_the_whole_cluster() {
+    let mut cluster = Cluster::start(3);
+    cluster.wait_ready().await;
+    let users = client(&cluster.servers());
+    let session = users
+        .open_session(SessionOptions::from_process().with_ttl(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let before = session.checkout("vhdl-editor", CheckoutOptions::default()).await.unwrap().keep();
+
+    // The backup (docs/DEPLOY.md): stop one node, copy its data directory, start it again.
+    let leader = cluster.wait_ready().await;
+    let follower = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
+    cluster.kill(follower);
+    let backup = cluster.dir.path().join("backup");
+    copy_dir(&cluster.nodes[(follower - 1) as usize].data_dir, &backup);
+    cluster.spawn(follower);
+    cluster.wait_ready().await;
+    let after = session.checkout("vhdl-editor", CheckoutOptions::default()).await.unwrap().keep();
+    assert_eq!(handles(&users).await, vec![before.handle, after.handle]);
+
+    // Disaster: every node's data is lost. Restore: the backup into every data directory.
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    for node in &cluster.nodes {
+        std::fs::remove_dir_all(&node.data_dir).unwrap();
+        copy_dir(&backup, &node.data_dir);
+    }
+    for id in 1..=3 {
+        cluster.spawn(id);
+    }
+    cluster.wait_ready().await;
+    assert_eq!(
+        handles(&users).await,
+        vec![before.handle],
+        "the cluster is back as it was at the backup: what came after is gone"
+    );
+    drop(session);
+}
