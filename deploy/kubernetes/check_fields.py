@@ -36,6 +36,7 @@ check(spec["serviceName"] == "qlm-peers", "the StatefulSet's serviceName is the 
 check(peers.get("clusterIP") == "None", "qlm-peers is headless")
 check(peers.get("publishNotReadyAddresses") is True, "qlm-peers publishes pods before they are ready")
 check("--id-from-hostname" in container.get("args", []), "qlmd takes its id from the pod name")
+check("--join" in container.get("args", []), "pods added by scaling up join the running cluster")
 
 # --initial-cluster names every pod of the StatefulSet, id = ordinal + 1, under the headless
 # Service, on the peer port.

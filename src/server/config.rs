@@ -32,9 +32,10 @@ pub struct NodeFlags {
     /// StatefulSet's pod `qlm-0` is node 1, `qlm-2` node 3.
     #[arg(long, env = "QLM_ID_FROM_HOSTNAME")]
     pub id_from_hostname: bool,
-    /// This node is not one of --initial-cluster's founding members: it joins the running
-    /// cluster that list founded (start it with the founders' --initial-cluster, unchanged,
-    /// and a new --id; then `qlm cluster add ID PEER CLIENT` makes it a member).
+    /// A node whose --id is not in --initial-cluster joins the running cluster that list
+    /// founded: start it with the founders' --initial-cluster, unchanged, and a new --id; then
+    /// `qlm cluster add ID PEER CLIENT` makes it a member. No effect on a founder (so one
+    /// setting fits every pod of a StatefulSet).
     #[arg(long, env = "QLM_JOIN")]
     pub join: bool,
     /// Directory of this node's Raft log, state and snapshots (created if missing).
@@ -183,15 +184,6 @@ impl NodeConfig {
                 format!(
                     "{id} is not a member of --initial-cluster ({initial}); a node added to a \
                      running cluster is started with --join"
-                ),
-            ));
-        }
-        if join && initial_cluster.contains_key(&id) {
-            return Err(config_error(
-                "--join",
-                format!(
-                    "--id {id} is a founding member of --initial-cluster ({initial}); a joining \
-                     node takes a new id (an emptied node never rejoins under its old one)"
                 ),
             ));
         }
@@ -397,7 +389,6 @@ mod tests {
     fn bad_settings_are_refused_naming_the_setting() {
         let cases: Vec<(NodeFlags, &str)> = vec![
             (NodeFlags { id: Some(9), ..flags() }, "--join"),
-            (NodeFlags { join: true, ..flags() }, "founding member"),
             (NodeFlags { id: None, ..flags() }, "--id"),
             (NodeFlags { initial_cluster: Some("1=a:7401,1=b:7401".into()), ..flags() }, "twice"),
             (NodeFlags { initial_cluster: Some("1=a".into()), ..flags() }, "HOST:PORT"),
