@@ -66,7 +66,7 @@ impl Refusals {
         Err(format!(
             "configuration: --initial-cluster: this node's list ({}) disagrees with its peers'; \
              {} of {members} members refuse it ({}). Start every node with the same \
-             --initial-cluster",
+             --initial-cluster (a node added later keeps the founders' list and sets --join)",
             members_text(config),
             self.0.len(),
             theirs.join("; ")
