@@ -100,12 +100,14 @@ pub struct Cluster {
     pub net: proxy::ProxyNet,
 }
 
-fn free_addr() -> String {
-    // Bind port 0 and release it: the OS picks a port no other test holds right now.
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.to_string())
-        .expect("a free loopback port")
+/// A free loopback port, held until the holder is dropped, so that the ports picked for one
+/// cluster are all different (a port released at once may be handed out again).
+fn free_addr(holders: &mut Vec<TcpListener>) -> String {
+    // Bind port 0: the OS picks a port no other test holds right now.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let addr = listener.local_addr().map(|a| a.to_string()).expect("a bound address");
+    holders.push(listener);
+    addr
 }
 
 /// The `qlmd` binary built next to this test.
@@ -140,12 +142,13 @@ impl Cluster {
         let license = dir.path().join("test.lic");
         std::fs::write(&license, signed).expect("the license file");
         let mut nodes = Vec::new();
+        let mut holders = Vec::new();
         for id in 1..=total {
             nodes.push(NodeProcess {
                 id,
-                client_addr: free_addr(),
-                peer_addr: free_addr(),
-                http_addr: free_addr(),
+                client_addr: free_addr(&mut holders),
+                peer_addr: free_addr(&mut holders),
+                http_addr: free_addr(&mut holders),
                 data_dir: dir.path().join(format!("node{id}")),
                 log: dir.path().join(format!("node{id}.log")),
                 child: None,
@@ -168,6 +171,8 @@ impl Cluster {
                 }
             }
         }
+        // The proxies have their ports; the nodes may now take theirs.
+        drop(holders);
         let mut cluster = Cluster {
             nodes,
             dir,

@@ -46,6 +46,12 @@ pub struct WorkloadOptions {
     pub abandon_percent: u64,
     /// Percent of steps in which a client closes its session.
     pub close_percent: u64,
+    /// How long a client holds a seat, milliseconds (a range).
+    pub hold_ms: (u64, u64),
+    /// Add a prober: one more client that checks out and in a plentiful feature
+    /// (`vhdl-editor`) all the time, never waiting, closing or dying, so that the time from
+    /// a fault to the next grant measures the cluster and not a full pool.
+    pub prober: bool,
 }
 
 impl Default for WorkloadOptions {
@@ -59,9 +65,16 @@ impl Default for WorkloadOptions {
             wait_percent: 15,
             abandon_percent: 3,
             close_percent: 3,
+            hold_ms: (100, 1_000),
+            prober: true,
         }
     }
 }
+
+/// The prober's client id in the history.
+pub const PROBER_CLIENT: u64 = 100;
+/// The plentiful feature the prober checks out.
+pub const PROBER_FEATURE: &str = "vhdl-editor";
 
 /// A client at the end of the run: its session (if one is open) and the seats it holds.
 pub struct ClientEnd {
@@ -85,7 +98,7 @@ impl Workload {
         rng: &mut Rng,
     ) -> Workload {
         let (stop, stopped) = watch::channel(false);
-        let tasks = (0..options.clients)
+        let mut tasks: Vec<JoinHandle<ClientEnd>> = (0..options.clients)
             .map(|i| {
                 let list = servers[i % servers.len()].clone();
                 let worker = Worker {
@@ -98,6 +111,23 @@ impl Workload {
                 tokio::spawn(worker.run(list))
             })
             .collect();
+        if options.prober {
+            let worker = Worker {
+                id: PROBER_CLIENT,
+                options: WorkloadOptions {
+                    feature: PROBER_FEATURE.to_owned(),
+                    wait_percent: 0,
+                    abandon_percent: 0,
+                    close_percent: 0,
+                    hold_ms: (0, 50),
+                    ..options.clone()
+                },
+                recorder: recorder.clone(),
+                rng: rng.fork(),
+                stop: stopped.clone(),
+            };
+            tasks.push(tokio::spawn(worker.run(servers[0].clone())));
+        }
         Workload { stop, tasks }
     }
 
@@ -324,7 +354,9 @@ impl Worker {
             } else {
                 match self.checkout(open).await {
                     Ok(Some(seat)) => {
-                        let hold = Duration::from_millis(self.rng.range(100, 1_000));
+                        let hold = Duration::from_millis(
+                            self.rng.range(self.options.hold_ms.0, self.options.hold_ms.1),
+                        );
                         held.push((seat, Instant::now() + hold));
                     }
                     Ok(None) => {}
