@@ -73,3 +73,54 @@ async fn kill_during_snapshot_install_keeps_every_rule() {
     let outcome = passes(Scenario::SnapshotInstallKill).await;
     assert!(outcome.snapshot_installs > 0, "no snapshot was installed: {}", outcome.summary());
 }
+
+/// The harness's own claims: peers dial each other through the proxies (`--peer-route`), so
+/// cutting the leader's links makes the others elect a new leader; and nodes that applied the
+/// same entries answer the same `state_digest`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_routes_carry_the_raft_traffic_and_equal_states_have_equal_digests() {
+    use cluster_tests::proxy::LinkMode;
+    use cluster_tests::{Cluster, ClusterOptions};
+
+    let cluster =
+        Cluster::start_with(ClusterOptions { nodes: 3, proxied: true, ..Default::default() });
+    let leader = cluster.wait_ready().await;
+    let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
+    let digests = |statuses: &[quorumlm::proto::v1::ClusterResponse]| {
+        statuses.iter().map(|s| (s.applied_index, s.state_digest.clone())).collect::<Vec<_>>()
+    };
+    let mut agreed = None;
+    for _ in 0..50 {
+        let mut statuses = Vec::new();
+        for id in 1..=3 {
+            statuses.extend(cluster.cluster_status(id).await.ok());
+        }
+        let seen = digests(&statuses);
+        if seen.len() == 3 && seen.windows(2).all(|w| w[0] == w[1]) {
+            agreed = Some(seen[0].clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (index, digest) = agreed.expect("the three nodes agree on an index and a digest");
+    assert!(index > 0 && digest.len() == 64, "{index} {digest}");
+
+    cluster.partition(&[leader], &others, LinkMode::Drop);
+    let mut new_leader = None;
+    for _ in 0..100 {
+        if let Ok(status) = cluster.cluster_status(others[0]).await
+            && let Some(hint) = status.leader
+            && hint.id != 0
+            && hint.id != leader
+        {
+            new_leader = Some(hint.id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        new_leader.is_some(),
+        "cutting node {leader}'s proxied links did not end its leadership"
+    );
+    cluster.heal();
+}
