@@ -32,12 +32,6 @@ pub struct NodeFlags {
     /// StatefulSet's pod `qlm-0` is node 1, `qlm-2` node 3.
     #[arg(long, env = "QLM_ID_FROM_HOSTNAME")]
     pub id_from_hostname: bool,
-    /// A node whose --id is not in --initial-cluster joins the running cluster that list
-    /// founded: start it with the founders' --initial-cluster, unchanged, and a new --id; then
-    /// `qlm cluster add ID PEER CLIENT` makes it a member. No effect on a founder (so one
-    /// setting fits every pod of a StatefulSet).
-    #[arg(long, env = "QLM_JOIN")]
-    pub join: bool,
     /// Directory of this node's Raft log, state and snapshots (created if missing).
     #[arg(long, env = "QLM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -86,6 +80,20 @@ pub struct NodeFlags {
     /// Longest election timeout, milliseconds [default: 800].
     #[arg(long, env = "QLM_ELECTION_MAX_MS", value_name = "MS")]
     pub election_max_ms: Option<u64>,
+    /// Where this node dials a peer instead of the peer address the membership advertises
+    /// (behind NAT, a proxy or a port forward): 2=10.0.0.2:17401,3=... Peers not listed are
+    /// dialed at their advertised address.
+    #[arg(long, env = "QLM_PEER_ROUTE", value_name = "ID=HOST:PORT,...")]
+    pub peer_route: Option<String>,
+    /// Build a Raft snapshot (and purge the log behind it) after this many applied entries
+    /// [default: 5000]. Small values are for tests that need snapshots to happen.
+    #[arg(long, env = "QLM_SNAPSHOT_EVERY", value_name = "ENTRIES")]
+    pub snapshot_every: Option<u64>,
+    /// This node joins a running cluster: its --id is not in --initial-cluster (which stays the
+    /// cluster's original list), it never forms a cluster, and it waits for `qlm cluster add`.
+    /// No effect on an original member (so one setting fits every pod of a StatefulSet).
+    #[arg(long, env = "QLM_JOIN")]
+    pub join: bool,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -95,8 +103,6 @@ struct FileConfig {
     id: Option<u64>,
     #[serde(default)]
     id_from_hostname: bool,
-    #[serde(default)]
-    join: bool,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     advertise_client: Option<String>,
@@ -112,6 +118,10 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     election_min_ms: Option<u64>,
     election_max_ms: Option<u64>,
+    peer_route: Option<String>,
+    snapshot_every: Option<u64>,
+    #[serde(default)]
+    join: bool,
 }
 
 /// A complete, checked node configuration.
@@ -127,8 +137,6 @@ pub struct NodeConfig {
     pub http_listen: SocketAddr,
     /// Peer address of every founding member, by id (the cluster's identity).
     pub initial_cluster: BTreeMap<u64, String>,
-    /// True for a node that joins the running cluster (`--join`), not one of the founders.
-    pub join: bool,
     pub license: PathBuf,
     pub vendor_pubkeys: Vec<PathBuf>,
     pub options: Option<PathBuf>,
@@ -139,6 +147,12 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
+    /// Dial addresses that replace peers' advertised ones, by id (`--peer-route`).
+    pub peer_route: BTreeMap<u64, String>,
+    /// Entries applied between two snapshots (`--snapshot-every`).
+    pub snapshot_every: u64,
+    /// Not an original member: waits to be added (`--join`; no effect on an original one).
+    pub join: bool,
 }
 
 /// A configuration that cannot run, with the setting at fault.
@@ -178,14 +192,25 @@ impl NodeConfig {
             .ok_or_else(|| required("--initial-cluster"))?;
         let initial_cluster = parse_initial_cluster(&initial)?;
         let join = flags.join || file.join;
-        if !join && !initial_cluster.contains_key(&id) {
+        if !initial_cluster.contains_key(&id) && !join {
             return Err(config_error(
                 "--id",
                 format!(
-                    "{id} is not a member of --initial-cluster ({initial}); a node added to a \
-                     running cluster is started with --join"
+                    "{id} is not a member of --initial-cluster ({initial}); a node that joins \
+                     a running cluster needs --join"
                 ),
             ));
+        }
+        let peer_route = match flags.peer_route.or(file.peer_route) {
+            Some(list) if !list.trim().is_empty() => parse_id_addrs(&list, "--peer-route")?,
+            _ => BTreeMap::new(),
+        };
+        let snapshot_every = flags
+            .snapshot_every
+            .or(file.snapshot_every)
+            .unwrap_or(crate::raft::SNAPSHOT_EVERY_ENTRIES);
+        if snapshot_every == 0 {
+            return Err(config_error("--snapshot-every", "must be at least 1"));
         }
         let vendor_pubkeys =
             if flags.vendor_pubkey.is_empty() { file.vendor_pubkey } else { flags.vendor_pubkey };
@@ -206,7 +231,6 @@ impl NodeConfig {
                 .or(file.http_listen)
                 .ok_or_else(|| required("--http-listen"))?,
             initial_cluster,
-            join,
             license: flags.license.or(file.license).ok_or_else(|| required("--license"))?,
             vendor_pubkeys,
             options: flags.options.or(file.options),
@@ -221,6 +245,9 @@ impl NodeConfig {
                 .election_max_ms
                 .or(file.election_max_ms)
                 .unwrap_or(DEFAULT_ELECTION_MAX_MS),
+            peer_route,
+            snapshot_every,
+            join,
         };
         config.check()?;
         Ok(config)
@@ -316,7 +343,12 @@ fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
 
 /// Parses `1=host1:7401,2=host2:7401,3=host3:7401`.
 pub fn parse_initial_cluster(list: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
-    let fail = |reason: String| config_error("--initial-cluster", reason);
+    parse_id_addrs(list, "--initial-cluster")
+}
+
+/// Parses an `ID=HOST:PORT,...` list given as `setting`.
+fn parse_id_addrs(list: &str, setting: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let fail = |reason: String| config_error(setting, reason);
     let mut members = BTreeMap::new();
     for entry in list.split(',').map(str::trim) {
         let (id, addr) =
@@ -401,6 +433,8 @@ mod tests {
                 "another listener",
             ),
             (NodeFlags { config: Some("/nonexistent/qlmd.toml".into()), ..flags() }, "cannot read"),
+            (NodeFlags { peer_route: Some("2=nowhere".into()), ..flags() }, "--peer-route"),
+            (NodeFlags { snapshot_every: Some(0), ..flags() }, "--snapshot-every"),
         ];
         for (flags, needle) in cases {
             let err = NodeConfig::resolve(flags).unwrap_err().to_string();
@@ -415,6 +449,22 @@ mod tests {
         let err = id_from_host_name("qlm").unwrap_err();
         assert_eq!(err.setting, "--id-from-hostname");
         assert!(err.reason.contains("`qlm`"), "{err}");
+    }
+
+    #[test]
+    fn a_joining_node_may_be_outside_the_initial_cluster_and_routes_parse() {
+        let joining = NodeFlags {
+            id: Some(4),
+            join: true,
+            peer_route: Some("1=127.0.0.1:9001, 3=proxy:9003".into()),
+            ..flags()
+        };
+        let config = NodeConfig::resolve(joining).unwrap();
+        assert!(config.join && !config.initial_cluster.contains_key(&4));
+        let founder = NodeConfig::resolve(NodeFlags { join: true, ..flags() }).unwrap();
+        assert_eq!(founder.id, 2, "--join on an original member changes nothing (StatefulSets)");
+        assert_eq!(config.peer_route[&3], "proxy:9003");
+        assert_eq!(config.snapshot_every, crate::raft::SNAPSHOT_EVERY_ENTRIES);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::engine::{Applied, Command};
 use crate::proto::v1;
 use crate::proto::v1::raft_service_client::RaftServiceClient;
 use crate::raft::NodeId;
-use crate::raft::network::{PAYLOAD_FORMAT, decode_payload, encode_payload};
+use crate::raft::network::{PAYLOAD_FORMAT, decode_payload, dial_addr, encode_payload};
 
 /// Longest a forwarded call may take (it includes the leader's own write deadline).
 pub const FORWARD_DEADLINE: Duration = Duration::from_secs(6);
@@ -35,6 +35,8 @@ pub struct Peers {
     client_addrs: Mutex<BTreeMap<NodeId, String>>,
     /// Host ids learned with `Hello`, for license lines bound to hosts.
     hostids: Mutex<BTreeMap<NodeId, String>>,
+    /// `--peer-route`: dial addresses that replace advertised ones.
+    routes: BTreeMap<NodeId, String>,
 }
 
 impl Peers {
@@ -46,7 +48,14 @@ impl Peers {
             channels: Mutex::new(BTreeMap::new()),
             client_addrs: Mutex::new(BTreeMap::new()),
             hostids: Mutex::new(BTreeMap::new()),
+            routes: BTreeMap::new(),
         }
+    }
+
+    /// Dials the peers listed in `routes` there instead of at their advertised address.
+    pub fn with_routes(mut self, routes: BTreeMap<NodeId, String>) -> Peers {
+        self.routes = routes;
+        self
     }
 
     /// Records (or changes) a peer's address, as membership changes.
@@ -88,6 +97,7 @@ impl Peers {
             .get(&id)
             .cloned()
             .ok_or_else(|| Status::unavailable(format!("node {id} has no known address")))?;
+        let addr = dial_addr(&self.routes, id, &addr);
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| Status::unavailable(format!("node {id} address `{addr}`: {e}")))?
             .connect_timeout(PEER_CONNECT_TIMEOUT)

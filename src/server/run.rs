@@ -76,7 +76,7 @@ impl LeaderOps for NodeOps {
     }
 
     async fn renew(&self, session_id: &str) -> Result<u64, tonic::Status> {
-        self.node.renew_here(session_id)
+        self.node.renew_here(session_id).await
     }
 
     async fn read_index(&self) -> Result<u64, tonic::Status> {
@@ -118,16 +118,19 @@ pub async fn run_node(
         heartbeat_interval: config.heartbeat_ms,
         election_timeout_min: config.election_min_ms,
         election_timeout_max: config.election_max_ms,
-        ..crate::raft::raft_config().map_err(|e| RunError::Config(e.to_string()))?
+        ..crate::raft::raft_config_snapshot_every(config.snapshot_every)
+            .map_err(|e| RunError::Config(e.to_string()))?
     }
     .validate()
     .map_err(|e| RunError::Config(e.to_string()))?;
-    let network = GrpcNetworkFactory::new(cluster.clone(), id);
+    let network =
+        GrpcNetworkFactory::new(cluster.clone(), id).with_routes(config.peer_route.clone());
     let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
         .await
         .map_err(|e| RunError::Raft(e.to_string()))?;
 
-    let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone());
+    let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone())
+        .with_routes(config.peer_route.clone());
     let node = Arc::new(Node::new(config.clone(), raft.clone(), replica, peers));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -187,6 +190,9 @@ pub async fn run_node(
         stop_rx.clone(),
     ));
     info!(node = id, cluster = %cluster, listen = %client_addr, peer = %config.peer_listen, "serving");
+    if config.join && !config.initial_cluster.contains_key(&id) {
+        info!(node = id, "joining: waiting to be added with `qlm cluster add`");
+    }
 
     let fatal = tokio::select! {
         _ = shutdown => None,
