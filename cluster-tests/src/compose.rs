@@ -19,16 +19,13 @@ use quorumlm::client::{Client, parse_servers};
 use quorumlm::license::{VendorKey, sign_license_text, write_key_pair};
 use quorumlm::proto::v1;
 
-/// The license the compose test cluster serves (`chaos-seats` is the contended feature).
+/// The license the compose test cluster serves: the chaos workload's contended feature
+/// ([`crate::CHAOS_FEATURE`], [`crate::CHAOS_SEATS`] seats) and the prober's plentiful one.
 pub const COMPOSE_TEST_LICENSE: &str = "\
 # compose chaos test license
-FEATURE chaos-seats vendor=test version=1.0 count=3 expires=permanent
+FEATURE chaos-pool vendor=test version=1.0 count=3 expires=permanent
 FEATURE vhdl-editor vendor=test version=4.0 count=25 expires=permanent
 ";
-
-/// The contended feature and its seat count.
-pub const CHAOS_FEATURE: &str = "chaos-seats";
-pub const CHAOS_SEATS: u32 = 3;
 
 /// How long the cluster may take to be healthy, with a leader serving the license.
 pub const COMPOSE_READY_TIMEOUT: Duration = Duration::from_secs(90);

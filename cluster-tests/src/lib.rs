@@ -26,7 +26,6 @@ pub mod scenario;
 pub mod workload;
 
 pub mod compose;
-pub mod compose_check;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,45 +1,38 @@
-//! `make compose-chaos`: faults on a real docker compose cluster under a client workload.
+//! `make compose-chaos`: faults on a real docker compose cluster under a client workload,
+//! checked with the chaos suite's checker.
 //!
 //! Starts `deploy/docker-compose.yml` under a project name of its own (the image must exist:
-//! `make image`), runs client sessions from this host that check a 3-seat feature out and in
-//! through the published ports, and meanwhile: kills the leader's container and starts it
-//! again, kills a follower's and starts it again, disconnects the (new) leader from the
-//! cluster's network and connects it again. Then it checks, with `compose_check`, that no
-//! seat was over-granted, no acknowledged checkout was lost, and all three nodes agree; closes
-//! every session and checks that no node lists a checkout any more. It prints what it did and
-//! exits 0 when there is no violation, 1 otherwise, 2 when Docker cannot be used. The compose
-//! project (containers, network, volumes) is taken down at the end, pass or fail.
+//! `make image`), runs the chaos suite's workload (`workload.rs`: client sessions checking a
+//! 3-seat feature out and in, waiting, abandoning, closing; a prober on a plentiful feature)
+//! from this host through the published ports, and meanwhile: kills the leader's container and
+//! starts it again, kills a follower's and starts it again, disconnects the (new) leader from
+//! the cluster's network and connects it again. Then it takes every node's final state, and
+//! the checker (`checker.rs`) looks for over-grants, lost checkouts, early expiries,
+//! divergence, and a missing recovery. Finally every session is closed and no node may list a
+//! checkout any more.
+//!
+//! It prints what it did and exits 0 when there is no violation, 1 otherwise, 2 when Docker
+//! cannot be used. The compose project (containers, network, volumes) is taken down at the
+//! end, pass or fail. `CHAOS_SEED` replays the workload's choices.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster_tests::compose::{CHAOS_FEATURE, CHAOS_SEATS, ComposeCluster, NODE_IDS, docker_works};
-use cluster_tests::compose_check::{History, Op, agreement, check_history};
-use quorumlm::client::{Checkout, CheckoutOptions, Client, ClientError, Session, SessionOptions};
-use quorumlm::proto::v1;
+use cluster_tests::checker::{CheckerOptions, Report, check};
+use cluster_tests::compose::{ComposeCluster, NODE_IDS, docker_works};
+use cluster_tests::history::{HeldCheckout, NodeState, Recorder};
+use cluster_tests::rng::{Rng, seed_from_env};
+use cluster_tests::workload::{Workload, WorkloadOptions, close_all, probe_grant, prove_alive};
+use cluster_tests::{CHAOS_FEATURE, CHAOS_SEATS};
+use quorumlm::client::{ServerAddr, parse_servers};
 
-/// Client sessions the workload runs (more than the seats, so some are denied).
-const CLIENTS: usize = 5;
-/// Their session TTL: longer than any fault, so no live session expires.
-const SESSION_TTL: Duration = Duration::from_secs(60);
 /// How long a fault lasts before it is healed.
 const FAULT_DURATION: Duration = Duration::from_secs(3);
 /// Workload time before the first fault and after the last.
 const CALM: Duration = Duration::from_secs(2);
 /// How long the nodes may take to agree once every fault is healed.
 const AGREEMENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the sampler reads the cluster's listing during the run.
-const SAMPLE_EVERY: Duration = Duration::from_millis(250);
-
-type Shared = Arc<Mutex<History>>;
-
-fn record(history: &Shared, op: Op) {
-    if let Ok(mut history) = history.lock() {
-        history.ops.push(op);
-    }
-}
 
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -76,13 +69,10 @@ async fn run() -> ExitCode {
         started.elapsed().as_secs_f64(),
         cluster.servers()
     );
-    let outcome = chaos(&cluster).await;
-    let code = match outcome {
+    let code = match chaos(&cluster).await {
         Ok(0) => {
-            println!(
-                "compose-chaos: PASS (violations 0) in {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
+            let secs = started.elapsed().as_secs_f64();
+            println!("compose-chaos: PASS (violations 0) in {secs:.1}s");
             ExitCode::SUCCESS
         }
         Ok(n) => {
@@ -99,98 +89,122 @@ async fn run() -> ExitCode {
     code
 }
 
+/// Every node's client address, each client's list starting at another node.
+fn client_lists(cluster: &ComposeCluster) -> Result<Vec<Vec<ServerAddr>>, String> {
+    let all = parse_servers(&cluster.servers()).map_err(|e| e.to_string())?;
+    Ok((0..all.len()).map(|i| all[i..].iter().chain(&all[..i]).cloned().collect()).collect())
+}
+
 /// The workload, the faults and the checks; the number of violations.
 async fn chaos(cluster: &ComposeCluster) -> Result<usize, String> {
-    let history: Shared = Arc::default();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut clients = Vec::new();
-    for index in 0..CLIENTS {
-        let client = cluster.client()?;
-        clients.push(tokio::spawn(client_loop(client, index, history.clone(), stop_rx.clone())));
-    }
-    let sampler = tokio::spawn(sample(cluster.client()?, history.clone(), stop_rx.clone()));
+    let seed = seed_from_env();
+    let mut rng = Rng::new(seed);
+    let recorder = Recorder::new();
+    let lists = client_lists(cluster)?;
+    let options = WorkloadOptions { clients: 6, ..WorkloadOptions::default() };
+    let workload = Workload::start(&lists, &options, &recorder, &mut rng);
 
+    tokio::time::sleep(CALM).await;
     let mut faults = Vec::new();
-    tokio::time::sleep(CALM).await;
-    let fault_result = run_faults(cluster, &mut faults).await;
-    tokio::time::sleep(CALM).await;
-    let _ = stop_tx.send(true);
-    let end = Instant::now();
-    let mut held: Vec<(Session, Vec<Checkout>)> = Vec::new();
-    for client in clients {
-        if let Ok(Some(session)) = client.await {
-            held.push(session);
-        }
-    }
-    let _ = sampler.await;
+    let fault_result = run_faults(cluster, &recorder, &mut faults).await;
     for fault in &faults {
         println!("  fault: {fault}");
     }
     fault_result?;
+    let healed_at = recorder.now();
+    cluster.wait_ready().await?;
+    let all = parse_servers(&cluster.servers()).map_err(|e| e.to_string())?;
+    probe_grant(all, "vhdl-editor", &recorder, Duration::from_secs(30)).await;
+    tokio::time::sleep(CALM).await;
 
-    let (applied, listed) = settled_state(cluster).await?;
-    let history = std::mem::take(&mut *history.lock().map_err(|_| "history poisoned")?);
-    let verdict = check_history(&history, CHAOS_SEATS, end, &listed);
-    let mut violations = verdict.violations.clone();
-    violations.extend(agreement(&applied, &listed));
-    let still_held: usize = held.iter().map(|(_, c)| c.len()).sum();
-    println!(
-        "  operations: {} grants, {} denials, {} checkins, {} unknown outcomes (retries \
-         exhausted during a fault), {} cluster listings sampled; at most {} of {CHAOS_SEATS} \
-         seats surely held at once; {still_held} held at the end",
-        verdict.grants,
-        verdict.denials,
-        verdict.checkins,
-        verdict.unknown,
-        verdict.samples,
-        verdict.max_surely_held
-    );
-    println!(
-        "  agreement: applied index by node {applied:?}; {} checkouts listed by each node",
-        listed.values().next().map_or(0, Vec::len)
-    );
+    let ends = workload.quiesce().await;
+    let (states, final_at) = final_states(cluster, &recorder).await;
+    prove_alive(&ends, &recorder).await;
+    close_all(ends, &recorder).await;
 
-    // Closing every session frees every seat, on every node.
-    for (session, checkouts) in held {
-        for checkout in checkouts {
-            let _ = checkout.keep();
-        }
-        if let Err(e) = session.close().await {
-            violations.push(format!("closing a session failed: {e}"));
-        }
-    }
-    let (_, after_close) = settled_state(cluster).await?;
-    for (node, listing) in &after_close {
-        if !listing.is_empty() {
-            violations.push(format!(
-                "node {node} still lists {} checkouts after every session closed",
-                listing.len()
+    let pools =
+        BTreeMap::from([(CHAOS_FEATURE.to_owned(), CHAOS_SEATS), ("vhdl-editor".into(), 25)]);
+    let mut history = recorder.history(pools);
+    history.healed_at = Some(healed_at);
+    history.final_at = Some(final_at);
+    history.final_states = states;
+    let report = check(&history, &CheckerOptions::default());
+    print_report(seed, &report, &history.final_states);
+
+    // Every session closed: no node lists a checkout any more.
+    let mut extra = Vec::new();
+    let (after_close, _) = final_states(cluster, &recorder).await;
+    for state in &after_close {
+        if !state.checkouts.is_empty() {
+            extra.push(format!(
+                "node {} still lists {} checkouts after every session closed",
+                state.node,
+                state.checkouts.len()
             ));
         }
     }
+    if after_close.len() != NODE_IDS.len() {
+        extra.push(format!("only {} nodes answered after the sessions closed", after_close.len()));
+    }
     println!(
-        "  after closing every session: {} checkouts listed by each node",
-        after_close[&1].len()
+        "  after closing every session: checkouts listed by node {:?}",
+        after_close.iter().map(|s| (s.node, s.checkouts.len())).collect::<Vec<_>>()
     );
-    for violation in &violations {
+    for violation in &report.violations {
+        println!("  VIOLATION: {violation:?}");
+    }
+    for violation in &extra {
         println!("  VIOLATION: {violation}");
     }
-    println!("  violations: {}", violations.len());
-    Ok(violations.len())
+    let violations = report.violations.len() + extra.len();
+    println!("  violations: {violations}");
+    Ok(violations)
+}
+
+fn print_report(seed: u64, report: &Report, states: &[NodeState]) {
+    println!(
+        "  operations: {} ({} grants acknowledged, {} answers unknown), seed {seed}",
+        report.ops, report.grants, report.unknown
+    );
+    println!(
+        "  checker: over-grants {}, lost checkouts {}, early expiries {}; most seats surely held \
+         at once {:?} (pools {CHAOS_FEATURE}={CHAOS_SEATS}, vhdl-editor=25); {} grants checked \
+         against the final states; first grant {} ms after the faults healed",
+        report.over_grants(),
+        report.lost(),
+        report.early_expiries(),
+        report.peak_held,
+        report.checked_at_end,
+        report.recovery_ms.map_or("?".into(), |ms| ms.to_string())
+    );
+    let digests: Vec<String> = states
+        .iter()
+        .map(|s| {
+            let digest = s.state_digest.get(..12).unwrap_or(&s.state_digest);
+            format!("node {} applied {} digest {digest}", s.node, s.applied_index)
+        })
+        .collect();
+    println!("  agreement: {}", digests.join("; "));
 }
 
 /// Kill the leader, kill a follower, cut the leader off the network; each healed before the
-/// next. Each fault is described in `faults` as it happens.
-async fn run_faults(cluster: &ComposeCluster, faults: &mut Vec<String>) -> Result<(), String> {
+/// next. Each fault is recorded in the history and described in `faults`.
+async fn run_faults(
+    cluster: &ComposeCluster,
+    recorder: &Recorder,
+    faults: &mut Vec<String>,
+) -> Result<(), String> {
     let t0 = Instant::now();
     let at = |t0: Instant| format!("{:5.1}s", t0.elapsed().as_secs_f64());
 
     let leader = cluster.leader().await.ok_or("no leader before the first fault")?;
     cluster.kill(leader).await?;
+    recorder.fault("kill", format!("docker kill node {leader} (the leader)"));
     faults.push(format!("{} docker kill node {leader} (the leader)", at(t0)));
     tokio::time::sleep(FAULT_DURATION).await;
     let during = cluster.leader().await;
     cluster.start(leader).await?;
+    recorder.fault("restart", format!("docker start node {leader}"));
     faults.push(format!(
         "{} docker start node {leader} (meanwhile leader: {})",
         at(t0),
@@ -201,18 +215,22 @@ async fn run_faults(cluster: &ComposeCluster, faults: &mut Vec<String>) -> Resul
 
     let follower = NODE_IDS.into_iter().find(|&id| id != ready).ok_or("no follower")?;
     cluster.kill(follower).await?;
+    recorder.fault("kill", format!("docker kill node {follower} (a follower)"));
     faults.push(format!("{} docker kill node {follower} (a follower)", at(t0)));
     tokio::time::sleep(FAULT_DURATION).await;
     cluster.start(follower).await?;
+    recorder.fault("restart", format!("docker start node {follower}"));
     faults.push(format!("{} docker start node {follower}", at(t0)));
     let ready = cluster.wait_ready().await?;
     faults.push(format!("{} cluster ready, leader {ready}", at(t0)));
 
     cluster.disconnect(ready).await?;
+    recorder.fault("partition", format!("docker network disconnect node {ready} (the leader)"));
     faults.push(format!("{} docker network disconnect node {ready} (the leader)", at(t0)));
     tokio::time::sleep(FAULT_DURATION).await;
     let during = cluster.leader().await;
     cluster.reconnect(ready).await?;
+    recorder.fault("heal", format!("docker network connect node {ready}"));
     faults.push(format!(
         "{} docker network connect node {ready} (meanwhile leader: {})",
         at(t0),
@@ -223,137 +241,53 @@ async fn run_faults(cluster: &ComposeCluster, faults: &mut Vec<String>) -> Resul
     Ok(())
 }
 
-/// One client: a session that checks the contended feature out, holds it a moment and checks
-/// it in, again and again until told to stop; returns its session and what it still holds.
-async fn client_loop(
-    client: Client,
-    index: usize,
-    history: Shared,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Option<(Session, Vec<Checkout>)> {
-    let mut random = 0x9e37_79b9_7f4a_7c15u64 ^ (index as u64 + 1);
-    let mut next = move |range: u64| {
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        random % range
-    };
-    let options = SessionOptions {
-        user: format!("chaos{index}"),
-        host: "compose-chaos".into(),
-        ..SessionOptions::from_process()
-    }
-    .with_ttl(SESSION_TTL);
-    let mut session: Option<Session> = None;
-    loop {
-        if *stop.borrow() {
-            return session.map(|s| (s, Vec::new()));
-        }
-        let current = match session.take().filter(|s| !s.is_lost()) {
-            Some(current) => current,
-            None => match client.open_session(options.clone()).await {
-                Ok(opened) => opened,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            },
-        };
-        let id = current.id().to_owned();
-        let asked = CheckoutOptions { count: 1, ..CheckoutOptions::default() };
-        match current.checkout(CHAOS_FEATURE, asked).await {
-            Ok(checkout) => {
-                let handle = checkout.handle();
-                record(&history, Op::Granted { session: id, handle, at: Instant::now() });
-                tokio::time::sleep(Duration::from_millis(100 + next(300))).await;
-                if *stop.borrow() {
-                    return Some((current, vec![checkout]));
-                }
-                let sent = Instant::now();
-                let result = checkout.checkin().await;
-                let lost = matches!(
-                    &result,
-                    Err(ClientError::Rejected { code: tonic::Code::NotFound, .. })
-                );
-                record(&history, Op::Checkin { handle, sent, ok: result.is_ok(), lost });
-            }
-            Err(ClientError::Denied { .. }) => {
-                record(&history, Op::Denied);
-                tokio::time::sleep(Duration::from_millis(50 + next(50))).await;
-            }
-            Err(_) => {
-                record(&history, Op::CheckoutUnknown { session: id });
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        session = Some(current);
-    }
-}
-
-/// Samples the cluster's linearizable listing: seats in use of the contended feature.
-async fn sample(client: Client, history: Shared, stop: tokio::sync::watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if let Ok(listing) = client.checkouts(false).await {
-            let in_use = listing
-                .checkouts
-                .iter()
-                .filter(|c| c.feature == CHAOS_FEATURE)
-                .map(|c| c.seats)
-                .sum();
-            if let Ok(mut history) = history.lock() {
-                history.sampled_in_use.push(in_use);
-            }
-        }
-        tokio::time::sleep(SAMPLE_EVERY).await;
-    }
-}
-
-type NodeStates = (BTreeMap<u64, u64>, BTreeMap<u64, Vec<v1::CheckoutStatus>>);
-
-/// Every node's applied index and listing (stale reads, each node its own), once they are
-/// stable: the same index before and after the listing, on every node.
-async fn settled_state(cluster: &ComposeCluster) -> Result<NodeStates, String> {
+/// Waits until every node has applied the same index with the same digest, then returns their
+/// states and the time they were taken; after [`AGREEMENT_TIMEOUT`] it returns what it saw,
+/// for the checker to report.
+async fn final_states(cluster: &ComposeCluster, recorder: &Recorder) -> (Vec<NodeState>, u64) {
     let deadline = Instant::now() + AGREEMENT_TIMEOUT;
     loop {
-        let mut applied = BTreeMap::new();
-        let mut listed = BTreeMap::new();
-        let mut last_error = None;
+        let at = recorder.now();
+        let mut states = Vec::new();
         for id in NODE_IDS {
-            match node_state(cluster, id).await {
-                Ok((index, listing)) => {
-                    applied.insert(id, index);
-                    listed.insert(id, listing);
-                }
-                Err(e) => last_error = Some(format!("node {id}: {e}")),
+            if let Some(state) = node_state(cluster, id).await {
+                states.push(state);
             }
         }
-        let settled = last_error.is_none()
-            && applied.values().collect::<std::collections::BTreeSet<_>>().len() == 1;
-        if settled || Instant::now() > deadline {
-            if let Some(e) = last_error {
-                return Err(format!(
-                    "the nodes did not all answer within {AGREEMENT_TIMEOUT:?}: {e}"
-                ));
-            }
-            return Ok((applied, listed));
+        let agreed = states.len() == NODE_IDS.len()
+            && states.windows(2).all(|w| {
+                w[0].applied_index == w[1].applied_index && w[0].state_digest == w[1].state_digest
+            });
+        if agreed || Instant::now() > deadline {
+            return (states, at);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-async fn node_state(
-    cluster: &ComposeCluster,
-    id: u64,
-) -> Result<(u64, Vec<v1::CheckoutStatus>), String> {
-    let client = cluster.node_client(id)?;
-    let before = client.cluster(true).await.map_err(|e| e.to_string())?.applied_index;
-    let listing = client.checkouts(true).await.map_err(|e| e.to_string())?;
-    let after = client.cluster(true).await.map_err(|e| e.to_string())?.applied_index;
-    if before != after {
-        return Err(format!("applied index moved from {before} to {after} during the read"));
+/// Node `id`'s own state (stale reads through its published port): kept only when its applied
+/// index did not move during the listing.
+async fn node_state(cluster: &ComposeCluster, id: u64) -> Option<NodeState> {
+    let client = cluster.node_client(id).ok()?;
+    let before = client.cluster(true).await.ok()?;
+    let listing = client.checkouts(true).await.ok()?;
+    let after = client.cluster(true).await.ok()?;
+    if before.applied_index != after.applied_index {
+        return None;
     }
-    let mut checkouts: Vec<v1::CheckoutStatus> =
-        listing.checkouts.into_iter().filter(|c| c.feature == CHAOS_FEATURE).collect();
-    checkouts.sort_by_key(|c| c.handle);
-    Ok((before, checkouts))
+    Some(NodeState {
+        node: id,
+        applied_index: after.applied_index,
+        state_digest: after.state_digest,
+        checkouts: listing
+            .checkouts
+            .into_iter()
+            .map(|c| HeldCheckout {
+                handle: c.handle,
+                session: c.session_id,
+                feature: c.feature,
+                count: c.count,
+            })
+            .collect(),
+    })
 }
