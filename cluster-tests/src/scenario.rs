@@ -360,7 +360,9 @@ impl Faults<'_> {
             Scenario::LeaderPause => {
                 self.recorder.fault("pause-leader", format!("node {leader}"));
                 self.cluster.pause(leader);
-                self.sleep_ms(1_500, 3_000).await;
+                // Shorter and longer than the clients' 2 s deadline: requests queued at the
+                // paused leader are served when it resumes, before it hears of its successor.
+                self.sleep_ms(1_000, 3_000).await;
                 self.cluster.resume(leader);
                 self.sleep_ms(1_000, 2_000).await;
             }
