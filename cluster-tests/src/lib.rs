@@ -12,6 +12,25 @@
 //!
 //! The `qlmd` binary is the one cargo built next to this test binary (`target/<profile>/qlmd`;
 //! `cargo test --workspace` builds it), or `$QLMD_BIN`.
+//!
+//! For the chaos suite, [`Cluster::start_with`] also puts a fault-injecting proxy on every
+//! directed peer link (see [`proxy`]), keeps spare node ids that can join later with `--join`,
+//! and can pause nodes (SIGSTOP) and resume them. The parts:
+//!
+//! - `proxy`: the peer-link proxies and their modes (pass, drop, black-hole, delay)
+//! - `history`: what every client asked and was told, with times
+//! - `workload`: client sessions through the real client library that record a history
+//! - `checker`: the rules a history and the nodes' final states must keep
+//! - `scenario`: the fault scenarios, shared by `tests/chaos.rs` and the `chaos` binary
+
+pub mod checker;
+pub mod history;
+pub mod proxy;
+pub mod rng;
+pub mod scenario;
+pub mod workload;
+
+pub mod compose;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -34,7 +53,13 @@ FEATURE simulator vendor=test version=2.1 tokens=100 expires=permanent
 FEATURE synthesis vendor=test version=1.0 count=1 expires=permanent
 FEATURE bound-to-two vendor=test version=1.0 count=5 expires=permanent hostid=node1-host,node2-host
 FEATURE bound-to-one vendor=test version=1.0 count=5 expires=permanent hostid=node3-host
+FEATURE chaos-pool vendor=test version=1.0 count=3 expires=permanent
 ";
+
+/// The chaos workload's feature: few seats, so that an over-grant shows.
+pub const CHAOS_FEATURE: &str = "chaos-pool";
+/// Seats of [`CHAOS_FEATURE`] in [`TEST_LICENSE`].
+pub const CHAOS_SEATS: u32 = 3;
 
 /// The admin token every test node accepts.
 pub const TEST_ADMIN_TOKEN: &str = "test-admin-token";
@@ -51,11 +76,25 @@ pub struct NodeProcess {
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
+    /// Stopped with SIGSTOP and not resumed yet.
+    paused: bool,
+    /// Started at least once.
+    started: bool,
+    /// Removed from the membership for good: never restarted.
+    retired: bool,
 }
 
-/// How to start a test cluster beyond the defaults.
+/// How to start a test cluster.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterOptions {
+    /// Original members, ids 1..=nodes, in `--initial-cluster`.
+    pub nodes: u64,
+    /// Extra ids (nodes+1..) that are not started; [`Cluster::spawn`] starts them with `--join`.
+    pub spare: u64,
+    /// A proxy on every directed peer link, each node dialing its peers through them.
+    pub proxied: bool,
+    /// `--snapshot-every` for every node.
+    pub snapshot_every: Option<u64>,
     /// TLS on every client port and mutual TLS between peers, with a CA made for the cluster.
     pub tls: bool,
     /// With `tls`: every client must present a certificate from the cluster CA
@@ -85,18 +124,24 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// The certificates, when started with `tls`.
     pub tls: Option<ClusterTls>,
-    options: ClusterOptions,
     initial_cluster: String,
     license: PathBuf,
     pubkey: PathBuf,
+    /// Ids of the original members.
+    original: u64,
+    options: ClusterOptions,
+    /// The peer-link proxies (empty unless `proxied`).
+    pub net: proxy::ProxyNet,
 }
 
-fn free_addr() -> String {
-    // Bind port 0 and release it: the OS picks a port no other test holds right now.
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.to_string())
-        .expect("a free loopback port")
+/// A free loopback port, held until the holder is dropped, so that the ports picked for one
+/// cluster are all different (a port released at once may be handed out again).
+fn free_addr(holders: &mut Vec<TcpListener>) -> String {
+    // Bind port 0: the OS picks a port no other test holds right now.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let addr = listener.local_addr().map(|a| a.to_string()).expect("a bound address");
+    holders.push(listener);
+    addr
 }
 
 /// The `qlmd` binary built next to this test.
@@ -117,20 +162,25 @@ pub fn qlmd_binary() -> PathBuf {
 impl Cluster {
     /// Starts `n` nodes serving [`TEST_LICENSE`].
     pub fn start(n: u64) -> Cluster {
-        Cluster::start_with(n, ClusterOptions::default())
+        Cluster::start_with(ClusterOptions { nodes: n, ..ClusterOptions::default() })
     }
 
     /// Starts `n` nodes serving `license` (unsigned text, `vendor=test`; signed here).
     pub fn start_serving(n: u64, license: &str) -> Cluster {
-        Cluster::start_with(
-            n,
-            ClusterOptions { license: Some(license.into()), ..Default::default() },
-        )
+        Cluster::start_with(ClusterOptions {
+            nodes: n,
+            license: Some(license.into()),
+            ..Default::default()
+        })
     }
 
-    /// Starts `n` nodes serving [`TEST_LICENSE`] (or `options.license`), as `options` say.
-    pub fn start_with(n: u64, options: ClusterOptions) -> Cluster {
-        let license = options.license.as_deref().unwrap_or(TEST_LICENSE);
+    /// Starts the original members of `options`, serving [`TEST_LICENSE`] (or
+    /// `options.license`).
+    pub fn start_with(options: ClusterOptions) -> Cluster {
+        let n = options.nodes;
+        let total = n + options.spare;
+        let license = options.license.clone();
+        let license = license.as_deref().unwrap_or(TEST_LICENSE);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let key = VendorKey::generate().expect("randomness for a key");
         let paths = write_key_pair(&dir.path().join("keys"), &key).expect("key files");
@@ -138,24 +188,26 @@ impl Cluster {
         let license = dir.path().join("test.lic");
         std::fs::write(&license, signed).expect("the license file");
         let mut nodes = Vec::new();
-        for id in 1..=n {
+        let mut holders = Vec::new();
+        for id in 1..=total {
             nodes.push(NodeProcess {
                 id,
-                client_addr: free_addr(),
-                peer_addr: free_addr(),
-                http_addr: free_addr(),
+                client_addr: free_addr(&mut holders),
+                peer_addr: free_addr(&mut holders),
+                http_addr: free_addr(&mut holders),
                 data_dir: dir.path().join(format!("node{id}")),
                 log: dir.path().join(format!("node{id}.log")),
                 child: None,
+                paused: false,
+                started: false,
+                retired: false,
             });
         }
-        let initial_cluster =
-            nodes.iter().map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",");
         let tls = options.tls.then(|| {
             let ca_dir = dir.path().join("tls-ca");
             let ca = make_ca(&ca_dir, "test cluster CA", 2).expect("a test CA");
             let hosts = ["127.0.0.1".to_owned(), "localhost".to_owned()];
-            let nodes = (1..=n)
+            let nodes = (1..=total)
                 .map(|id| {
                     make_node_cert(
                         &ca_dir,
@@ -169,8 +221,33 @@ impl Cluster {
                 .collect();
             ClusterTls { ca_dir, ca, nodes }
         });
-        let mut cluster =
-            Cluster { nodes, dir, tls, options, initial_cluster, license, pubkey: paths.public };
+        let initial_cluster = nodes
+            .iter()
+            .filter(|node| node.id <= n)
+            .map(|n| format!("{}={}", n.id, n.peer_addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let net = proxy::ProxyNet::new();
+        if options.proxied {
+            for from in &nodes {
+                for to in nodes.iter().filter(|to| to.id != from.id) {
+                    net.add_link(from.id, to.id, to.peer_addr.clone());
+                }
+            }
+        }
+        // The proxies have their ports; the nodes may now take theirs.
+        drop(holders);
+        let mut cluster = Cluster {
+            nodes,
+            dir,
+            tls,
+            initial_cluster,
+            license,
+            pubkey: paths.public,
+            original: n,
+            options,
+            net,
+        };
         for id in 1..=n {
             cluster.spawn(id);
         }
@@ -205,6 +282,20 @@ impl Cluster {
             }
         }
         let env = self.options.env.clone();
+        if self.options.proxied {
+            let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).filter(|&to| to != id).collect();
+            let routes: Vec<String> = ids
+                .iter()
+                .filter_map(|&to| self.net.route(id, to).map(|addr| format!("{to}={addr}")))
+                .collect();
+            extra.extend(["--peer-route".into(), routes.join(",").into()]);
+        }
+        if let Some(every) = self.options.snapshot_every {
+            extra.extend(["--snapshot-every".into(), every.to_string().into()]);
+        }
+        if id > self.original {
+            extra.push("--join".into());
+        }
         let node = self.node_mut(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -223,7 +314,7 @@ impl Cluster {
             .arg(&pubkey)
             .env("QLM_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
             .args(["--hostid", &format!("node{id}-host")])
-            .args(extra)
+            .args(&extra)
             .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -231,14 +322,143 @@ impl Cluster {
             .spawn()
             .expect("qlmd starts (was it built? cargo build --bins)");
         node.child = Some(child);
+        node.paused = false;
+        node.started = true;
     }
 
     /// Kills node `id` with SIGKILL, as a crash would.
     pub fn kill(&mut self, id: u64) {
-        if let Some(mut child) = self.node_mut(id).child.take() {
+        let node = self.node_mut(id);
+        if let Some(mut child) = node.child.take() {
+            // A stopped process dies of SIGKILL too; SIGCONT first so nothing lingers.
+            if node.paused {
+                signal(&child, libc::SIGCONT);
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
+        node.paused = false;
+    }
+
+    /// Stops node `id` with SIGSTOP: it keeps its sockets but answers nothing (a VM that
+    /// froze, a long GC pause).
+    pub fn pause(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        if let Some(child) = &node.child {
+            signal(child, libc::SIGSTOP);
+            node.paused = true;
+        }
+    }
+
+    /// Resumes a paused node with SIGCONT.
+    pub fn resume(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        if let Some(child) = &node.child
+            && node.paused
+        {
+            signal(child, libc::SIGCONT);
+        }
+        node.paused = false;
+    }
+
+    /// Marks node `id` as removed from the membership: [`Cluster::restart_stopped`] leaves it.
+    pub fn retire(&mut self, id: u64) {
+        self.node_mut(id).retired = true;
+    }
+
+    pub fn is_retired(&self, id: u64) -> bool {
+        self.nodes.iter().any(|n| n.id == id && n.retired)
+    }
+
+    pub fn is_paused(&self, id: u64) -> bool {
+        self.nodes.iter().any(|n| n.id == id && n.paused)
+    }
+
+    /// Resumes every paused node and starts every node that was started before, is not
+    /// retired and is not running.
+    pub fn restart_stopped(&mut self) {
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        for id in ids {
+            let node = self.node_mut(id);
+            if node.paused {
+                self.resume(id);
+            } else if node.started && !node.retired && node.child.is_none() {
+                self.spawn(id);
+            }
+        }
+    }
+
+    /// Every checkout node `id` holds (stale read: its own replica).
+    pub async fn checkouts(&self, id: u64) -> Result<Vec<v1::CheckoutStatus>, tonic::Status> {
+        let addr = format!("http://{}", self.client_addr(id));
+        let mut client = StatusServiceClient::connect(addr)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let mut request = tonic::Request::new(v1::CheckoutsRequest {
+            stale: true,
+            ..v1::CheckoutsRequest::default()
+        });
+        request.set_timeout(Duration::from_secs(2));
+        Ok(client.checkouts(request).await?.into_inner().checkouts)
+    }
+
+    /// Ids of the nodes whose process runs (paused ones included).
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect()
+    }
+
+    /// Ids of the nodes that run and are not paused.
+    pub fn live(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|n| n.child.is_some() && !n.paused).map(|n| n.id).collect()
+    }
+
+    /// Cuts (or restores) link `from -> to` with `mode`.
+    pub fn link(&self, from: u64, to: u64, mode: proxy::LinkMode) {
+        self.net.set(from, to, mode);
+    }
+
+    /// Cuts every link between the two sides, both ways, with `mode`.
+    pub fn partition(&self, side_a: &[u64], side_b: &[u64], mode: proxy::LinkMode) {
+        for &a in side_a {
+            for &b in side_b {
+                self.net.set(a, b, mode);
+                self.net.set(b, a, mode);
+            }
+        }
+    }
+
+    /// Every link back to passing traffic.
+    pub fn heal(&self) {
+        self.net.heal_all();
+    }
+
+    /// Every node id this cluster knows (started or spare).
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The peer address node `id` listens on.
+    pub fn peer_addr(&self, id: u64) -> String {
+        self.nodes.iter().find(|n| n.id == id).map(|n| n.peer_addr.clone()).unwrap_or_default()
+    }
+
+    /// The leader as the first live node that names one sees it, if any answers.
+    pub async fn leader(&self) -> Option<u64> {
+        for id in self.live() {
+            if let Ok(status) = self.cluster_status(id).await
+                && let Some(leader) = status.leader
+                && leader.id != 0
+            {
+                return Some(leader.id);
+            }
+        }
+        None
+    }
+
+    /// The client addresses of the given nodes, as the client library takes them.
+    pub fn server_list(&self, ids: &[u64]) -> Vec<quorumlm::client::ServerAddr> {
+        let list: Vec<String> = ids.iter().map(|&id| self.client_addr(id)).collect();
+        quorumlm::client::parse_servers(&list.join(",")).expect("loopback addresses parse")
     }
 
     /// The process id of node `id`, while it runs.
@@ -393,10 +613,24 @@ fn dechunk(mut rest: &str) -> Result<String, String> {
     }
 }
 
+/// Sends `sig` to a child process.
+fn signal(child: &Child, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects; an error (the child
+        // already gone) is harmless and ignored.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
             if let Some(mut child) = node.child.take() {
+                if node.paused {
+                    signal(&child, libc::SIGCONT);
+                }
                 let _ = child.kill();
                 let _ = child.wait();
             }

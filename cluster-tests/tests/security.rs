@@ -84,7 +84,7 @@ async fn holders(client: &Client) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_cluster_serves_clients_that_trust_its_ca_and_no_others() {
-    let cluster = Cluster::start_with(3, ClusterOptions { tls: true, ..Default::default() });
+    let cluster = Cluster::start_with(ClusterOptions { nodes: 3, tls: true, ..Default::default() });
     cluster.wait_ready().await;
     let tls = cluster.tls.clone().expect("TLS files");
     let ca = path(&tls.ca.cert);
@@ -198,7 +198,7 @@ async fn peer_messages_accepted(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_without_a_certificate_from_the_cluster_ca_cannot_send_raft_messages() {
-    let cluster = Cluster::start_with(3, ClusterOptions { tls: true, ..Default::default() });
+    let cluster = Cluster::start_with(ClusterOptions { nodes: 3, tls: true, ..Default::default() });
     let leader = cluster.wait_ready().await;
     let tls = cluster.tls.clone().expect("TLS files");
     let client = library_client(&cluster);
@@ -308,7 +308,7 @@ async fn admin_calls_without_the_right_token_are_refused_and_the_token_is_never_
         env: debug.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..Default::default()
     };
-    let cluster = Cluster::start_with(3, options);
+    let cluster = Cluster::start_with(ClusterOptions { nodes: 3, ..options });
     let leader = cluster.wait_ready().await;
     let client = library_client(&cluster);
     let _session = hold_a_seat(&client, "victim").await;
@@ -380,7 +380,7 @@ async fn admin_calls_without_the_right_token_are_refused_and_the_token_is_never_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_port_with_a_client_ca_serves_only_clients_with_its_certificates() {
     let options = ClusterOptions { tls: true, require_client_certs: true, ..Default::default() };
-    let cluster = Cluster::start_with(3, options);
+    let cluster = Cluster::start_with(ClusterOptions { nodes: 3, ..options });
     cluster.wait_ready().await;
     let tls = cluster.tls.clone().expect("TLS files");
     let (servers, ca_dir, ca) = (cluster.servers(), path(&tls.ca_dir), path(&tls.ca.cert));

@@ -176,6 +176,31 @@ impl Session {
         crate::client::checkout::checkout(&self.core, feature, options).await
     }
 
+    /// Sends one heartbeat now (besides the background task's) and returns the TTL the
+    /// server answered with. NOT_FOUND means the session is gone: [`Session::is_lost`] is then
+    /// true.
+    pub async fn heartbeat(&self) -> Result<Duration, ClientError> {
+        match self.core.heartbeat().await {
+            Ok(answer) => {
+                self.core.heartbeats.fetch_add(1, Ordering::Relaxed);
+                Ok(Duration::from_millis(answer.ttl_ms))
+            }
+            Err(error) => {
+                if matches!(&error, ClientError::Rejected { code: tonic::Code::NotFound, .. }) {
+                    self.core.lost.store(true, Ordering::Relaxed);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Stops heartbeating without closing, as a process that crashed or hung would: the
+    /// cluster expires the session (and frees its seats) one TTL after its last heartbeat.
+    pub fn abandon(mut self) {
+        self.closed = true;
+        self.heartbeat.abort();
+    }
+
     /// Ends the session: stops the heartbeat and sends CloseSession, which releases every
     /// checkout the session still holds (borrowed ones excepted). Returns the handles
     /// released.

@@ -122,14 +122,22 @@ pub const REPLICATION_LAG_THRESHOLD: u64 = 2 * SNAPSHOT_EVERY_ENTRIES;
 
 /// openraft's configuration with QuorumLM's tunables, validated.
 pub fn raft_config() -> Result<openraft::Config, openraft::ConfigError> {
+    raft_config_snapshot_every(SNAPSHOT_EVERY_ENTRIES)
+}
+
+/// The same with a snapshot every `entries` applied entries (`--snapshot-every`); the entries
+/// kept behind a snapshot and the replication lag threshold scale with it as the defaults do
+/// (a fifth, and twice).
+pub fn raft_config_snapshot_every(entries: u64) -> Result<openraft::Config, openraft::ConfigError> {
+    let entries = entries.max(1);
     openraft::Config {
         cluster_name: CLUSTER_NAME.to_string(),
         heartbeat_interval: HEARTBEAT_INTERVAL_MS,
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-        max_in_snapshot_log_to_keep: ENTRIES_KEPT_BEHIND_SNAPSHOT,
-        replication_lag_threshold: REPLICATION_LAG_THRESHOLD,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(entries),
+        max_in_snapshot_log_to_keep: ENTRIES_KEPT_BEHIND_SNAPSHOT.min(entries / 5),
+        replication_lag_threshold: REPLICATION_LAG_THRESHOLD.max(2 * entries),
         ..openraft::Config::default()
     }
     .validate()

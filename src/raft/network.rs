@@ -71,6 +71,17 @@ pub fn decode_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::
     postcard::from_bytes(bytes)
 }
 
+/// Where this node dials peer `id` whose membership entry advertises `advertised`: the route
+/// given for it with `--peer-route`, else the advertised address. The one place that decides,
+/// for openraft's messages and for the server's own peer calls alike.
+pub fn dial_addr<'a>(
+    routes: &'a std::collections::BTreeMap<NodeId, String>,
+    id: NodeId,
+    advertised: &'a str,
+) -> &'a str {
+    routes.get(&id).map_or(advertised, String::as_str)
+}
+
 /// What openraft's network calls return; `E` is the remote API error (none, or a snapshot's).
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -85,6 +96,8 @@ pub struct GrpcNetworkFactory {
     channels: HashMap<NodeId, (String, Channel)>,
     /// How channels are made: plaintext or mutual TLS.
     dialer: PeerDialer,
+    /// `--peer-route`: dial addresses that replace advertised ones.
+    routes: std::collections::BTreeMap<NodeId, String>,
 }
 
 impl GrpcNetworkFactory {
@@ -95,6 +108,7 @@ impl GrpcNetworkFactory {
             node_id,
             channels: HashMap::new(),
             dialer: PeerDialer::plaintext(),
+            routes: Default::default(),
         }
     }
 
@@ -105,8 +119,20 @@ impl GrpcNetworkFactory {
         self
     }
 
+    /// Dials the peers listed in `routes` there instead of at their advertised address.
+    pub fn with_routes(
+        mut self,
+        routes: std::collections::BTreeMap<NodeId, String>,
+    ) -> GrpcNetworkFactory {
+        self.routes = routes;
+        self.channels.clear();
+        self
+    }
+
     /// The channel to `target` at `addr`: the one made before when the address is the same.
-    fn channel(&mut self, target: NodeId, addr: &str) -> Result<Channel, String> {
+    fn channel(&mut self, target: NodeId, advertised: &str) -> Result<Channel, String> {
+        let addr = dial_addr(&self.routes, target, advertised).to_owned();
+        let addr = addr.as_str();
         if let Some((known, channel)) = self.channels.get(&target)
             && known == addr
         {

@@ -206,6 +206,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             membership: meta.last_membership.clone(),
         };
         let index = meta.last_log_id.map_or(0, |id| id.index);
+        tracing::info!(index, snapshot = %meta.snapshot_id, "installed a snapshot from the leader");
         for observer in &self.observers {
             observer.snapshot_installed(index);
             observer.replica_replaced(index, &replica.engine);

@@ -30,12 +30,21 @@ pub struct NodeFlags {
     /// This node's id in --initial-cluster (a positive number).
     #[arg(long, env = "QLM_ID")]
     pub id: Option<u64>,
+    /// Take the id from the host name's trailing number, plus one, when --id is not given: a
+    /// StatefulSet's pod `qlm-0` is node 1, `qlm-2` node 3.
+    #[arg(long, env = "QLM_ID_FROM_HOSTNAME")]
+    pub id_from_hostname: bool,
     /// Directory of this node's Raft log, state and snapshots (created if missing).
     #[arg(long, env = "QLM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address for clients (gRPC: licenses, status, admin, health).
     #[arg(long, env = "QLM_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// The client address other nodes and clients are told to use for this node (leader
+    /// hints, `qlm status`) when it differs from --listen: a published port, a DNS name
+    /// [default: the --listen address].
+    #[arg(long, env = "QLM_ADVERTISE_CLIENT", value_name = "HOST:PORT")]
+    pub advertise_client: Option<String>,
     /// Address for the other nodes (Raft).
     #[arg(long, env = "QLM_PEER_LISTEN", value_name = "ADDR")]
     pub peer_listen: Option<SocketAddr>,
@@ -102,6 +111,20 @@ pub struct NodeFlags {
     /// Rotate the report log when it reaches this size, in MiB [default: 64].
     #[arg(long, env = "QLM_REPORT_MAX_MB", value_name = "MB")]
     pub report_max_mb: Option<u64>,
+    /// Where this node dials a peer instead of the peer address the membership advertises
+    /// (behind NAT, a proxy or a port forward): 2=10.0.0.2:17401,3=... Peers not listed are
+    /// dialed at their advertised address.
+    #[arg(long, env = "QLM_PEER_ROUTE", value_name = "ID=HOST:PORT,...")]
+    pub peer_route: Option<String>,
+    /// Build a Raft snapshot (and purge the log behind it) after this many applied entries
+    /// [default: 5000]. Small values are for tests that need snapshots to happen.
+    #[arg(long, env = "QLM_SNAPSHOT_EVERY", value_name = "ENTRIES")]
+    pub snapshot_every: Option<u64>,
+    /// This node joins a running cluster: its --id is not in --initial-cluster (which stays the
+    /// cluster's original list), it never forms a cluster, and it waits for `qlm cluster add`.
+    /// No effect on an original member (so one setting fits every pod of a StatefulSet).
+    #[arg(long, env = "QLM_JOIN")]
+    pub join: bool,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -109,8 +132,11 @@ pub struct NodeFlags {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     id: Option<u64>,
+    #[serde(default)]
+    id_from_hostname: bool,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    advertise_client: Option<String>,
     peer_listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     initial_cluster: Option<String>,
@@ -131,6 +157,10 @@ struct FileConfig {
     peer_tls_ca: Option<PathBuf>,
     report_log: Option<PathBuf>,
     report_max_mb: Option<u64>,
+    peer_route: Option<String>,
+    snapshot_every: Option<u64>,
+    #[serde(default)]
+    join: bool,
 }
 
 /// A complete, checked node configuration. Its `Debug` never shows the admin token.
@@ -139,9 +169,12 @@ pub struct NodeConfig {
     pub id: u64,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The client address announced to peers and clients (`--advertise-client`), if not
+    /// the listen address.
+    pub advertise_client: Option<String>,
     pub peer_listen: SocketAddr,
     pub http_listen: SocketAddr,
-    /// Peer address of every member, by id.
+    /// Peer address of every founding member, by id (the cluster's identity).
     pub initial_cluster: BTreeMap<u64, String>,
     pub license: PathBuf,
     pub vendor_pubkeys: Vec<PathBuf>,
@@ -153,6 +186,12 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
+    /// Dial addresses that replace peers' advertised ones, by id (`--peer-route`).
+    pub peer_route: BTreeMap<u64, String>,
+    /// Entries applied between two snapshots (`--snapshot-every`).
+    pub snapshot_every: u64,
+    /// Not an original member: waits to be added (`--join`; no effect on an original one).
+    pub join: bool,
     /// Where the usage report log goes; None when turned off (`--report-log none`).
     pub report_log: Option<PathBuf>,
     /// Size at which the report log rotates, in bytes.
@@ -181,6 +220,10 @@ impl std::fmt::Debug for NodeConfig {
             .field("tls", &self.tls)
             .field("report_log", &self.report_log)
             .field("report_max_bytes", &self.report_max_bytes)
+            .field("peer_route", &self.peer_route)
+            .field("snapshot_every", &self.snapshot_every)
+            .field("join", &self.join)
+            .field("advertise_client", &self.advertise_client)
             .finish()
     }
 }
@@ -209,17 +252,38 @@ impl NodeConfig {
         let required = |setting: &str| {
             config_error(setting, "missing: give the flag, its QLM_ variable or a --config key")
         };
-        let id = flags.id.or(file.id).ok_or_else(|| required("--id"))?;
+        let id = match flags.id.or(file.id) {
+            Some(id) => id,
+            None if flags.id_from_hostname || file.id_from_hostname => {
+                id_from_host_name(&host_name())?
+            }
+            None => return Err(required("--id")),
+        };
         let initial = flags
             .initial_cluster
             .or(file.initial_cluster)
             .ok_or_else(|| required("--initial-cluster"))?;
         let initial_cluster = parse_initial_cluster(&initial)?;
-        if !initial_cluster.contains_key(&id) {
+        let join = flags.join || file.join;
+        if !initial_cluster.contains_key(&id) && !join {
             return Err(config_error(
                 "--id",
-                format!("{id} is not a member of --initial-cluster ({initial})"),
+                format!(
+                    "{id} is not a member of --initial-cluster ({initial}); a node that joins \
+                     a running cluster needs --join"
+                ),
             ));
+        }
+        let peer_route = match flags.peer_route.or(file.peer_route) {
+            Some(list) if !list.trim().is_empty() => parse_id_addrs(&list, "--peer-route")?,
+            _ => BTreeMap::new(),
+        };
+        let snapshot_every = flags
+            .snapshot_every
+            .or(file.snapshot_every)
+            .unwrap_or(crate::raft::SNAPSHOT_EVERY_ENTRIES);
+        if snapshot_every == 0 {
+            return Err(config_error("--snapshot-every", "must be at least 1"));
         }
         let vendor_pubkeys =
             if flags.vendor_pubkey.is_empty() { file.vendor_pubkey } else { flags.vendor_pubkey };
@@ -243,6 +307,7 @@ impl NodeConfig {
             id,
             data_dir,
             listen: flags.listen.or(file.listen).ok_or_else(|| required("--listen"))?,
+            advertise_client: flags.advertise_client.or(file.advertise_client),
             peer_listen: flags
                 .peer_listen
                 .or(file.peer_listen)
@@ -276,6 +341,9 @@ impl NodeConfig {
             })?,
             report_log,
             report_max_bytes: report_max_mb.saturating_mul(1024 * 1024),
+            peer_route,
+            snapshot_every,
+            join,
         };
         config.check()?;
         Ok(config)
@@ -296,6 +364,17 @@ impl NodeConfig {
                 "--election-max-ms",
                 format!("{} ms must be above --election-min-ms", self.election_max_ms),
             ));
+        }
+        if let Some(addr) = &self.advertise_client {
+            let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !port_ok {
+                return Err(config_error(
+                    "--advertise-client",
+                    format!("`{addr}` is not HOST:PORT"),
+                ));
+            }
         }
         let addrs = [
             ("--listen", self.listen),
@@ -319,6 +398,20 @@ fn host_name() -> String {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The node id of a StatefulSet pod: `qlm-0` is 1, `qlm-2` is 3 (the trailing number + 1).
+pub fn id_from_host_name(name: &str) -> Result<u64, ConfigError> {
+    let digits: String = name.chars().rev().take_while(char::is_ascii_digit).collect();
+    let ordinal = digits.chars().rev().collect::<String>().parse::<u64>().map_err(|_| {
+        config_error(
+            "--id-from-hostname",
+            format!("the host name `{name}` does not end in a number (a StatefulSet pod's does)"),
+        )
+    })?;
+    ordinal.checked_add(1).ok_or_else(|| {
+        config_error("--id-from-hostname", format!("the host name `{name}`: number too large"))
+    })
 }
 
 /// The admin token: the first line of the token file, else `QLM_ADMIN_TOKEN`.
@@ -346,7 +439,12 @@ fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
 
 /// Parses `1=host1:7401,2=host2:7401,3=host3:7401`.
 pub fn parse_initial_cluster(list: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
-    let fail = |reason: String| config_error("--initial-cluster", reason);
+    parse_id_addrs(list, "--initial-cluster")
+}
+
+/// Parses an `ID=HOST:PORT,...` list given as `setting`.
+fn parse_id_addrs(list: &str, setting: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let fail = |reason: String| config_error(setting, reason);
     let mut members = BTreeMap::new();
     for entry in list.split(',').map(str::trim) {
         let (id, addr) =
@@ -436,7 +534,7 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_naming_the_setting() {
         let cases: Vec<(NodeFlags, &str)> = vec![
-            (NodeFlags { id: Some(9), ..flags() }, "--id"),
+            (NodeFlags { id: Some(9), ..flags() }, "--join"),
             (NodeFlags { id: None, ..flags() }, "--id"),
             (NodeFlags { initial_cluster: Some("1=a:7401,1=b:7401".into()), ..flags() }, "twice"),
             (NodeFlags { initial_cluster: Some("1=a".into()), ..flags() }, "HOST:PORT"),
@@ -450,6 +548,8 @@ mod tests {
             ),
             (NodeFlags { config: Some("/nonexistent/qlmd.toml".into()), ..flags() }, "cannot read"),
             (NodeFlags { report_max_mb: Some(0), ..flags() }, "--report-max-mb"),
+            (NodeFlags { peer_route: Some("2=nowhere".into()), ..flags() }, "--peer-route"),
+            (NodeFlags { snapshot_every: Some(0), ..flags() }, "--snapshot-every"),
         ];
         for (flags, needle) in cases {
             let err = NodeConfig::resolve(flags).unwrap_err().to_string();
@@ -473,6 +573,31 @@ mod tests {
         std::fs::write(&path, "peer_tls_cert = \"node.pem\"\n").unwrap();
         let err = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap_err();
         assert!(err.to_string().contains("--peer-tls-key"), "{err}");
+    }
+
+    #[test]
+    fn the_id_from_a_statefulset_host_name_is_its_ordinal_plus_one() {
+        assert_eq!(id_from_host_name("qlm-0").unwrap(), 1);
+        assert_eq!(id_from_host_name("quorumlm-12").unwrap(), 13);
+        let err = id_from_host_name("qlm").unwrap_err();
+        assert_eq!(err.setting, "--id-from-hostname");
+        assert!(err.reason.contains("`qlm`"), "{err}");
+    }
+
+    #[test]
+    fn a_joining_node_may_be_outside_the_initial_cluster_and_routes_parse() {
+        let joining = NodeFlags {
+            id: Some(4),
+            join: true,
+            peer_route: Some("1=127.0.0.1:9001, 3=proxy:9003".into()),
+            ..flags()
+        };
+        let config = NodeConfig::resolve(joining).unwrap();
+        assert!(config.join && !config.initial_cluster.contains_key(&4));
+        let founder = NodeConfig::resolve(NodeFlags { join: true, ..flags() }).unwrap();
+        assert_eq!(founder.id, 2, "--join on an original member changes nothing (StatefulSets)");
+        assert_eq!(config.peer_route[&3], "proxy:9003");
+        assert_eq!(config.snapshot_every, crate::raft::SNAPSHOT_EVERY_ENTRIES);
     }
 
     #[test]

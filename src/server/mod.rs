@@ -10,17 +10,21 @@
 //! - `services`: the client port's LicenseService and StatusService
 //! - `http`: the HTTP port: dashboard, `/metrics`, `/healthz`, `/readyz`
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
+//! - `cluster_check`: does this node's `--initial-cluster` agree with its peers'?
+//! - `preflight`: is the data directory usable by this user?
 //! - `run`: starting and stopping a node (`qlmd`)
 //! - `tls_config`: which certificate files each port uses, checked whole at start
 //! - `report_log`, `report_file`: the usage report log every node writes from what it applies
 
 pub mod admin;
+pub mod cluster_check;
 pub mod config;
 pub mod http;
 pub mod leases;
 pub mod node;
 pub mod peer;
 pub mod peers;
+pub mod preflight;
 pub mod report_file;
 pub mod report_log;
 pub mod run;

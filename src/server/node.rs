@@ -137,18 +137,30 @@ impl Node {
 
     /// The leader, waiting (within the caller's deadline) while an election is under way.
     async fn known_leader(&self) -> Result<NodeId, Status> {
-        if let Some(leader) = self.leader() {
-            return Ok(leader);
-        }
         let mut metrics = self.raft.metrics();
         loop {
-            if let Some(leader) = metrics.borrow().current_leader {
+            if let Some(leader) = self.leader_with_addr(&metrics.borrow()) {
                 return Ok(leader);
             }
             if metrics.changed().await.is_err() {
                 return Err(Status::unavailable("the node is shutting down"));
             }
         }
+    }
+
+    /// The current leader, after making sure the peer links know its peer address from the
+    /// membership (a node added at run time is in no node's `--initial-cluster`).
+    fn leader_with_addr(
+        &self,
+        metrics: &openraft::RaftMetrics<NodeId, BasicNode>,
+    ) -> Option<NodeId> {
+        let leader = metrics.current_leader?;
+        if leader != self.id
+            && let Some(node) = metrics.membership_config.membership().get_node(&leader)
+        {
+            self.peers.set_addr(leader, node.addr.clone());
+        }
+        Some(leader)
     }
 
     /// Proposes as the leader (what `RaftService.Forward` calls on the leader).
@@ -205,7 +217,7 @@ impl Node {
         let wait = async {
             let leader = self.known_leader().await?;
             if leader == self.id {
-                self.renew_here(session_id)
+                self.renew_here(session_id).await
             } else {
                 self.peers.renew(leader, session_id).await
             }
@@ -217,18 +229,65 @@ impl Node {
     }
 
     /// Renews a lease on this node, the leader.
-    pub fn renew_here(&self, session_id: &str) -> Result<u64, Status> {
+    ///
+    /// A session without a lease is not necessarily gone: a node that has just become leader
+    /// fills its lease table only when its duties loop notices (up to a [`LEASE_TICK`] later),
+    /// from a replica that may not have applied every committed entry yet. Answering NOT_FOUND
+    /// then would tell a live client that its session is lost (the chaos suite's leader kill
+    /// loop caught exactly that). So a miss waits until this replica has applied everything
+    /// committed, and a session the engine still holds live gets its lease here, afresh.
+    ///
+    /// And a renewal is acknowledged only once a quorum has confirmed that this node still
+    /// leads (as etcd's LeaseRenew does): a leader that was paused or cut off and has not yet
+    /// heard of its successor would otherwise renew in a lease table nobody uses and tell the
+    /// client so, while the real leader expires the session one TTL after its own take-over
+    /// (the chaos leader-pause scenario caught that too). Once confirmed, any successor is
+    /// elected after this call began and gives the session a full TTL from its take-over, so
+    /// the client's deadline holds.
+    pub async fn renew_here(&self, session_id: &str) -> Result<u64, Status> {
+        let ttl_ms = self.renew_unconfirmed(session_id).await?;
+        self.read_index_here().await?;
+        Ok(ttl_ms)
+    }
+
+    /// [`Node::renew_here`] without the leadership confirmation.
+    async fn renew_unconfirmed(&self, session_id: &str) -> Result<u64, Status> {
         if !self.is_leader() {
             let leader = self.leader();
             let addr = leader.and_then(|id| self.peers.client_addr(id));
             return Err(crate::server::peer::not_leader(leader, addr.as_deref()));
         }
         let now = self.now_ms();
+        let missed = {
+            let mut leases =
+                self.leases.lock().map_err(|_| Status::internal("lease table poisoned"))?;
+            match leases.renew(session_id, now) {
+                Ok(deadline) => return Ok(deadline.saturating_sub(now)),
+                Err(missed) => missed,
+            }
+        };
+        self.read_barrier(false).await?;
+        let live = {
+            let replica = self.replica.read().await;
+            replica
+                .engine()
+                .live_sessions()
+                .find(|(id, _)| id.as_ref() == session_id)
+                .map(|(id, ttl)| (id.clone(), ttl))
+        };
+        let Some((name, ttl_ms)) = live else {
+            return Err(Status::not_found(missed.to_string()));
+        };
+        let now = self.now_ms();
         let mut leases =
             self.leases.lock().map_err(|_| Status::internal("lease table poisoned"))?;
-        let deadline =
-            leases.renew(session_id, now).map_err(|e| Status::not_found(e.to_string()))?;
-        Ok(deadline.saturating_sub(now))
+        match leases.renew(session_id, now) {
+            Ok(deadline) => Ok(deadline.saturating_sub(now)),
+            Err(_) => {
+                leases.track(name, ttl_ms, now);
+                Ok(ttl_ms)
+            }
+        }
     }
 
     /// Lease bookkeeping after this leader applied a command.
@@ -354,6 +413,11 @@ impl Node {
 
     /// A new leader's start: every live session's lease afresh, then this node's licenses.
     async fn take_over(&self) {
+        // Every committed entry applied first: a session opened under the old leader but not
+        // yet applied here would otherwise get no lease, and never expire under this leader.
+        if let Err(e) = self.read_barrier(false).await {
+            warn!(node = self.id, error = %e, "taking over before the replica caught up");
+        }
         let sessions: Vec<_> = {
             let replica = self.replica.read().await;
             replica.engine().live_sessions().map(|(id, ttl)| (id.clone(), ttl)).collect()

@@ -37,6 +37,10 @@ use crate::raft::network::{
 };
 use crate::raft::{LogEntry, NodeId, Raft};
 
+/// How a refusal of a peer of another cluster starts (PERMISSION_DENIED), so the refused
+/// node can tell it from other refusals.
+pub const CLUSTER_MISMATCH: &str = "another cluster";
+
 /// Trailing metadata naming the leader's node id (decimal) on a refusal (common.proto).
 pub const LEADER_ID_METADATA: &str = "qlm-leader-id";
 
@@ -76,7 +80,16 @@ pub struct PeerService<H> {
     node_id: NodeId,
     /// The leader-side operations.
     leader: H,
+    /// This node's `--initial-cluster`, as written, named in refusals so that the admin of a
+    /// misconfigured node reads both lists (see `server::cluster_check`).
+    members: String,
+    /// When a refusal was last logged, per sender: a misconfigured peer retries every few
+    /// hundred milliseconds, and one ERROR line per [`REFUSAL_LOG_EVERY`] is enough.
+    refusals_logged: std::sync::Mutex<std::collections::BTreeMap<NodeId, std::time::Instant>>,
 }
+
+/// How often a refusal of the same misconfigured peer is logged again.
+pub const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl<H: LeaderOps> PeerService<H> {
     /// The peer service of node `node_id` of cluster `cluster_id`.
@@ -86,7 +99,20 @@ impl<H: LeaderOps> PeerService<H> {
         node_id: NodeId,
         leader: H,
     ) -> PeerService<H> {
-        PeerService { raft, cluster_id: cluster_id.into(), node_id, leader }
+        PeerService {
+            raft,
+            cluster_id: cluster_id.into(),
+            node_id,
+            leader,
+            members: String::new(),
+            refusals_logged: Default::default(),
+        }
+    }
+
+    /// Names this node's `--initial-cluster` in refusals of peers of another cluster.
+    pub fn with_members(mut self, initial_cluster: impl Into<String>) -> PeerService<H> {
+        self.members = initial_cluster.into();
+        self
     }
 
     /// The tonic service to add to the peer port's server, with the peer message size limits.
@@ -100,14 +126,31 @@ impl<H: LeaderOps> PeerService<H> {
         if cluster_id == self.cluster_id {
             return Ok(());
         }
-        tracing::warn!(
-            node = self.node_id,
-            sender_id,
-            cluster_id,
-            "refused a peer of another cluster"
-        );
+        let now = std::time::Instant::now();
+        let log_now = self.refusals_logged.lock().is_ok_and(|mut logged| {
+            let due = logged.get(&sender_id).is_none_or(|at| now - *at >= REFUSAL_LOG_EVERY);
+            if due {
+                logged.insert(sender_id, now);
+            }
+            due
+        });
+        if log_now {
+            tracing::error!(
+                node = self.node_id,
+                sender_id,
+                sender_cluster_id = cluster_id,
+                cluster_id = %self.cluster_id,
+                initial_cluster = %self.members,
+                "refused node {sender_id}: it was started with another --initial-cluster \
+                 (cluster id {cluster_id}) than this node's (cluster id {}); every node must \
+                 be started with the same --initial-cluster",
+                self.cluster_id
+            );
+        }
         Err(Status::permission_denied(format!(
-            "cluster_id {cluster_id:?} is not this node's cluster"
+            "{CLUSTER_MISMATCH}: node {} belongs to cluster {} (--initial-cluster {}), not to \
+             cluster {cluster_id:?}",
+            self.node_id, self.cluster_id, self.members
         )))
     }
 

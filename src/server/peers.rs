@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use crate::engine::{Applied, Command};
 use crate::proto::v1;
 use crate::proto::v1::raft_service_client::RaftServiceClient;
-use crate::raft::network::{PAYLOAD_FORMAT, decode_payload, encode_payload};
+use crate::raft::network::{PAYLOAD_FORMAT, decode_payload, dial_addr, encode_payload};
 use crate::raft::{NodeId, PeerDialer};
 
 /// Longest a forwarded call may take (it includes the leader's own write deadline).
@@ -37,6 +37,8 @@ pub struct Peers {
     hostids: Mutex<BTreeMap<NodeId, String>>,
     /// How channels are made: plaintext or mutual TLS (the same as openraft's network).
     dialer: PeerDialer,
+    /// `--peer-route`: dial addresses that replace advertised ones.
+    routes: BTreeMap<NodeId, String>,
 }
 
 impl Peers {
@@ -49,12 +51,19 @@ impl Peers {
             client_addrs: Mutex::new(BTreeMap::new()),
             hostids: Mutex::new(BTreeMap::new()),
             dialer: PeerDialer::plaintext(),
+            routes: BTreeMap::new(),
         }
     }
 
     /// The same links, dialed with `dialer` (mutual TLS when the node has it).
     pub fn with_dialer(mut self, dialer: PeerDialer) -> Peers {
         self.dialer = dialer;
+        self
+    }
+
+    /// Dials the peers listed in `routes` there instead of at their advertised address.
+    pub fn with_routes(mut self, routes: BTreeMap<NodeId, String>) -> Peers {
+        self.routes = routes;
         self
     }
 
@@ -97,9 +106,10 @@ impl Peers {
             .get(&id)
             .cloned()
             .ok_or_else(|| Status::unavailable(format!("node {id} has no known address")))?;
+        let addr = dial_addr(&self.routes, id, &addr);
         let channel = self
             .dialer
-            .channel(&addr, PEER_CONNECT_TIMEOUT)
+            .channel(addr, PEER_CONNECT_TIMEOUT)
             .map_err(|e| Status::unavailable(format!("node {id}: {e}")))?;
         channels.insert(id, channel.clone());
         Ok(RaftServiceClient::new(channel))

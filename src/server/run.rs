@@ -20,6 +20,7 @@ use crate::proto::v1::license_service_server::LicenseServiceServer;
 use crate::proto::v1::status_service_server::StatusServiceServer;
 use crate::raft::{PeerDialer, Raft, network::GrpcNetworkFactory, open_stores};
 use crate::server::admin::AdminServices;
+use crate::server::cluster_check;
 use crate::server::config::NodeConfig;
 use crate::server::http::usage::run_sampler;
 use crate::server::http::{GrpcTimingLayer, HttpState, Metrics, UsageHistory};
@@ -93,7 +94,7 @@ impl LeaderOps for NodeOps {
     }
 
     async fn renew(&self, session_id: &str) -> Result<u64, tonic::Status> {
-        self.node.renew_here(session_id)
+        self.node.renew_here(session_id).await
     }
 
     async fn read_index(&self) -> Result<u64, tonic::Status> {
@@ -126,6 +127,7 @@ pub async fn run_node(
         Some(peer) => PeerDialer::tls(peer.client_config()),
         None => PeerDialer::plaintext(),
     };
+    crate::server::preflight::check_data_dir(&config.data_dir).map_err(RunError::Config)?;
     let (log_store, mut state_machine) = open_stores(&config.data_dir)?;
     let fresh = log_store.is_fresh();
     let replica = state_machine.replica();
@@ -148,30 +150,38 @@ pub async fn run_node(
     let http_listener = bind(config.http_listen, "--http-listen").await?;
     let http_addr = http_listener.local_addr().map_err(|e| RunError::Config(e.to_string()))?;
     let client_addr = client_listener.local_addr().map_err(|e| RunError::Config(e.to_string()))?;
+    // What peers and clients are told: --advertise-client, else the bound address.
+    let advertised = config.advertise_client.clone().unwrap_or_else(|| client_addr.to_string());
 
     let raft_config = openraft::Config {
         heartbeat_interval: config.heartbeat_ms,
         election_timeout_min: config.election_min_ms,
         election_timeout_max: config.election_max_ms,
-        ..crate::raft::raft_config().map_err(|e| RunError::Config(e.to_string()))?
+        ..crate::raft::raft_config_snapshot_every(config.snapshot_every)
+            .map_err(|e| RunError::Config(e.to_string()))?
     }
     .validate()
     .map_err(|e| RunError::Config(e.to_string()))?;
-    let network = GrpcNetworkFactory::new(cluster.clone(), id).with_dialer(dialer.clone());
+    let network = GrpcNetworkFactory::new(cluster.clone(), id)
+        .with_dialer(dialer.clone())
+        .with_routes(config.peer_route.clone());
     let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
         .await
         .map_err(|e| RunError::Raft(e.to_string()))?;
 
-    let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone()).with_dialer(dialer);
+    let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone())
+        .with_dialer(dialer)
+        .with_routes(config.peer_route.clone());
     let node = Arc::new(Node::new(config.clone(), raft.clone(), replica, peers));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ops = NodeOps {
         node: node.clone(),
-        client_addr: client_addr.to_string(),
+        client_addr: advertised.clone(),
         http_addr: http_addr.to_string(),
     };
-    let peer_service = PeerService::new(raft.clone(), cluster.clone(), id, ops);
+    let peer_service = PeerService::new(raft.clone(), cluster.clone(), id, ops)
+        .with_members(cluster_check::members_text(&config));
     let mut peer_stop = stop_rx.clone();
     let peer_server = tokio::spawn(
         server_builder(tls.peer.as_ref().map(|t| t.server_config()), "--peer-tls-cert")?
@@ -181,7 +191,7 @@ pub async fn run_node(
             }),
     );
 
-    let services = ClientServices { node: node.clone(), client_addr: client_addr.to_string() };
+    let services = ClientServices { node: node.clone(), client_addr: advertised };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;
     let reflection = crate::proto::client_port_reflection()
@@ -219,12 +229,33 @@ pub async fn run_node(
         }));
     let sampler = tokio::spawn(run_sampler(node.clone(), history, stop_rx.clone()));
 
+    // A node whose --initial-cluster its peers refuse stops here, before it forms a cluster.
+    let refusals = match cluster_check::check_at_start(&node.peers, &config).await {
+        Ok(refusals) => refusals,
+        Err(message) => {
+            stop_servers(&stop_tx, [client_server, peer_server], &raft, id).await;
+            return Err(RunError::Config(message));
+        }
+    };
     node.bootstrap(fresh).await.map_err(RunError::Raft)?;
     let duties = tokio::spawn(node.clone().run_leader_duties(stop_rx.clone()));
-    let hello = tokio::spawn(learn_client_addrs(node.clone(), config.clone(), stop_rx.clone()));
+    let (misconfigured_tx, mut misconfigured) = tokio::sync::mpsc::channel(1);
+    let hello = tokio::spawn(learn_client_addrs(
+        node.clone(),
+        config.clone(),
+        refusals,
+        misconfigured_tx,
+        stop_rx.clone(),
+    ));
     info!(node = id, cluster = %cluster, listen = %client_addr, peer = %config.peer_listen, http = %http_addr, "serving");
+    if config.join && !config.initial_cluster.contains_key(&id) {
+        info!(node = id, "joining: waiting to be added with `qlm cluster add`");
+    }
 
-    shutdown.await;
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        Some(message) = misconfigured.recv() => Some(message),
+    };
     info!(node = id, "shutting down");
     let _ = stop_tx.send(true);
     for task in [duties, hello, sampler] {
@@ -244,7 +275,7 @@ pub async fn run_node(
     if let Some(report_log) = report_log {
         report_log.stop().await;
     }
-    Ok(())
+    fatal.map_or(Ok(()), |message| Err(RunError::Config(message)))
 }
 
 /// A server builder, with TLS when `tls` is set (`setting` names the flag in an error).
@@ -290,10 +321,32 @@ fn warn_plaintext(config: &NodeConfig, tls: &LoadedTls) {
     );
 }
 
-/// Asks every peer for its client address now and then, for leader hints.
+/// Stops the servers and Raft of a node that will not run.
+async fn stop_servers<E: std::fmt::Display>(
+    stop: &tokio::sync::watch::Sender<bool>,
+    servers: [tokio::task::JoinHandle<Result<(), E>>; 2],
+    raft: &Raft,
+    id: u64,
+) {
+    let _ = stop.send(true);
+    for server in servers {
+        if let Ok(Err(e)) = server.await {
+            warn!(node = id, error = %e, "server stopped with an error");
+        }
+    }
+    if let Err(e) = raft.shutdown().await {
+        warn!(node = id, error = %e, "raft shutdown");
+    }
+}
+
+/// Asks every peer for its client address now and then, for leader hints; a peer that
+/// refuses this node's cluster is logged, and when too many do, `misconfigured` gets the
+/// message this node stops with (`cluster_check`).
 async fn learn_client_addrs(
     node: Arc<Node>,
     config: NodeConfig,
+    mut refusals: cluster_check::Refusals,
+    misconfigured: tokio::sync::mpsc::Sender<String>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut interval = tokio::time::interval(HELLO_EVERY);
@@ -302,10 +355,40 @@ async fn learn_client_addrs(
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        for &peer in config.initial_cluster.keys().filter(|&&p| p != node.id) {
-            if node.peers.client_addr(peer).is_none() {
-                let _ = node.peers.hello(peer).await;
+        // Members added since the start (`qlm cluster add`) are reached at the address the
+        // membership names: a follower may have to forward to a leader that joined later.
+        let members: Vec<(u64, String)> = node
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(&id, n)| (id, n.addr.clone()))
+            .collect();
+        for (id, addr) in &members {
+            if *id != node.id {
+                node.peers.set_addr(*id, addr.clone());
             }
+        }
+        let peers: std::collections::BTreeSet<u64> = config
+            .initial_cluster
+            .keys()
+            .copied()
+            .chain(members.iter().map(|(id, _)| *id))
+            .filter(|&p| p != node.id)
+            .collect();
+        for peer in peers {
+            if node.peers.client_addr(peer).is_none() {
+                let refusal = cluster_check::ask(&node.peers, &config, peer).await;
+                if config.initial_cluster.contains_key(&peer) {
+                    refusals.record(peer, refusal);
+                }
+            }
+        }
+        if let Err(message) = refusals.verdict(&config) {
+            let _ = misconfigured.send(message).await;
+            return;
         }
     }
 }

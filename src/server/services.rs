@@ -270,12 +270,20 @@ impl StatusService for ClientServices {
         request: Request<v1::ClusterRequest>,
     ) -> Result<Response<v1::ClusterResponse>, Status> {
         self.node.read_barrier(request.into_inner().stale).await?;
+        // The applied index and the digest under one read lock, so they describe one state.
+        let (applied_index, state_digest) = {
+            let replica = self.node.replica.read().await;
+            let digest = Sha256::digest(replica.engine().snapshot());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            (replica.last_applied().map_or(0, |l| l.index), hex)
+        };
         let metrics = self.node.raft.metrics().borrow().clone();
         let members = self.members();
         let last_log = metrics.last_log_index.unwrap_or(0);
         Ok(Response::new(v1::ClusterResponse {
             node_id: self.node.id,
-            applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            state_digest,
+            applied_index,
             term: metrics.current_term,
             commit_index: metrics.last_applied.map_or(0, |l| l.index),
             last_log_index: last_log,

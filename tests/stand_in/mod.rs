@@ -303,6 +303,7 @@ impl StatusService for StandIn {
                 reachable: true,
             }],
             leader: self.leader(),
+            state_digest: String::new(),
         }))
     }
 }

@@ -11,6 +11,7 @@
 //! - `checkout`, `run`: hold seats for a script
 //! - `admin`, `cluster`: lmremove, reload, membership
 //! - `report`: the usage summary of report log files (offline)
+//! - `health`: the gRPC health check of each server (container healthchecks)
 //! - `connect`: the client, the runtime, and the table from client errors to exit codes
 //! - `cert`: a cluster CA and node certificates for TLS
 
@@ -19,6 +20,7 @@ mod cert;
 mod checkout;
 mod cluster;
 mod connect;
+mod health;
 mod license;
 mod report;
 mod run;
@@ -136,6 +138,9 @@ enum Command {
     Cert(cert::CertCommand),
     /// Summarize usage report log files: peak seats, seat-hours, denials, use per user.
     Report(report::ReportArgs),
+    /// Ask each server's gRPC health service: exit 0 all SERVING, 1 one not serving, 3 one
+    /// unreachable.
+    Health(health::HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
         Command::Cluster(command) => cluster::run(cli.servers.as_deref(), command, &mut report),
         Command::Cert(command) => cert::run(command, &mut report),
         Command::Report(args) => report::run(args, &mut report),
+        Command::Health(args) => health::run(cli.servers.as_deref(), args, &mut report),
     };
     if let Err(error) = io::stdout().lock().write_all(report.0.as_bytes())
         && error.kind() != io::ErrorKind::BrokenPipe

@@ -1,0 +1,595 @@
+//! The chaos scenarios: a cluster with proxied peer links, the workload running, faults
+//! injected for a while, then every fault healed and the history checked.
+//!
+//! Every scenario runs the same frame ([`run`]):
+//!
+//! 1. start the cluster (3 nodes, 5 for the minority partition; a spare id for the
+//!    membership change; small snapshots for the snapshot scenario) and wait for a leader;
+//! 2. start the workload, let it warm up, then inject the scenario's faults until the
+//!    duration is over (each fault is recorded with its time);
+//! 3. heal everything (links back to pass, paused nodes resumed, dead nodes restarted) and
+//!    note the time; probe that a checkout is granted again;
+//! 4. quiesce the clients (sessions and seats still held), wait until every member has applied
+//!    the same index, take each member's final state (applied index, state digest,
+//!    checkouts), prove the sessions alive, close them;
+//! 5. check the history ([`crate::checker`]).
+//!
+//! The seed decides every random choice of the scenario and the workload: a failing run is
+//! replayed with `CHAOS_SEED=<seed>`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::checker::{CheckerOptions, Report, check};
+use crate::history::{HeldCheckout, History, NodeState, Recorder};
+use crate::proxy::LinkMode;
+use crate::rng::Rng;
+use crate::workload::{Workload, WorkloadOptions, close_all, probe_grant, prove_alive};
+use crate::{CHAOS_FEATURE, CHAOS_SEATS, Cluster, ClusterOptions, TEST_ADMIN_TOKEN};
+
+/// The scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Kill -9 the leader, restart it, again and again.
+    LeaderKillLoop,
+    /// Kill -9 a random follower, restart it.
+    FollowerKill,
+    /// Restart every node in turn (kill -9, start from its data).
+    RollingRestart,
+    /// Kill -9 every node at once, restart them all.
+    WholeClusterRestart,
+    /// SIGSTOP the leader for longer than the election timeout, then SIGCONT.
+    LeaderPause,
+    /// Five nodes: the leader and one follower cut off from the other three, with half the
+    /// clients knowing only the minority's nodes.
+    MinorityPartition,
+    /// One-way cuts: the leader cannot reach the others (or they cannot reach it), or one
+    /// follower is cut one way; some links only delayed.
+    AsymmetricPartition,
+    /// Add a fourth node (`--join`, AddNode) and remove an original one, under load.
+    MembershipChange,
+    /// A follower falls behind a snapshot (snapshots every 100 entries), and is killed
+    /// again and again while it catches up by installing it.
+    SnapshotInstallKill,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 9] = [
+        Scenario::LeaderKillLoop,
+        Scenario::FollowerKill,
+        Scenario::RollingRestart,
+        Scenario::WholeClusterRestart,
+        Scenario::LeaderPause,
+        Scenario::MinorityPartition,
+        Scenario::AsymmetricPartition,
+        Scenario::MembershipChange,
+        Scenario::SnapshotInstallKill,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::LeaderKillLoop => "leader-kill-loop",
+            Scenario::FollowerKill => "follower-kill",
+            Scenario::RollingRestart => "rolling-restart",
+            Scenario::WholeClusterRestart => "whole-cluster-restart",
+            Scenario::LeaderPause => "leader-pause",
+            Scenario::MinorityPartition => "minority-partition",
+            Scenario::AsymmetricPartition => "asymmetric-partition",
+            Scenario::MembershipChange => "membership-change",
+            Scenario::SnapshotInstallKill => "snapshot-install-kill",
+        }
+    }
+
+    fn cluster_options(self) -> ClusterOptions {
+        let mut options = ClusterOptions { nodes: 3, proxied: true, ..ClusterOptions::default() };
+        match self {
+            Scenario::MinorityPartition => options.nodes = 5,
+            Scenario::MembershipChange => options.spare = 1,
+            Scenario::SnapshotInstallKill => options.snapshot_every = Some(SMALL_SNAPSHOT_EVERY),
+            _ => {}
+        }
+        options
+    }
+}
+
+/// `--snapshot-every` of the snapshot scenario.
+pub const SMALL_SNAPSHOT_EVERY: u64 = 100;
+
+/// How long and how hard.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub seed: u64,
+    /// Time spent injecting faults.
+    pub fault_time: Duration,
+    pub workload: WorkloadOptions,
+    pub checker: CheckerOptions,
+}
+
+impl RunOptions {
+    /// The short version that `cargo test` runs.
+    pub fn short(seed: u64) -> RunOptions {
+        RunOptions {
+            seed,
+            fault_time: Duration::from_secs(8),
+            workload: WorkloadOptions { clients: 6, ..WorkloadOptions::default() },
+            checker: CheckerOptions::default(),
+        }
+    }
+}
+
+/// What a run produced.
+pub struct Outcome {
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub history: History,
+    pub report: Report,
+    /// Node logs, for a failure message.
+    pub logs: String,
+    /// Snapshots the nodes installed from a leader (counted in their logs).
+    pub snapshot_installs: usize,
+}
+
+impl Outcome {
+    /// A one-paragraph account for a failure message or the chaos binary.
+    pub fn summary(&self) -> String {
+        let r = &self.report;
+        format!(
+            "{} seed={} ops={} grants={} unknown={} faults={} checked_at_end={} peak_held={:?} \
+             maybe_held_peak={:?} recovery_ms={:?} final={:?} snapshot_installs={} violations={} \
+             (replay: CHAOS_SEED={} ...)",
+            self.scenario.name(),
+            self.seed,
+            r.ops,
+            r.grants,
+            r.unknown,
+            r.faults,
+            r.checked_at_end,
+            r.peak_held,
+            r.maybe_held_peak,
+            r.recovery_ms,
+            self.history
+                .final_states
+                .iter()
+                .map(|s| (s.node, s.applied_index, s.checkouts.len()))
+                .collect::<Vec<_>>(),
+            self.snapshot_installs,
+            r.violations.len(),
+            self.seed
+        )
+    }
+}
+
+/// Runs `scenario` with `options` (see the module documentation).
+pub async fn run(scenario: Scenario, options: &RunOptions) -> Outcome {
+    let mut rng = Rng::new(options.seed);
+    let mut cluster = Cluster::start_with(scenario.cluster_options());
+    cluster.wait_ready().await;
+    let recorder = Recorder::new();
+    let originals: Vec<u64> = cluster.running();
+    let servers = client_lists(&cluster, scenario, &originals, &mut rng);
+    let workload = Workload::start(&servers, &options.workload, &recorder, &mut rng);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut faults = Faults { cluster: &mut cluster, recorder: &recorder, rng: &mut rng, round: 0 };
+    let deadline = Instant::now() + options.fault_time;
+    faults.inject(scenario, deadline).await;
+
+    // Heal: every link, every paused or dead member.
+    faults.heal_everything().await;
+    let members = faults.members().await;
+    let healed_at = recorder.now();
+    cluster.wait_ready().await;
+    let all = cluster.server_list(&members);
+    probe_grant(all.clone(), "vhdl-editor", &recorder, Duration::from_secs(30)).await;
+
+    let ends = workload.quiesce().await;
+    let (final_states, final_at) = final_states(&cluster, &members, &recorder).await;
+    prove_alive(&ends, &recorder).await;
+    close_all(ends, &recorder).await;
+
+    let mut pools = BTreeMap::new();
+    pools.insert(CHAOS_FEATURE.to_owned(), CHAOS_SEATS);
+    pools.insert("vhdl-editor".to_owned(), 25);
+    let mut history = recorder.history(pools);
+    history.healed_at = Some(healed_at);
+    history.final_at = Some(final_at);
+    history.final_states = final_states;
+    let report = check(&history, &options.checker);
+    let snapshot_installs = cluster
+        .ids()
+        .iter()
+        .map(|&id| cluster.log_of(id).matches("installed a snapshot from the leader").count())
+        .sum();
+    let logs = if report.violations.is_empty() {
+        String::new()
+    } else {
+        cluster
+            .ids()
+            .iter()
+            .map(|&id| format!("--- node {id}:\n{}", tail(&cluster.log_of(id), 60)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Outcome { scenario, seed: options.seed, history, report, logs, snapshot_installs }
+}
+
+impl Outcome {
+    /// The operations of every session a violation names, one a line, for a failure message.
+    pub fn ops_in_violations(&self) -> String {
+        use crate::checker::Violation;
+        let mut sessions: Vec<&str> = self
+            .report
+            .violations
+            .iter()
+            .filter_map(|v| match v {
+                Violation::LostCheckout { session, .. }
+                | Violation::EarlyExpiry { session, .. } => Some(session.as_str()),
+                _ => None,
+            })
+            .collect();
+        sessions.dedup();
+        let mut out = String::new();
+        for session in sessions {
+            out.push_str(&format!("--- session {session}:\n"));
+            for op in self.history.ops.iter().filter(|op| op.session.as_deref() == Some(session)) {
+                out.push_str(&format!(
+                    "  client {} {:?} [{}..{}] -> {:?}\n",
+                    op.client, op.call, op.invoked, op.completed, op.answer
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The server list of each client: every node in a rotated order, or (minority partition)
+/// half of the clients knowing only nodes 1 and 2.
+fn client_lists(
+    cluster: &Cluster,
+    scenario: Scenario,
+    ids: &[u64],
+    rng: &mut Rng,
+) -> Vec<Vec<quorumlm::client::ServerAddr>> {
+    let mut lists = Vec::new();
+    for shift in 0..ids.len() {
+        let mut order = ids.to_vec();
+        order.rotate_left((shift + rng.range(0, ids.len() as u64) as usize) % ids.len());
+        lists.push(cluster.server_list(&order));
+        if scenario == Scenario::MinorityPartition {
+            lists.push(cluster.server_list(&MINORITY));
+        }
+    }
+    lists
+}
+
+/// The nodes the minority partition cuts off every other round, and the only nodes half of
+/// its clients know.
+const MINORITY: [u64; 2] = [1, 2];
+
+/// The fault injector of one run.
+struct Faults<'a> {
+    cluster: &'a mut Cluster,
+    recorder: &'a Recorder,
+    rng: &'a mut Rng,
+    /// Rounds injected so far.
+    round: u64,
+}
+
+impl Faults<'_> {
+    async fn inject(&mut self, scenario: Scenario, deadline: Instant) {
+        match scenario {
+            Scenario::MembershipChange => self.membership_change(deadline).await,
+            Scenario::SnapshotInstallKill => self.snapshot_install_kill(deadline).await,
+            _ => {
+                while Instant::now() < deadline {
+                    self.one_round(scenario).await;
+                }
+            }
+        }
+    }
+
+    async fn sleep_ms(&mut self, lo: u64, hi: u64) {
+        tokio::time::sleep(Duration::from_millis(self.rng.range(lo, hi))).await;
+    }
+
+    async fn leader(&self) -> u64 {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Some(leader) = self.cluster.leader().await {
+                return leader;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.cluster.live().first().copied().unwrap_or(1)
+    }
+
+    async fn one_round(&mut self, scenario: Scenario) {
+        let leader = self.leader().await;
+        let nodes = self.cluster.running();
+        let followers: Vec<u64> = nodes.iter().copied().filter(|&n| n != leader).collect();
+        match scenario {
+            Scenario::LeaderKillLoop => {
+                self.recorder.fault("kill-leader", format!("node {leader}"));
+                self.cluster.kill(leader);
+                self.sleep_ms(1_000, 2_500).await;
+                self.cluster.spawn(leader);
+                self.sleep_ms(1_000, 2_000).await;
+            }
+            Scenario::FollowerKill => {
+                let victim = self.rng.pick(&followers);
+                self.recorder.fault("kill-follower", format!("node {victim}"));
+                self.cluster.kill(victim);
+                self.sleep_ms(1_000, 3_000).await;
+                self.cluster.spawn(victim);
+                self.sleep_ms(500, 1_500).await;
+            }
+            Scenario::RollingRestart => {
+                for id in nodes {
+                    let kind = if self.cluster.leader().await == Some(id) {
+                        "kill-leader"
+                    } else {
+                        "kill-follower"
+                    };
+                    self.recorder.fault(kind, format!("rolling restart of node {id}"));
+                    self.cluster.kill(id);
+                    self.sleep_ms(300, 800).await;
+                    self.cluster.spawn(id);
+                    self.cluster.wait_ready().await;
+                    self.sleep_ms(500, 1_000).await;
+                }
+            }
+            Scenario::WholeClusterRestart => {
+                self.recorder.fault("kill-all", format!("nodes {nodes:?}"));
+                for &id in &nodes {
+                    self.cluster.kill(id);
+                }
+                self.sleep_ms(200, 1_500).await;
+                // Failover is measured from here: the processes start again.
+                self.recorder.fault("restart-all", format!("nodes {nodes:?}"));
+                for &id in &nodes {
+                    self.cluster.spawn(id);
+                }
+                self.cluster.wait_ready().await;
+                self.sleep_ms(1_000, 2_000).await;
+            }
+            Scenario::LeaderPause => {
+                self.recorder.fault("pause-leader", format!("node {leader}"));
+                self.cluster.pause(leader);
+                // Shorter and longer than the clients' 2 s deadline: requests queued at the
+                // paused leader are served when it resumes, before it hears of its successor.
+                self.sleep_ms(1_000, 3_000).await;
+                self.cluster.resume(leader);
+                self.sleep_ms(1_000, 2_000).await;
+            }
+            Scenario::MinorityPartition => {
+                // Alternately: nodes 1 and 2 (where half the clients are attached) cut off
+                // from the other three, and the leader with one follower cut off.
+                self.round += 1;
+                let minority = if self.round % 2 == 1 {
+                    MINORITY.to_vec()
+                } else {
+                    vec![leader, self.rng.pick(&followers)]
+                };
+                let majority: Vec<u64> =
+                    nodes.iter().copied().filter(|n| !minority.contains(n)).collect();
+                let mode = self.cut_mode();
+                let kind = if minority.contains(&leader) {
+                    "partition-leader"
+                } else {
+                    "partition-minority"
+                };
+                self.recorder.fault(kind, format!("{minority:?} | {majority:?} ({mode:?})"));
+                self.cluster.partition(&minority, &majority, mode);
+                self.sleep_ms(2_000, 4_000).await;
+                self.recorder.fault("heal", String::new());
+                self.cluster.heal();
+                self.sleep_ms(1_000, 2_000).await;
+            }
+            Scenario::AsymmetricPartition => {
+                let mode = self.cut_mode();
+                let others = followers.clone();
+                match self.rng.range(0, 3) {
+                    0 => {
+                        self.recorder.fault(
+                            "partition-leader",
+                            format!("{leader} -> {others:?} ({mode:?})"),
+                        );
+                        for &f in &others {
+                            self.cluster.link(leader, f, mode);
+                        }
+                    }
+                    1 => {
+                        self.recorder.fault(
+                            "partition-leader",
+                            format!("{others:?} -> {leader} ({mode:?})"),
+                        );
+                        for &f in &others {
+                            self.cluster.link(f, leader, mode);
+                        }
+                    }
+                    _ => {
+                        let victim = self.rng.pick(&others);
+                        let delay = LinkMode::Delay(Duration::from_millis(self.rng.range(50, 300)));
+                        self.recorder.fault(
+                            "cut-follower",
+                            format!(
+                                "{victim} -> others ({mode:?}), {leader} -> {victim} {delay:?}"
+                            ),
+                        );
+                        for &n in nodes.iter().filter(|&&n| n != victim) {
+                            self.cluster.link(victim, n, mode);
+                        }
+                        self.cluster.link(leader, victim, delay);
+                    }
+                }
+                self.sleep_ms(2_000, 4_000).await;
+                self.recorder.fault("heal", String::new());
+                self.cluster.heal();
+                self.sleep_ms(1_000, 2_000).await;
+            }
+            Scenario::MembershipChange | Scenario::SnapshotInstallKill => {}
+        }
+    }
+
+    fn cut_mode(&mut self) -> LinkMode {
+        if self.rng.chance(50) { LinkMode::Drop } else { LinkMode::BlackHole }
+    }
+
+    /// An admin client of the running members.
+    fn admin(&self) -> quorumlm::client::Client {
+        let servers = self.cluster.server_list(&self.cluster.live());
+        quorumlm::client::Client::connect(servers)
+            .expect("a server list")
+            .with_admin_token(TEST_ADMIN_TOKEN)
+    }
+
+    async fn membership_change(&mut self, deadline: Instant) {
+        let spare = *self.cluster.ids().last().expect("a spare id");
+        self.recorder.fault("add-node", format!("node {spare}"));
+        self.cluster.spawn(spare);
+        let (peer, client) = (self.cluster.peer_addr(spare), self.cluster.client_addr(spare));
+        let mut added = false;
+        for _ in 0..20 {
+            if self.admin().add_node(spare, &peer, &client, false).await.is_ok() {
+                added = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(added, "node {spare} could not be added");
+        self.sleep_ms(1_000, 2_000).await;
+        // Remove an original member, sometimes the leader, then stop it.
+        let leader = self.leader().await;
+        let victim = if self.rng.chance(50) { leader } else { self.rng.pick(&[1, 2, 3]) };
+        self.recorder.fault("remove-node", format!("node {victim} (leader {leader})"));
+        let mut removed = false;
+        for _ in 0..20 {
+            if self.admin().remove_node(victim).await.is_ok() {
+                removed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(removed, "node {victim} could not be removed");
+        self.sleep_ms(500, 1_000).await;
+        self.cluster.kill(victim);
+        self.cluster.retire(victim);
+        // Under the new membership, kill followers now and then until the time is up.
+        while Instant::now() < deadline {
+            self.sleep_ms(1_000, 2_000).await;
+            let leader = self.leader().await;
+            let followers: Vec<u64> =
+                self.cluster.running().into_iter().filter(|&n| n != leader).collect();
+            if let Some(&victim) = followers.first() {
+                self.recorder.fault("kill-follower", format!("node {victim}"));
+                self.cluster.kill(victim);
+                self.sleep_ms(500, 1_500).await;
+                self.cluster.spawn(victim);
+            }
+        }
+    }
+
+    async fn snapshot_install_kill(&mut self, deadline: Instant) {
+        while Instant::now() < deadline {
+            let leader = self.leader().await;
+            let follower = self.rng.pick(
+                &self.cluster.running().into_iter().filter(|&n| n != leader).collect::<Vec<_>>(),
+            );
+            self.recorder.fault("kill-follower", format!("node {follower} falls behind"));
+            self.cluster.kill(follower);
+            // Enough entries for the leader to snapshot and purge past the follower.
+            let start = self.applied(leader).await;
+            let wait_until = Instant::now() + Duration::from_secs(15);
+            while self.applied(leader).await < start + 2 * SMALL_SNAPSHOT_EVERY
+                && Instant::now() < wait_until
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            for _ in 0..self.rng.range(2, 4) {
+                self.cluster.spawn(follower);
+                self.sleep_ms(30, 400).await;
+                self.recorder.fault("kill-installing", format!("node {follower}"));
+                self.cluster.kill(follower);
+                self.sleep_ms(100, 400).await;
+            }
+            self.cluster.spawn(follower);
+            self.sleep_ms(1_000, 2_000).await;
+        }
+    }
+
+    async fn applied(&self, id: u64) -> u64 {
+        self.cluster.cluster_status(id).await.map_or(0, |s| s.applied_index)
+    }
+
+    async fn heal_everything(&mut self) {
+        self.cluster.heal();
+        self.cluster.restart_stopped();
+        self.recorder.fault("healed", String::new());
+    }
+
+    /// The members as the leader sees them (every one running after the heal).
+    async fn members(&mut self) -> Vec<u64> {
+        let leader = self.leader().await;
+        match self.cluster.cluster_status(leader).await {
+            Ok(status) => status.members.iter().map(|m| m.id).collect(),
+            Err(_) => self.cluster.running(),
+        }
+    }
+}
+
+/// Waits until every member has applied the same index with the same digest, then takes
+/// their final states; returns them and the time they were taken. After 30 s it returns
+/// what it saw, for the checker to report.
+async fn final_states(
+    cluster: &Cluster,
+    members: &[u64],
+    recorder: &Recorder,
+) -> (Vec<NodeState>, u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = recorder.now();
+        let states = take_states(cluster, members).await;
+        let agreed = states.len() == members.len()
+            && states.windows(2).all(|w| {
+                w[0].applied_index == w[1].applied_index && w[0].state_digest == w[1].state_digest
+            });
+        if agreed || Instant::now() > deadline {
+            return (states, at);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One pass over the members: status, checkouts, status again (kept only when the index did
+/// not move in between, so the checkouts belong to that index).
+async fn take_states(cluster: &Cluster, members: &[u64]) -> Vec<NodeState> {
+    let mut states = Vec::new();
+    for &id in members {
+        let Ok(before) = cluster.cluster_status(id).await else { continue };
+        let Ok(checkouts) = cluster.checkouts(id).await else { continue };
+        let Ok(after) = cluster.cluster_status(id).await else { continue };
+        if before.applied_index != after.applied_index {
+            continue;
+        }
+        states.push(NodeState {
+            node: id,
+            applied_index: after.applied_index,
+            state_digest: after.state_digest,
+            checkouts: checkouts
+                .into_iter()
+                .map(|c| HeldCheckout {
+                    handle: c.handle,
+                    session: c.session_id,
+                    feature: c.feature,
+                    count: c.count,
+                })
+                .collect(),
+        });
+    }
+    states
+}
