@@ -242,8 +242,11 @@ impl Outcome {
     }
 }
 
+/// The last `lines` lines of a node's log, without openraft's per-message replication noise.
 fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
+    let noise = ["openraft::replication", "replication_handler", "A message will be ignored"];
+    let all: Vec<&str> =
+        text.lines().filter(|line| !noise.iter().any(|n| line.contains(n))).collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 

@@ -92,7 +92,12 @@ async fn main() {
         }
         println!("[{:>4} s] {}", started.elapsed().as_secs(), outcome.summary());
         if !report.violations.is_empty() {
-            println!("  violations: {:#?}\n{}", report.violations, outcome.ops_in_violations());
+            println!(
+                "  violations: {:#?}\n{}\n{}",
+                report.violations,
+                outcome.ops_in_violations(),
+                outcome.logs
+            );
         }
     }
     println!("---");
