@@ -94,6 +94,15 @@ pub struct NodeState {
     pub checkouts: Vec<HeldCheckout>,
 }
 
+/// Whether `states` holds one state from each of `members` nodes, all at the same applied
+/// index with the same state digest: the cluster has converged.
+pub fn states_agree(states: &[NodeState], members: usize) -> bool {
+    states.len() == members
+        && states.windows(2).all(|w| {
+            w[0].applied_index == w[1].applied_index && w[0].state_digest == w[1].state_digest
+        })
+}
+
 /// A fault the harness injected (or ended), for the report and the failover figures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fault {

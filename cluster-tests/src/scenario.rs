@@ -557,10 +557,7 @@ async fn final_states(
     loop {
         let at = recorder.now();
         let states = take_states(cluster, members).await;
-        let agreed = states.len() == members.len()
-            && states.windows(2).all(|w| {
-                w[0].applied_index == w[1].applied_index && w[0].state_digest == w[1].state_digest
-            });
+        let agreed = crate::history::states_agree(&states, members.len());
         if agreed || Instant::now() > deadline {
             return (states, at);
         }

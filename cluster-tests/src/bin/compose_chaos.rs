@@ -254,10 +254,7 @@ async fn final_states(cluster: &ComposeCluster, recorder: &Recorder) -> (Vec<Nod
                 states.push(state);
             }
         }
-        let agreed = states.len() == NODE_IDS.len()
-            && states.windows(2).all(|w| {
-                w[0].applied_index == w[1].applied_index && w[0].state_digest == w[1].state_digest
-            });
+        let agreed = cluster_tests::history::states_agree(&states, NODE_IDS.len());
         if agreed || Instant::now() > deadline {
             return (states, at);
         }
