@@ -113,8 +113,11 @@ async fn metrics_follow_seats_taken_and_given_back() {
     let mut leaders = 0.0;
     let mut checkout_calls = 0.0;
     for id in 1..=3 {
-        let (code, text) = cluster.http_get(id, "/metrics").expect("a metrics page");
-        assert_eq!(code, 200);
+        // A node may still be catching up with the log: wait until it has applied something.
+        let text = poll_http(&cluster, id, "/metrics", "an applied entry", |code, body| {
+            code == 200 && sample(body, "qlm_raft_applied_index").unwrap_or(0.0) >= 1.0
+        })
+        .await;
         leaders += sample(&text, "qlm_raft_is_leader").expect("qlm_raft_is_leader");
         assert!(sample(&text, "qlm_raft_term").expect("qlm_raft_term") >= 1.0);
         assert!(sample(&text, "qlm_raft_applied_index").expect("applied") >= 1.0);
