@@ -92,8 +92,9 @@ impl Scenario {
     }
 }
 
-/// `--snapshot-every` of the snapshot scenario.
-pub const SMALL_SNAPSHOT_EVERY: u64 = 100;
+/// `--snapshot-every` of the snapshot scenario: small, so that a follower down for a few
+/// seconds falls behind the leader's purged log even when a loaded machine applies slowly.
+pub const SMALL_SNAPSHOT_EVERY: u64 = 50;
 
 /// How long and how hard.
 #[derive(Clone, Debug)]
@@ -507,7 +508,7 @@ impl Faults<'_> {
             self.cluster.kill(follower);
             // Enough entries for the leader to snapshot and purge past the follower.
             let start = self.applied(leader).await;
-            let wait_until = Instant::now() + Duration::from_secs(15);
+            let wait_until = Instant::now() + Duration::from_secs(30);
             while self.applied(leader).await < start + 2 * SMALL_SNAPSHOT_EVERY
                 && Instant::now() < wait_until
             {

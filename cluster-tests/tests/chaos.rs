@@ -70,7 +70,14 @@ async fn membership_change_under_load_keeps_every_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_during_snapshot_install_keeps_every_rule() {
-    let outcome = passes(Scenario::SnapshotInstallKill).await;
+    let mut outcome = passes(Scenario::SnapshotInstallKill).await;
+    if outcome.snapshot_installs == 0 && std::env::var("CHAOS_SEED").is_err() {
+        // Every rule held, but the machine was too slow for the follower to fall behind the
+        // purged log in the short window: run again (a new seed), so the scenario does
+        // exercise a kill during a snapshot install.
+        eprintln!("no snapshot was installed ({}); once more", outcome.summary());
+        outcome = passes(Scenario::SnapshotInstallKill).await;
+    }
     assert!(outcome.snapshot_installs > 0, "no snapshot was installed: {}", outcome.summary());
 }
 
