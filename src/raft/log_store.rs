@@ -176,13 +176,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
             batch.insert(&index_key(entry.log_id.index), value);
         }
-        let disk = self.disk.clone();
-        let written = blocking(move || {
-            disk.mark_written().map_err(|e| StorageIOError::write_logs(&e))?;
-            disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        // sled applies a batch in memory (its own threads write it out), so the entries are
+        // written here, on openraft's task, without a hop to the blocking pool; what can wait
+        // on the disk, the fsync, is the flusher's.
+        let written: Result<(), StorageError> = (|| {
+            self.disk.mark_written().map_err(|e| StorageIOError::write_logs(&e))?;
+            self.disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
             Ok(())
-        })
-        .await;
+        })();
         if let Err(e) = written {
             callback.log_io_completed(Err(io::Error::other(e.to_string())));
             return Err(e);
