@@ -278,7 +278,16 @@ async fn peers_without_a_certificate_from_the_cluster_ca_cannot_send_raft_messag
     // Nothing changed: no node took the forged term, the membership is the same, the seat is
     // still held.
     for id in 1..=3 {
-        let after = cluster.cluster_status(id).await.expect("the node's state");
+        // A follower may still be catching up with the log (its own view lists no members
+        // before it applied the first entry): wait for it, within a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let after = loop {
+            let after = cluster.cluster_status(id).await.expect("the node's state");
+            if !after.members.is_empty() || std::time::Instant::now() > deadline {
+                break after;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
         assert!(after.term < forged_term, "node {id} took the forged term: {after:?}");
         let ids: Vec<u64> = after.members.iter().map(|m| m.id).collect();
         assert_eq!(ids, [1, 2, 3], "node {id}");
