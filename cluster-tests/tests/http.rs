@@ -166,6 +166,10 @@ async fn a_restarted_node_does_not_count_again_what_it_had_applied() {
     let _carol = client.open_session(who("carol", "ws-carol")).await.expect("a session");
     await_metric(&cluster, follower, "qlm_sessions_live", 3.0).await;
     await_metric(&cluster, follower, checkouts, 1.0).await;
+    // The follower applied the checkout, so it had saved the commit index past it; one more
+    // write it applies was fsynced after that, which makes the saved index durable.
+    let _dave = client.open_session(who("dave", "ws-dave")).await.expect("a session");
+    await_metric(&cluster, follower, "qlm_sessions_live", 4.0).await;
 
     cluster.kill(follower);
     cluster.spawn(follower);
