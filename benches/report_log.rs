@@ -25,7 +25,10 @@ const T0: u64 = 1_795_478_400_000;
 fn entry(index: u64, command: Command) -> Entry {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(LogEntry { command, stamp: Timestamp(T0 + index) }),
+        payload: EntryPayload::Normal(LogEntry {
+            commands: vec![command],
+            stamp: Timestamp(T0 + index),
+        }),
     }
 }
 

@@ -21,6 +21,7 @@ use quorumlm::raft::{
     GrpcNetworkFactory, LogEntry, NodeId, Raft, SharedReplica, open_stores, raft_config,
 };
 use quorumlm::server::peer::{self, LEADER_ID_METADATA, LeaderOps, PeerService};
+use quorumlm::server::proposer::Proposer;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -37,9 +38,11 @@ const STEP: Duration = Duration::from_secs(8);
 /// Longest a whole test may take: it fails rather than hangs.
 const WHOLE_TEST: Duration = Duration::from_secs(25);
 
-/// The leader side for tests: writes and read indexes through Raft, no leases.
+/// The leader side for tests: writes through the server's batching proposer, read indexes
+/// through Raft, no leases.
 struct TestLeader {
     raft: Raft,
+    proposer: Arc<Proposer>,
     id: NodeId,
 }
 
@@ -48,8 +51,8 @@ impl LeaderOps for TestLeader {
         &self,
         command: Command,
     ) -> impl Future<Output = Result<(Applied, u64), Status>> + Send {
-        let raft = self.raft.clone();
-        async move { peer::propose(&raft, command).await }
+        let proposer = self.proposer.clone();
+        async move { proposer.propose(command).await }
     }
 
     fn renew(&self, session_id: &str) -> impl Future<Output = Result<u64, Status>> + Send {
@@ -92,8 +95,12 @@ impl TestNode {
         let config = Arc::new(raft_config().expect("config"));
         let network = GrpcNetworkFactory::new(CLUSTER, id);
         let raft = Raft::new(id, config, network, log, state_machine).await.expect("start raft");
-        let service =
-            PeerService::new(raft.clone(), CLUSTER, id, TestLeader { raft: raft.clone(), id });
+        let service = PeerService::new(
+            raft.clone(),
+            CLUSTER,
+            id,
+            TestLeader { raft: raft.clone(), proposer: Proposer::new(raft.clone()), id },
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
@@ -178,10 +185,11 @@ fn open_session(session_id: &str) -> Command {
 
 /// Proposes on `raft`; the log index once applied on the leader.
 async fn write(raft: &Raft, command: Command) -> u64 {
-    let written = tokio::time::timeout(STEP, raft.client_write(LogEntry::stamped_now(command)))
-        .await
-        .expect("written in time")
-        .expect("written");
+    let written =
+        tokio::time::timeout(STEP, raft.client_write(LogEntry::stamped_now(vec![command])))
+            .await
+            .expect("written in time")
+            .expect("written");
     written.log_id.index
 }
 

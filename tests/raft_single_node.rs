@@ -100,8 +100,10 @@ async fn open_when_released(dir: &Path) -> (LogStore, StateMachineStore) {
 
 /// Proposes `command`; returns its log id and outcome once applied.
 async fn write(raft: &Raft, command: Command) -> (LogId, Outcome) {
-    let response = raft.client_write(LogEntry::stamped_now(command)).await.expect("client write");
-    (response.log_id, response.data.outcome)
+    let response =
+        raft.client_write(LogEntry::stamped_now(vec![command])).await.expect("client write");
+    let mut answers = response.data.into_iter();
+    (response.log_id, answers.next().expect("one answer per command").outcome)
 }
 
 fn metrics(raft: &Raft) -> RaftMetrics<NodeId, BasicNode> {

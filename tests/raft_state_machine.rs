@@ -25,7 +25,10 @@ fn log_id(index: u64) -> LogId {
 fn command_entry(index: u64, command: Command) -> Entry {
     Entry {
         log_id: log_id(index),
-        payload: EntryPayload::Normal(LogEntry { command, stamp: Timestamp(T0 + index * 1000) }),
+        payload: EntryPayload::Normal(LogEntry {
+            commands: vec![command],
+            stamp: Timestamp(T0 + index * 1000),
+        }),
     }
 }
 
@@ -84,6 +87,50 @@ async fn engine_bytes(state_machine: &StateMachineStore) -> Vec<u8> {
     state_machine.replica().read().await.engine().snapshot()
 }
 
+/// An entry of several commands (a leader's batch) stamped `T0 + index * 1000`.
+fn batch_entry(index: u64, commands: Vec<Command>) -> Entry {
+    Entry {
+        log_id: log_id(index),
+        payload: EntryPayload::Normal(LogEntry { commands, stamp: Timestamp(T0 + index * 1000) }),
+    }
+}
+
+#[test]
+fn a_batched_entry_answers_each_command_and_leaves_the_state_one_entry_each_would() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_log, mut batched) = open_stores(&tmp.path().join("batched")).expect("open");
+    let (_log2, mut single) = open_stores(&tmp.path().join("single")).expect("open");
+    let licenses =
+        Command::LoadLicenses { pools: vec![pool("vhdl-editor", 1)], policy: Policy::default() };
+    // Two sessions want the one seat: the second is denied, the third command still runs.
+    let commands = vec![
+        open_session("s1"),
+        open_session("s2"),
+        checkout("s1", "r1"),
+        checkout("s2", "r2"),
+        Command::CloseSession { session_id: "s1".into() },
+        checkout("s2", "r3"),
+    ];
+    runtime().block_on(async {
+        batched.apply([command_entry(1, licenses.clone())]).await.expect("apply");
+        let answers = batched.apply([batch_entry(2, commands.clone())]).await.expect("apply");
+        assert_eq!(answers.len(), 1, "one response per entry");
+        let outcomes: Vec<_> = answers[0].iter().map(|a| &a.outcome).collect();
+        assert_eq!(outcomes.len(), 6, "one answer per command, in order: {outcomes:?}");
+        assert!(matches!(outcomes[2], Outcome::Granted(_)), "{outcomes:?}");
+        assert!(matches!(outcomes[3], Outcome::Denied(_)), "{outcomes:?}");
+        assert!(matches!(outcomes[4], Outcome::SessionClosed { .. }), "{outcomes:?}");
+        assert!(matches!(outcomes[5], Outcome::Granted(_)), "the seat s1 gave back: {outcomes:?}");
+
+        // The same commands one per entry, all with the batch's stamp: the same engine.
+        single.apply([command_entry(1, licenses)]).await.expect("apply");
+        for command in commands {
+            single.apply([batch_entry(2, vec![command])]).await.expect("apply");
+        }
+        assert_eq!(engine_bytes(&batched).await, engine_bytes(&single).await);
+    });
+}
+
 #[test]
 fn applying_runs_each_command_with_its_stamp_and_answers_others_neutrally() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -91,8 +138,8 @@ fn applying_runs_each_command_with_its_stamp_and_answers_others_neutrally() {
     runtime().block_on(async {
         let responses = state_machine.apply(history()).await.expect("apply");
         assert_eq!(responses[0], neutral_response(), "membership");
-        assert!(matches!(responses[1].outcome, Outcome::LicensesLoaded { serving: 1, .. }));
-        assert!(matches!(responses[4].outcome, Outcome::Granted(_)));
+        assert!(matches!(responses[1][0].outcome, Outcome::LicensesLoaded { serving: 1, .. }));
+        assert!(matches!(responses[4][0].outcome, Outcome::Granted(_)));
         assert_eq!(responses[5], neutral_response(), "blank");
 
         let replica = state_machine.replica();

@@ -52,7 +52,10 @@ fn entry(index: u64) -> Entry {
     };
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(index, 1), index),
-        payload: EntryPayload::Normal(LogEntry { command, stamp: Timestamp(index) }),
+        payload: EntryPayload::Normal(LogEntry {
+            commands: vec![command],
+            stamp: Timestamp(index),
+        }),
     }
 }
 

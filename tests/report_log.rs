@@ -19,7 +19,10 @@ use quorumlm::server::report_log::ReportLog;
 fn entry(index: u64, command: Command) -> Entry {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(LogEntry { command, stamp: Timestamp(T0 + index * 1000) }),
+        payload: EntryPayload::Normal(LogEntry {
+            commands: vec![command],
+            stamp: Timestamp(T0 + index * 1000),
+        }),
     }
 }
 

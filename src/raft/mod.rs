@@ -1,11 +1,12 @@
 //! Raft for QuorumLM: openraft's type configuration, the log entry every replica applies, and
 //! the durable sled stores that openraft runs on.
 //!
-//! One Raft group replicates one log of [`LogEntry`]s. Each entry is an engine
-//! [`Command`] plus the wall-clock stamp of the leader that proposed it; applying an entry
-//! is `Engine::apply(command, stamp)`, nothing else, so every replica that applies the same
-//! log holds the same engine, byte for byte. The engine never reads a clock: the stamp is the
-//! only time it sees.
+//! One Raft group replicates one log of [`LogEntry`]s. Each entry is a batch of engine
+//! [`Command`]s (the requests the leader gathered while its previous proposals were under way)
+//! plus the wall-clock stamp of the leader that proposed it; applying an entry is
+//! `Engine::apply(command, stamp)` for each command in order, nothing else, so every replica
+//! that applies the same log holds the same engine, byte for byte. The engine never reads a
+//! clock: the stamp is the only time it sees.
 //!
 //! The storage, in the order a write travels:
 //!
@@ -52,7 +53,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Applied, Command, Outcome};
+use crate::engine::{Applied, Command};
 use crate::license::Timestamp;
 
 pub use dial::PeerDialer;
@@ -67,7 +68,7 @@ openraft::declare_raft_types!(
     /// The types QuorumLM's Raft group is made of.
     pub TypeConfig:
         D = LogEntry,
-        R = Applied,
+        R = Answers,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
@@ -143,10 +144,15 @@ pub fn raft_config_snapshot_every(entries: u64) -> Result<openraft::Config, open
     .validate()
 }
 
-/// One command of the replicated log, with the time it happened.
+/// One entry of the replicated log: commands applied in order, with the time they happened.
+///
+/// A leader batches the requests that arrive while its earlier proposals are being replicated
+/// into one entry: one append, one fsync and one AppendEntries carry them all. Each command is
+/// still applied on its own (a denial of one changes nothing for the next) and answers its own
+/// client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
-    pub command: Command,
+    pub commands: Vec<Command>,
     /// The proposing leader's wall clock. Applying uses this and never a local clock, so every
     /// replica sees the same time; the engine keeps the largest stamp, so time never goes back
     /// when a new leader's clock is behind.
@@ -155,18 +161,21 @@ pub struct LogEntry {
 
 impl LogEntry {
     /// An entry stamped with this machine's wall clock: what a leader proposes.
-    pub fn stamped_now(command: Command) -> LogEntry {
+    pub fn stamped_now(commands: Vec<Command>) -> LogEntry {
         // A clock before 1970 is broken; stamping 0 lets the engine's own time (the largest
         // stamp seen) win rather than failing the proposal.
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        LogEntry { command, stamp: Timestamp(millis) }
+        LogEntry { commands, stamp: Timestamp(millis) }
     }
 }
 
-/// The answer to an entry that is not a command (blank or membership): nothing happened to
-/// any seat. Only openraft and admin calls that change membership ever see it.
-pub fn neutral_response() -> Applied {
-    Applied { outcome: Outcome::Ticked, events: Vec::new() }
+/// What applying one log entry answered: one [`Applied`] per command, in the entry's order.
+pub type Answers = Vec<Applied>;
+
+/// The answer to an entry that is not a command (blank or membership): no command, nothing
+/// happened to any seat. Only openraft and admin calls that change membership ever see it.
+pub fn neutral_response() -> Answers {
+    Vec::new()
 }

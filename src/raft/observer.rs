@@ -14,10 +14,11 @@
 use crate::engine::{Applied, Command, Engine};
 use crate::license::Timestamp;
 
-/// One applied log entry, as an observer sees it.
+/// One applied command, as an observer sees it (an entry that batches several commands is
+/// seen once per command, in order, each with the entry's index and stamp).
 #[derive(Debug, Clone, Copy)]
 pub struct AppliedEntry<'a> {
-    /// Its log index.
+    /// The log index of the entry that carried it.
     pub index: u64,
     /// The leader's wall-clock stamp carried by the entry (the only time the engine saw).
     pub stamp: Timestamp,

@@ -23,10 +23,11 @@ use super::store::{
     Disk, SNAPSHOT_DATA_KEY, SNAPSHOT_META_KEY, StoreError, blocking, decode, encode,
 };
 use super::{
-    Entry, LogEntry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
-    neutral_response,
+    Answers, Entry, LogEntry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig, neutral_response,
 };
-use crate::engine::{Applied, Engine};
+use crate::engine::{Applied, Command, Engine};
+use crate::license::Timestamp;
 
 /// What a replica has applied: the engine, and where in the log it stands.
 #[derive(Debug, Default)]
@@ -97,6 +98,35 @@ impl StateMachineStore {
     }
 }
 
+impl StateMachineStore {
+    /// Applies one command of the entry at `index`, and shows it to the observers.
+    fn apply_command(
+        &self,
+        replica: &mut ReplicaState,
+        index: u64,
+        command: Command,
+        stamp: Timestamp,
+    ) -> Applied {
+        if self.observers.is_empty() {
+            return replica.engine.apply(command, stamp);
+        }
+        // The engine takes the command by value; observers get a copy.
+        let seen = command.clone();
+        let applied = replica.engine.apply(command, stamp);
+        let observed = AppliedEntry {
+            index,
+            stamp,
+            command: &seen,
+            applied: &applied,
+            engine: &replica.engine,
+        };
+        for observer in &self.observers {
+            observer.applied(observed);
+        }
+        applied
+    }
+}
+
 /// Builds snapshots of the replica; given to openraft by `get_snapshot_builder`.
 pub struct SnapshotBuilder {
     disk: Arc<Disk>,
@@ -133,7 +163,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((replica.last_applied, replica.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Answers>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -143,25 +173,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for entry in entries {
             replica.last_applied = Some(entry.log_id);
             let response = match entry.payload {
-                EntryPayload::Normal(LogEntry { command, stamp }) => {
-                    if self.observers.is_empty() {
-                        replica.engine.apply(command, stamp)
-                    } else {
-                        // The engine takes the command by value; observers get a copy.
-                        let seen = command.clone();
-                        let applied = replica.engine.apply(command, stamp);
-                        let observed = AppliedEntry {
-                            index: entry.log_id.index,
+                EntryPayload::Normal(LogEntry { commands, stamp }) => {
+                    let mut answers = Vec::with_capacity(commands.len());
+                    for command in commands {
+                        answers.push(self.apply_command(
+                            &mut replica,
+                            entry.log_id.index,
+                            command,
                             stamp,
-                            command: &seen,
-                            applied: &applied,
-                            engine: &replica.engine,
-                        };
-                        for observer in &self.observers {
-                            observer.applied(observed);
-                        }
-                        applied
+                        ));
                     }
+                    answers
                 }
                 EntryPayload::Blank => neutral_response(),
                 EntryPayload::Membership(membership) => {

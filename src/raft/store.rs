@@ -36,8 +36,9 @@ use super::state_machine::StateMachineStore;
 use super::{Entry, LogId, StorageError};
 
 /// Version of the on-disk layout above. Bumped when a tree, key or encoding changes; a node
-/// refuses a database of another version instead of misreading it.
-pub const STORAGE_FORMAT: u32 = 1;
+/// refuses a database of another version instead of misreading it. Format 2: a log entry
+/// carries a batch of commands (format 1 carried one).
+pub const STORAGE_FORMAT: u32 = 2;
 
 pub(super) const LOGS_TREE: &str = "logs";
 pub(super) const META_TREE: &str = "meta";

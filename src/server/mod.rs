@@ -25,6 +25,7 @@ pub mod node;
 pub mod peer;
 pub mod peers;
 pub mod preflight;
+pub mod proposer;
 pub mod report_file;
 pub mod report_log;
 pub mod run;

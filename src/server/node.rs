@@ -28,6 +28,7 @@ use crate::raft::{NodeId, Raft, SharedReplica};
 use crate::server::config::NodeConfig;
 use crate::server::leases::Leases;
 use crate::server::peers::Peers;
+use crate::server::proposer::{Confirmer, Proposer};
 
 /// Longest a write may take (proposal, replication to a majority, fsync, apply).
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
@@ -58,11 +59,17 @@ pub struct Node {
     started: Instant,
     /// Times this node has seen the leader change (DESIGN: postponed expiries).
     pub leader_changes: std::sync::atomic::AtomicU64,
+    /// Batches this node's proposals while it leads.
+    proposer: Arc<Proposer>,
+    /// Shares leadership confirmations between concurrent reads and renewals.
+    confirmer: Arc<Confirmer>,
 }
 
 impl Node {
     pub fn new(config: NodeConfig, raft: Raft, replica: SharedReplica, peers: Peers) -> Node {
         Node {
+            proposer: Proposer::new(raft.clone()),
+            confirmer: Confirmer::new(raft.clone()),
             id: config.id,
             raft,
             replica,
@@ -165,7 +172,7 @@ impl Node {
 
     /// Proposes as the leader (what `RaftService.Forward` calls on the leader).
     pub async fn propose_here(&self, command: Command) -> Result<Applied, Status> {
-        let (applied, _) = crate::server::peer::propose(&self.raft, command.clone()).await?;
+        let (applied, _) = self.proposer.propose(command.clone()).await?;
         self.after_apply(&command, &applied);
         if let Command::Checkout { session_id, .. } | Command::Checkin { session_id, .. } = &command
         {
@@ -209,7 +216,7 @@ impl Node {
 
     /// The leader's read index: the log index a linearizable read must see applied.
     pub async fn read_index_here(&self) -> Result<u64, Status> {
-        crate::server::peer::read_index(&self.raft).await
+        self.confirmer.read_index().await
     }
 
     /// A heartbeat: renews the session's lease on the leader. Returns the TTL.

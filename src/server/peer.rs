@@ -20,7 +20,7 @@
 use std::future::Future;
 
 use openraft::BasicNode;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::metadata::MetadataValue;
@@ -35,7 +35,7 @@ use crate::proto::v1::{
 use crate::raft::network::{
     MAX_PEER_MESSAGE_BYTES, PAYLOAD_FORMAT, decode_payload, encode_payload,
 };
-use crate::raft::{LogEntry, NodeId, Raft};
+use crate::raft::{NodeId, Raft};
 
 /// How a refusal of a peer of another cluster starts (PERMISSION_DENIED), so the refused
 /// node can tell it from other refusals.
@@ -52,7 +52,7 @@ pub const LEADER_ADDR_METADATA: &str = "qlm-leader-addr";
 /// the leader hint ([`not_leader`]).
 pub trait LeaderOps: Send + Sync + 'static {
     /// Stamps `command` with this leader's clock, proposes it, and answers once it is applied:
-    /// the engine's answer and the entry's log index. [`propose`] does exactly this.
+    /// the engine's answer and the entry's log index (`Node::propose_here`).
     fn forward(
         &self,
         command: Command,
@@ -274,20 +274,6 @@ pub fn not_leader(leader_id: Option<NodeId>, client_addr: Option<&str>) -> Statu
 /// only the id is hinted).
 fn forward_to_leader(forward: &ForwardToLeader<NodeId, BasicNode>) -> Status {
     not_leader(forward.leader_id, None)
-}
-
-/// What a leader does with a forwarded write: stamps it with this node's wall clock, proposes
-/// it and waits until it is applied here. A non-leader answers UNAVAILABLE with the leader's
-/// id; a stopped Raft or a refused proposal is UNAVAILABLE too (the outcome may be unknown:
-/// the caller retries with the same request id).
-pub async fn propose(raft: &Raft, command: Command) -> Result<(Applied, u64), Status> {
-    match raft.client_write(LogEntry::stamped_now(command)).await {
-        Ok(written) => Ok((written.data, written.log_id.index)),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-            Err(forward_to_leader(&forward))
-        }
-        Err(e) => Err(Status::unavailable(format!("propose: {e}"))),
-    }
 }
 
 /// A leader's read index: leadership confirmed with a majority, and the index of the last

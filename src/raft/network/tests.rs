@@ -50,7 +50,7 @@ fn append_entries_with_normal_blank_and_membership_entries_round_trips() {
     let normal = Entry {
         log_id: log_id(2, 1, 7),
         payload: EntryPayload::Normal(LogEntry {
-            command: Command::CloseSession { session_id: "s1".into() },
+            commands: vec![Command::CloseSession { session_id: "s1".into() }, Command::Tick],
             stamp: Timestamp(1_795_478_400_000),
         }),
     };
