@@ -98,8 +98,8 @@ fn batch_entry(index: u64, commands: Vec<Command>) -> Entry {
 #[test]
 fn a_batched_entry_answers_each_command_and_leaves_the_state_one_entry_each_would() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (_log, mut batched) = open_stores(&tmp.path().join("batched")).expect("open");
-    let (_log2, mut single) = open_stores(&tmp.path().join("single")).expect("open");
+    let (_log, mut batched) = open_stores(tmp.path().join("batched")).expect("open");
+    let (_log2, mut single) = open_stores(tmp.path().join("single")).expect("open");
     let licenses =
         Command::LoadLicenses { pools: vec![pool("vhdl-editor", 1)], policy: Policy::default() };
     // Two sessions want the one seat: the second is denied, the third command still runs.
