@@ -9,7 +9,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd fuzz fuzz-smoke chaos image \
+.PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd flamegraph fuzz fuzz-smoke chaos image \
         compose-up compose-down compose-chaos deploy-check clean
 
 all: build
@@ -57,6 +57,10 @@ bench-etcd: bench-load
 	PROTOC="$$(ls -d $${CARGO_HOME:-$$HOME/.cargo}/registry/src/*/protoc-bin-vendored-linux-x86_64-*/bin/protoc | head -n1)" \
 	    $(CARGO) run --release -p cluster-tests --features etcd --bin etcd_load
 	python3 scripts/bench-compare.py target/bench/quorumlm.json target/bench/etcd.json
+
+## A flame graph of the three servers under the load benchmark (perf + inferno; docs/flamegraph.svg).
+flamegraph:
+	./scripts/flamegraph.sh
 
 ## Fuzz the license and options parsers (cargo-fuzz on the stable toolchain).
 fuzz: FUZZ_SECONDS = 300
