@@ -255,6 +255,18 @@ async fn wait_serving(cluster: &Cluster, id: u64, restarted: Instant) -> Option<
     None
 }
 
+/// A run's client tasks, aborted when dropped: a run that ends early (an error, a panic)
+/// leaves no client of its cluster at work during the next run.
+struct Clients(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 /// One run's figures.
 struct RunResult {
     /// Elections between the cluster being ready and the kill: a leader that was not dead
@@ -291,13 +303,15 @@ async fn one_run(run: usize, args: &[String], warmup: Duration) -> Result<RunRes
     let ready_marks = log_marks(&cluster);
     let record = Arc::new(Record::new());
     let addrs: Vec<u64> = vec![1, 2, 3];
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            // Client i lists the nodes starting at node i mod 3.
-            let ids: Vec<u64> = (0..3).map(|k| addrs[(client + k) % 3]).collect();
-            tokio::spawn(client_loop(client, cluster.server_list(&ids), record.clone()))
-        })
-        .collect();
+    let mut clients = Clients(
+        (0..CLIENTS)
+            .map(|client| {
+                // Client i lists the nodes starting at node i mod 3.
+                let ids: Vec<u64> = (0..3).map(|k| addrs[(client + k) % 3]).collect();
+                tokio::spawn(client_loop(client, cluster.server_list(&ids), record.clone()))
+            })
+            .collect(),
+    );
     tokio::time::sleep(warmup).await;
     let working = Instant::now();
     while !record.all_granted_since(Duration::ZERO) {
@@ -360,7 +374,7 @@ async fn one_run(run: usize, args: &[String], warmup: Duration) -> Result<RunRes
     let restart_candidacies = Votes::count(&logged_since(&cluster, &marks, &[leader])).candidacies;
 
     record.stop.store(true, Ordering::Relaxed);
-    for task in tasks {
+    for task in clients.0.drain(..) {
         let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
     }
     let marker_error = match marker {
