@@ -41,6 +41,7 @@ bench: bench-engine bench-load bench-failover
 bench-engine:
 	$(CARGO) bench --bench engine
 
+## Leader kill -9 under 8 clients, FAILOVER_RUNS runs (7); FAILOVER_ARGS adds qlmd flags.
 bench-failover:
 	$(CARGO) build --release --bins -p quorumlm
 	$(CARGO) run --release -p cluster-tests --bin failover

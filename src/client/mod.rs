@@ -30,8 +30,10 @@
 //!
 //! - Every rpc has a deadline ([`CALL_DEADLINE`]); on UNAVAILABLE, a transport failure or a
 //!   deadline the same request goes to the next node: the leader first (from answers'
-//!   leader hints), then the list in order, for at most [`FAILOVER_ROUNDS`] passes. Then the
-//!   call fails with [`ClientError::Unreachable`].
+//!   leader hints), then the list in order, pass after pass (short pauses, growing to a cap)
+//!   for up to [`FAILOVER_BUDGET`], enough to ride out a leader election. Then the call fails
+//!   with [`ClientError::Unreachable`]. An answer that is not a failover reason (a denial,
+//!   INVALID_ARGUMENT, NOT_FOUND, ...) is returned at once.
 //! - Writes carry a request id that stays the same across retries, so a checkout retried on
 //!   another node is granted once.
 //! - A denial is [`ClientError::Denied`] with the server's reason, message and holders.
@@ -57,9 +59,9 @@ mod status;
 pub use admin::RemoveTarget;
 pub use checkout::{Checkout, CheckoutOptions, MAX_WAIT_RECONNECTS};
 pub use connection::{
-    ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, CALL_DEADLINE, CONNECT_TIMEOUT, Client, FAILOVER_ROUNDS,
-    LEADER_ADDR_METADATA, RETRY_BACKOFF, SERVERS_ENV, TLS_CA_ENV, TLS_CLIENT_CERT_ENV,
-    TLS_CLIENT_KEY_ENV, admin_token_from_env, admin_token_from_file,
+    ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, CALL_DEADLINE, CONNECT_TIMEOUT, Client, FAILOVER_BUDGET,
+    LEADER_ADDR_METADATA, RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MAX, SERVERS_ENV, TLS_CA_ENV,
+    TLS_CLIENT_CERT_ENV, TLS_CLIENT_KEY_ENV, admin_token_from_env, admin_token_from_file,
 };
 pub use endpoints::{ServerAddr, ServerListError, list_wants_tls, parse_servers};
 pub use error::ClientError;

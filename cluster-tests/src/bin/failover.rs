@@ -1,124 +1,602 @@
-//! Failover benchmark: kill -9 of the leader of a real 3-process cluster, and the time until a
-//! client on a surviving node is granted a checkout again; then the killed node restarted from
-//! its data, and the time until it serves. Several runs; prints each, the median and the worst.
+//! Failover benchmark: 8 clients at work on a real 3-process cluster, the leader killed with
+//! kill -9, and how long the clients are held up; then the killed node restarted from its data
+//! and the time until it serves.
 //!
-//! `make bench-failover` (release build). docs/BENCHMARKS.md records the figures.
+//! Each run starts a fresh cluster and 8 closed-loop clients, each its own session through the
+//! real client library (`quorumlm::client`) with the node list starting at a different node,
+//! looping checkout -> checkin on a feature with more seats than clients. After a warm-up the
+//! leader is killed with SIGKILL. Every call is recorded with its start, end and outcome, and
+//! the run yields (see `cluster_tests::failover`):
+//!
+//! - kill -> the first granted checkout that started after the kill;
+//! - kill -> every client has had such a grant ("all served");
+//! - the longest gap a client saw between two successful calls across the kill;
+//! - the calls that failed (errors the application saw) in the whole run;
+//! - restart of the killed node -> it answers a linearizable read itself with the current
+//!   state (a seat of a marker feature checked out after the kill);
+//!
+//! and, to tell the election from the rest, when a survivor first named a new leader (a watcher
+//! polls both), and from the survivors' logs how many candidacies the election took and why
+//! votes were refused (the old leader's lease, or a candidate's shorter log).
+//!
+//! `make bench-failover` (release build). Settings from the environment: `FAILOVER_RUNS`
+//! (default 7), `FAILOVER_WARMUP_MS` (default 1500), `FAILOVER_ARGS` (flags added to every
+//! `qlmd`, e.g. `--heartbeat-ms 50 --election-min-ms 200 --election-max-ms 400`),
+//! `FAILOVER_CLIENT_BUDGET_MS` (the clients' failover budget, default the library's),
+//! `FAILOVER_JSON` (default `target/bench/failover.json`), `FAILOVER_LOGS` (a directory to copy
+//! every run's node logs and its calls, `calls.csv`, to). docs/BENCHMARKS.md records the
+//! figures.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use cluster_tests::Cluster;
+use cluster_tests::bench::env_or;
+use cluster_tests::failover::{
+    Call, Ending, Measures, Op, QLM_LOG, Votes, measure, median_and_worst,
+};
+use cluster_tests::{Cluster, ClusterOptions};
+use quorumlm::client::{CheckoutOptions, Client, ClientError, ServerAddr, SessionOptions};
 use quorumlm::proto::v1;
-use quorumlm::proto::v1::license_service_client::LicenseServiceClient;
 use quorumlm::proto::v1::status_service_client::StatusServiceClient;
+use serde_json::json;
+use tonic::transport::Channel;
 
-/// Runs measured (each with a fresh cluster).
-const RUNS: usize = 7;
-/// Give up on a run after this long.
-const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause between a client's attempts while the cluster has no leader.
-const RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// Clients at work in every run.
+const CLIENTS: usize = 8;
+/// The clients' feature and its seats: more than clients, so that a seat left held by a call
+/// whose answer was lost does not turn into denials.
+const FEATURE: &str = "failover-seats";
+const SEATS: u32 = 16;
+/// One seat, taken once after the kill: the state a restarted node must show to be serving.
+const MARKER: &str = "failover-marker";
+/// How long to wait for every client to be served again before the run is given up.
+const SERVED_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the restarted node may take to serve before the run is given up.
+const SERVING_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the clients may take to stop at the end of a run (a call under way ends within
+/// the library's failover budget plus one attempt).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between polls of the cluster's state.
+const POLL: Duration = Duration::from_millis(10);
+/// Deadline of one poll of a node.
+const POLL_DEADLINE: Duration = Duration::from_secs(2);
+/// A client's pause after a failed call before its next (an application's own retry).
+const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
-fn checkout(session_id: &str, request_id: String) -> v1::CheckoutRequest {
-    v1::CheckoutRequest {
-        session_id: session_id.into(),
-        request_id,
-        feature: "simulator".into(),
-        version: String::new(),
-        count: 1,
-        wait: false,
-        borrow_until_unix_ms: None,
+/// What every client records, on one clock.
+struct Record {
+    epoch: Instant,
+    ops: Mutex<Vec<Op>>,
+    /// Per client: 1 + microseconds since `epoch` at the start of its latest granted checkout.
+    last_grant: Vec<AtomicU64>,
+    stop: AtomicBool,
+}
+
+impl Record {
+    fn new() -> Record {
+        Record {
+            epoch: Instant::now(),
+            ops: Mutex::new(Vec::new()),
+            last_grant: (0..CLIENTS).map(|_| AtomicU64::new(0)).collect(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn add(&self, client: usize, call: Call, started: Duration, ending: Ending) {
+        let op = Op { client, call, started, ended: self.now(), ending };
+        if call == Call::Checkout && op.ending == Ending::Done {
+            self.last_grant[client].store(1 + started.as_micros() as u64, Ordering::Relaxed);
+        }
+        self.ops.lock().unwrap_or_else(PoisonError::into_inner).push(op);
+    }
+
+    /// True when every client has had a granted checkout that started after `since`.
+    fn all_granted_since(&self, since: Duration) -> bool {
+        let since = 1 + since.as_micros() as u64;
+        self.last_grant.iter().all(|grant| grant.load(Ordering::Relaxed) > since)
     }
 }
 
-async fn one_run(run: usize) -> Result<(Duration, Duration), String> {
-    let mut cluster = Cluster::start(3);
-    let leader = cluster.wait_ready().await;
-    let survivor = (1..=3).find(|&id| id != leader).ok_or("no survivor")?;
-    let mut client =
-        LicenseServiceClient::connect(format!("http://{}", cluster.client_addr(survivor)))
-            .await
-            .map_err(|e| e.to_string())?;
-    let open = v1::OpenSessionRequest {
-        user: "bench".into(),
-        host: "bench".into(),
-        pid: 1,
-        display: String::new(),
-        ttl_ms: 60_000,
-        request_id: String::new(),
-    };
-    let session =
-        client.open_session(open).await.map_err(|e| e.to_string())?.into_inner().session_id;
-    client.checkout(checkout(&session, "warm".into())).await.map_err(|e| e.to_string())?;
-
-    cluster.kill(leader);
-    let killed = Instant::now();
-    let mut attempt = 0;
-    let granted_after = loop {
-        attempt += 1;
-        let mut request = tonic::Request::new(checkout(&session, format!("r{attempt}")));
-        request.set_timeout(Duration::from_secs(2));
-        if let Ok(answer) = client.checkout(request).await
-            && matches!(answer.into_inner().result, Some(v1::checkout_response::Result::Granted(_)))
-        {
-            break killed.elapsed();
-        }
-        if killed.elapsed() > RUN_TIMEOUT {
-            return Err(format!("run {run}: no grant within {RUN_TIMEOUT:?}"));
-        }
-        tokio::time::sleep(RETRY_PAUSE).await;
-    };
-
-    cluster.spawn(leader);
-    let restarted = Instant::now();
-    let serving_after = loop {
-        if let Ok(mut status) =
-            StatusServiceClient::connect(format!("http://{}", cluster.client_addr(leader))).await
-        {
-            let request = v1::FeaturesRequest { stale: false, feature: "simulator".into() };
-            if let Ok(answer) = status.features(request).await
-                && answer.into_inner().features.first().is_some_and(|f| f.seats_in_use >= 2)
-            {
-                break restarted.elapsed();
-            }
-        }
-        if restarted.elapsed() > RUN_TIMEOUT {
-            return Err(format!(
-                "run {run}: the restarted node did not serve within {RUN_TIMEOUT:?}"
-            ));
-        }
-        tokio::time::sleep(RETRY_PAUSE).await;
-    };
-    Ok((granted_after, serving_after))
+fn ending<T>(result: &Result<T, ClientError>) -> Ending {
+    match result {
+        Ok(_) => Ending::Done,
+        Err(ClientError::Denied { .. }) => Ending::Denied,
+        Err(error) => Ending::Failed(error.to_string()),
+    }
 }
 
-fn summary(name: &str, mut values: Vec<Duration>) {
-    values.sort();
-    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
-    let all: Vec<String> = values.iter().map(|d| format!("{:.0}", ms(d))).collect();
-    let median = values.get(values.len() / 2).map_or(0.0, ms);
-    let worst = values.last().map_or(0.0, ms);
-    println!(
-        "{name:<44} median {median:>6.0} ms  worst {worst:>6.0} ms  (runs: {})",
-        all.join(", ")
+/// `FAILOVER_CLIENT_BUDGET_MS`: the clients' failover budget, when not the library's default
+/// (about 450 ms is what the library spent before it had a budget: 3 passes, 150 ms and
+/// 300 ms apart).
+fn client_budget() -> Option<Duration> {
+    std::env::var("FAILOVER_CLIENT_BUDGET_MS").ok()?.parse().ok().map(Duration::from_millis)
+}
+
+fn session_options(client: usize) -> SessionOptions {
+    SessionOptions {
+        user: format!("bench{client}"),
+        host: "bench-host".into(),
+        pid: std::process::id(),
+        display: String::new(),
+        ttl: None,
+    }
+}
+
+/// One closed-loop client: a session (opened again if it is lost), then checkout -> checkin
+/// until the record says stop.
+async fn client_loop(client: usize, servers: Vec<ServerAddr>, record: Arc<Record>) {
+    let Ok(library) = Client::connect(servers) else { return };
+    let library = match client_budget() {
+        Some(budget) => library.with_failover_budget(budget),
+        None => library,
+    };
+    let mut session = None;
+    while !record.stop.load(Ordering::Relaxed) {
+        let Some(open) = &session else {
+            let started = record.now();
+            let opened = library.open_session(session_options(client)).await;
+            record.add(client, Call::Open, started, ending(&opened));
+            match opened {
+                Ok(opened) => session = Some(opened),
+                Err(_) => tokio::time::sleep(ERROR_PAUSE).await,
+            }
+            continue;
+        };
+        let started = record.now();
+        let granted = open.checkout(FEATURE, CheckoutOptions::default()).await;
+        record.add(client, Call::Checkout, started, ending(&granted));
+        let failed = match granted {
+            Ok(seat) => {
+                let started = record.now();
+                let checked_in = seat.checkin().await;
+                record.add(client, Call::Checkin, started, ending(&checked_in));
+                checked_in.is_err()
+            }
+            Err(_) => true,
+        };
+        if failed {
+            if open.is_lost() {
+                session = None;
+            }
+            tokio::time::sleep(ERROR_PAUSE).await;
+        }
+    }
+    // Not closed: the cluster goes away with the run.
+    if let Some(session) = session {
+        session.abandon();
+    }
+}
+
+/// What the watchers of the survivors saw during the election.
+#[derive(Default)]
+struct Election {
+    /// From the kill until a survivor first named a leader other than the killed node.
+    new_leader_after: Option<Duration>,
+    new_leader: Option<u64>,
+    /// How far the term rose (openraft 0.9 orders votes of one term by node id, so a failed
+    /// candidacy need not cost a term: the survivors' logs count candidacies instead).
+    term_rise: Option<u64>,
+}
+
+/// The length of every node's log now, to read what comes after.
+fn log_marks(cluster: &Cluster) -> Vec<(u64, u64)> {
+    let len = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    cluster.nodes.iter().map(|node| (node.id, len(&node.log))).collect()
+}
+
+/// What nodes `ids` logged since `marks`.
+fn logged_since(cluster: &Cluster, marks: &[(u64, u64)], ids: &[u64]) -> String {
+    let mut text = String::new();
+    for node in cluster.nodes.iter().filter(|node| ids.contains(&node.id)) {
+        let from = marks.iter().find(|(id, _)| *id == node.id).map_or(0, |(_, len)| *len);
+        let all = std::fs::read(&node.log).unwrap_or_default();
+        let from = usize::try_from(from).unwrap_or(usize::MAX).min(all.len());
+        text.push_str(&String::from_utf8_lossy(&all[from..]));
+    }
+    text
+}
+
+async fn status_client(cluster: &Cluster, id: u64) -> Option<StatusServiceClient<Channel>> {
+    cluster.client_channel(id).await.ok().map(StatusServiceClient::new)
+}
+
+async fn node_view(client: &mut StatusServiceClient<Channel>) -> Option<v1::ClusterResponse> {
+    let mut request = tonic::Request::new(v1::ClusterRequest { stale: true });
+    request.set_timeout(POLL_DEADLINE);
+    Some(client.cluster(request).await.ok()?.into_inner())
+}
+
+/// Polls the survivors' own views (stale reads, answered locally) until one names a new
+/// leader, or `SERVED_TIMEOUT`.
+async fn watch_election(
+    mut survivors: Vec<StatusServiceClient<Channel>>,
+    killed: u64,
+    old_term: u64,
+    kill: Instant,
+) -> Election {
+    while kill.elapsed() < SERVED_TIMEOUT {
+        for survivor in &mut survivors {
+            if let Some(view) = node_view(survivor).await
+                && let Some(leader) = view.leader.filter(|l| l.id != 0 && l.id != killed)
+            {
+                return Election {
+                    new_leader_after: Some(kill.elapsed()),
+                    new_leader: Some(leader.id),
+                    term_rise: Some(view.term.saturating_sub(old_term)),
+                };
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Election::default()
+}
+
+/// Polls node `id` with a linearizable Features read of the marker until it answers with the
+/// marker's seat taken; the time from `restarted`.
+async fn wait_serving(cluster: &Cluster, id: u64, restarted: Instant) -> Option<Duration> {
+    while restarted.elapsed() < SERVING_TIMEOUT {
+        if let Some(mut status) = status_client(cluster, id).await {
+            let mut request =
+                tonic::Request::new(v1::FeaturesRequest { stale: false, feature: MARKER.into() });
+            request.set_timeout(POLL_DEADLINE);
+            if let Ok(answer) = status.features(request).await
+                && answer.into_inner().features.first().is_some_and(|f| f.seats_in_use == 1)
+            {
+                return Some(restarted.elapsed());
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    None
+}
+
+/// A run's client tasks, aborted when dropped: a run that ends early (an error, a panic)
+/// leaves no client of its cluster at work during the next run.
+struct Clients(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// One run's figures.
+struct RunResult {
+    /// Elections between the cluster being ready and the kill: a leader that was not dead
+    /// was deposed (the warm-up is a soak with `FAILOVER_WARMUP_MS`).
+    spurious: usize,
+    /// Why the marker could not be taken (the restart is then not timed).
+    marker_error: Option<String>,
+    killed: u64,
+    election: Election,
+    votes: Votes,
+    /// Elections the restarted node started (it should start none: it hears from the leader).
+    restart_candidacies: usize,
+    measures: Measures,
+    serving_after: Option<Duration>,
+    calls: usize,
+}
+
+fn license() -> String {
+    format!(
+        "FEATURE {FEATURE} vendor=test version=1.0 count={SEATS} expires=permanent\n\
+         FEATURE {MARKER} vendor=test version=1.0 count=1 expires=permanent\n"
+    )
+}
+
+async fn one_run(run: usize, args: &[String], warmup: Duration) -> Result<RunResult, String> {
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        nodes: 3,
+        extra_args: args.to_vec(),
+        license: Some(license()),
+        env: vec![("QLM_LOG".into(), QLM_LOG.into())],
+        ..ClusterOptions::default()
+    });
+    cluster.wait_ready().await;
+    let ready_marks = log_marks(&cluster);
+    let record = Arc::new(Record::new());
+    let addrs: Vec<u64> = vec![1, 2, 3];
+    let mut clients = Clients(
+        (0..CLIENTS)
+            .map(|client| {
+                // Client i lists the nodes starting at node i mod 3.
+                let ids: Vec<u64> = (0..3).map(|k| addrs[(client + k) % 3]).collect();
+                tokio::spawn(client_loop(client, cluster.server_list(&ids), record.clone()))
+            })
+            .collect(),
     );
+    tokio::time::sleep(warmup).await;
+    let working = Instant::now();
+    while !record.all_granted_since(Duration::ZERO) {
+        if working.elapsed() > SERVED_TIMEOUT {
+            return Err(format!("run {run}: not every client was granted a seat in the warm-up"));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let leader = cluster.leader().await.ok_or(format!("run {run}: no leader before the kill"))?;
+    let mut survivors = Vec::new();
+    let mut old_term = 0;
+    for id in (1..=3).filter(|&id| id != leader) {
+        let mut client =
+            status_client(&cluster, id).await.ok_or(format!("run {run}: node {id} is down"))?;
+        old_term = old_term.max(node_view(&mut client).await.map_or(0, |view| view.term));
+        survivors.push(client);
+    }
+
+    let marks = log_marks(&cluster);
+    let spurious = Votes::count(&logged_since(&cluster, &ready_marks, &[1, 2, 3])).candidacies;
+    cluster.kill(leader);
+    let kill_instant = Instant::now();
+    let kill = record.now();
+    let watcher = tokio::spawn(watch_election(survivors, leader, old_term, kill_instant));
+    while !record.all_granted_since(kill) && kill_instant.elapsed() < SERVED_TIMEOUT {
+        tokio::time::sleep(POLL).await;
+    }
+    let election = watcher.await.unwrap_or_default();
+    let survivors: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    let votes = Votes::count(&logged_since(&cluster, &marks, &survivors));
+
+    // The marker: one seat taken after the kill, through the survivors. Without it there is
+    // nothing to tell the restarted node's current state by: the restart is then not timed.
+    let probe = Client::connect(cluster.server_list(&survivors)).map_err(|e| e.to_string())?;
+    let marker = async {
+        let started = Instant::now();
+        let session = probe.open_session(session_options(CLIENTS)).await.map_err(|e| {
+            format!("opening its session ({:?} after the kill): {e}", started - kill_instant)
+        })?;
+        let started = Instant::now();
+        match session.checkout(MARKER, CheckoutOptions::default()).await {
+            Ok(seat) => {
+                seat.keep();
+                Ok(session)
+            }
+            Err(e) => {
+                Err(format!("its checkout ({:?} after the kill): {e}", started - kill_instant))
+            }
+        }
+    };
+    let marker = marker.await;
+
+    let marks = log_marks(&cluster);
+    cluster.spawn(leader);
+    let restarted = Instant::now();
+    let serving_after = match &marker {
+        Ok(_) => wait_serving(&cluster, leader, restarted).await,
+        Err(_) => None,
+    };
+    let restart_candidacies = Votes::count(&logged_since(&cluster, &marks, &[leader])).candidacies;
+
+    record.stop.store(true, Ordering::Relaxed);
+    for task in clients.0.drain(..) {
+        let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
+    }
+    let marker_error = match marker {
+        Ok(session) => {
+            session.abandon();
+            None
+        }
+        Err(e) => Some(e),
+    };
+    let end = record.now();
+    let ops = std::mem::take(&mut *record.ops.lock().unwrap_or_else(PoisonError::into_inner));
+    if let Ok(dir) = std::env::var("FAILOVER_LOGS") {
+        keep_logs(&cluster, &format!("{dir}/run-{run}"), &ops, kill);
+    }
+    let measures = measure(&ops, CLIENTS, kill, end);
+    Ok(RunResult {
+        spurious,
+        marker_error,
+        killed: leader,
+        election,
+        votes,
+        restart_candidacies,
+        measures,
+        serving_after,
+        calls: ops.len(),
+    })
+}
+
+/// Copies every node's log of this run to `dir`, and writes every call as a line of
+/// `calls.csv` (times in ms from the kill).
+fn keep_logs(cluster: &Cluster, dir: &str, ops: &[Op], kill: Duration) {
+    let _ = std::fs::create_dir_all(dir);
+    for id in cluster.ids() {
+        let _ = std::fs::write(format!("{dir}/node{id}.log"), cluster.log_of(id));
+    }
+    let from_kill = |at: Duration| (at.as_secs_f64() - kill.as_secs_f64()) * 1000.0;
+    let mut csv = String::from("client,call,started_ms,ended_ms,ending\n");
+    for op in ops {
+        let ending = match &op.ending {
+            Ending::Done => "done".to_owned(),
+            Ending::Denied => "denied".to_owned(),
+            Ending::Failed(message) => format!("failed: {}", message.replace(',', ";")),
+        };
+        csv.push_str(&format!(
+            "{},{:?},{:.1},{:.1},{ending}\n",
+            op.client,
+            op.call,
+            from_kill(op.started),
+            from_kill(op.ended)
+        ));
+    }
+    let _ = std::fs::write(format!("{dir}/calls.csv"), csv);
+}
+
+fn ms(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64() * 1000.0)
+}
+
+/// One table line: median, worst and every run's value (runs where it did not happen show
+/// `-` and count as the worst).
+fn table_line(name: &str, unit: &str, values: &[Option<f64>]) -> serde_json::Value {
+    let known: Vec<f64> = values.iter().flatten().copied().collect();
+    let missing = values.len() - known.len();
+    let raw: Vec<String> =
+        values.iter().map(|v| v.map_or("-".into(), |v| format!("{v:.0}"))).collect();
+    let (median, worst) = median_and_worst(&known).unwrap_or((f64::NAN, f64::NAN));
+    let worst_text = if missing > 0 { "never".to_owned() } else { format!("{worst:.0} {unit}") };
+    println!(
+        "{name:<48} median {median:>6.0} {unit:<5} worst {worst_text:>10}  (runs: {})",
+        raw.join(", ")
+    );
+    json!({
+        "measure": name,
+        "unit": unit,
+        "median": median,
+        "worst": if missing > 0 { serde_json::Value::Null } else { json!(worst) },
+        "runs": values,
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    println!("failover: kill -9 of the leader of 3 qlmd processes on loopback, {RUNS} runs");
-    let (mut grants, mut serving) = (Vec::new(), Vec::new());
-    for run in 0..RUNS {
-        match one_run(run).await {
-            Ok((granted, served)) => {
+    let runs: usize = env_or("FAILOVER_RUNS", 7);
+    let warmup = Duration::from_millis(env_or("FAILOVER_WARMUP_MS", 1_500));
+    let args: Vec<String> = std::env::var("FAILOVER_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let out =
+        std::env::var("FAILOVER_JSON").unwrap_or_else(|_| "target/bench/failover.json".into());
+    let flags = if args.is_empty() { "default timing".to_owned() } else { args.join(" ") };
+    let budget = client_budget().unwrap_or(quorumlm::client::FAILOVER_BUDGET);
+    println!(
+        "failover: {CLIENTS} clients (checkout -> checkin, {SEATS} seats), kill -9 of the leader \
+         of 3 qlmd processes on loopback after {warmup:?}; {runs} runs; qlmd: {flags}; client \
+         failover budget {budget:?}"
+    );
+    let mut results = Vec::new();
+    for run in 0..runs {
+        match one_run(run, &args, warmup).await {
+            Ok(result) => {
+                let m = &result.measures;
+                let show = |d: Option<Duration>| {
+                    d.map_or("never".into(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+                };
+                let votes = &result.votes;
                 println!(
-                    "run {run}: next grant after {granted:?}; restarted node serving after {served:?}"
+                    "run {run}: killed node {}; new leader {} named after {} ({} candidacies, \
+                     {} vote(s) refused for the lease, {} for the log; term +{}); next grant {}; \
+                     all served {}; longest gap {} (client {}); failed {}, denied {}; {} calls, \
+                     {} done before the kill, {} under way at it; restarted node serving after \
+                     {} ({} candidacies); {} spurious candidacies before the kill",
+                    result.killed,
+                    result.election.new_leader.map_or("?".into(), |id| id.to_string()),
+                    show(result.election.new_leader_after),
+                    votes.candidacies,
+                    votes.lease_refusals,
+                    votes.log_refusals,
+                    result.election.term_rise.map_or("?".into(), |t| t.to_string()),
+                    show(m.next_grant),
+                    show(m.all_served),
+                    show(m.longest_gap),
+                    m.longest_gap_client.map_or("-".into(), |c| c.to_string()),
+                    m.failed,
+                    m.denied,
+                    result.calls,
+                    m.done_before_kill,
+                    m.in_flight_at_kill,
+                    show(result.serving_after),
+                    result.restart_candidacies,
+                    result.spurious,
                 );
-                grants.push(granted);
-                serving.push(served);
+                if let Some(failure) = &m.first_failure {
+                    println!("  first failure: {failure}");
+                }
+                if let Some(failure) = &result.marker_error {
+                    println!("  the marker failed, so the restart was not timed: {failure}");
+                }
+                results.push(result);
             }
             Err(e) => println!("{e}"),
         }
     }
-    summary("kill -9 leader -> next granted checkout", grants);
-    summary("restart of the killed node -> serving", serving);
+    let column = |f: &dyn Fn(&RunResult) -> Option<f64>| results.iter().map(f).collect::<Vec<_>>();
+    let lines = vec![
+        table_line(
+            "kill -9 leader -> new leader named (survivor)",
+            "ms",
+            &column(&|r| ms(r.election.new_leader_after)),
+        ),
+        table_line(
+            "kill -9 leader -> next granted checkout",
+            "ms",
+            &column(&|r| ms(r.measures.next_grant)),
+        ),
+        table_line(
+            "kill -9 leader -> all 8 clients served again",
+            "ms",
+            &column(&|r| ms(r.measures.all_served)),
+        ),
+        table_line(
+            "longest gap of a client across the kill",
+            "ms",
+            &column(&|r| ms(r.measures.longest_gap)),
+        ),
+        table_line(
+            "failed calls (errors the application saw)",
+            "calls",
+            &column(&|r| Some(r.measures.failed as f64)),
+        ),
+        table_line(
+            "restart of the killed node -> serving",
+            "ms",
+            &column(&|r| ms(r.serving_after)),
+        ),
+        table_line(
+            "candidacies (1 = the first candidate won)",
+            "",
+            &column(&|r| Some(r.votes.candidacies as f64)),
+        ),
+    ];
+    if results.len() < runs {
+        println!("{} of {runs} runs failed (see above)", runs - results.len());
+    }
+    let report = json!({
+        "benchmark": "failover: kill -9 of the leader under 8 closed-loop clients",
+        "clients": CLIENTS,
+        "seats": SEATS,
+        "qlmd_args": args,
+        "client_failover_budget_ms": budget.as_millis() as u64,
+        "warmup_ms": warmup.as_millis() as u64,
+        "runs_asked": runs,
+        "runs_done": results.len(),
+        "measures": lines,
+        "runs": results.iter().map(|r| json!({
+            "killed": r.killed,
+            "new_leader": r.election.new_leader,
+            "new_leader_named_ms": ms(r.election.new_leader_after),
+            "term_rise": r.election.term_rise,
+            "candidacies": r.votes.candidacies,
+            "vote_refusals_lease": r.votes.lease_refusals,
+            "vote_refusals_log": r.votes.log_refusals,
+            "restart_candidacies": r.restart_candidacies,
+            "spurious_candidacies_before_kill": r.spurious,
+            "next_grant_ms": ms(r.measures.next_grant),
+            "all_served_ms": ms(r.measures.all_served),
+            "longest_gap_ms": ms(r.measures.longest_gap),
+            "failed_calls": r.measures.failed,
+            "denied_calls": r.measures.denied,
+            "calls": r.calls,
+            "in_flight_at_kill": r.measures.in_flight_at_kill,
+            "first_failure": r.measures.first_failure,
+            "restarted_serving_ms": ms(r.serving_after),
+            "marker_error": r.marker_error,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = std::path::Path::new(&out).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match std::fs::write(&out, format!("{report:#}\n")) {
+        Ok(()) => println!("wrote {out}"),
+        Err(e) => println!("cannot write {out}: {e}"),
+    }
 }
