@@ -54,10 +54,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a call keeps failing over before it gives up with [`ClientError::Unreachable`]:
 /// no new pass over the server list starts once this much time has passed since the call
-/// began. Sized to ride out a leader election with the default timing (heartbeat 100 ms,
-/// election timeout 400-800 ms, plus openraft's leader lease: a follower stands for election
-/// 1.2-1.75 s after it last heard from the dead leader, and the new leader is known within a
-/// few round trips after that), with room for one failed candidacy.
+/// began. Sized to ride out a leader election with the default timing (heartbeat 50 ms,
+/// election timeout 200-400 ms, plus openraft's leader lease: a follower stands for election
+/// 0.6-0.9 s after it last heard from the dead leader, and the new leader is known within a
+/// few round trips after that), with room for a failed candidacy, and for a cluster started
+/// with the slower timing of earlier releases (400-800 ms: 1.2-1.75 s).
 pub const FAILOVER_BUDGET: Duration = Duration::from_secs(3);
 
 /// Pause after the first pass over the list; each later pause doubles, up to
