@@ -489,13 +489,13 @@ mod tests {
     }
 
     #[test]
-    fn flags_alone_make_a_node_with_the_design_timings() {
+    fn flags_alone_make_a_node_with_the_default_timings() {
         let config = NodeConfig::resolve(flags()).unwrap();
         assert_eq!(config.initial_cluster.len(), 3);
         assert_eq!(config.initial_cluster[&2], "b:7401");
         assert_eq!(
             (config.heartbeat_ms, config.election_min_ms, config.election_max_ms),
-            (100, 400, 800)
+            (50, 200, 400)
         );
         assert_eq!(config.report_log, Some("/var/lib/qlm/report/usage.jsonl".into()));
         assert_eq!(config.report_max_bytes, 64 << 20);
@@ -541,8 +541,8 @@ mod tests {
             (NodeFlags { initial_cluster: Some("1=a".into()), ..flags() }, "HOST:PORT"),
             (NodeFlags { initial_cluster: Some("x=a:1".into()), ..flags() }, "not an id"),
             (NodeFlags { vendor_pubkey: vec![], ..flags() }, "--vendor-pubkey"),
-            (NodeFlags { election_min_ms: Some(50), ..flags() }, "--election-min-ms"),
-            (NodeFlags { election_max_ms: Some(300), ..flags() }, "--election-max-ms"),
+            (NodeFlags { election_min_ms: Some(40), ..flags() }, "--election-min-ms"),
+            (NodeFlags { election_max_ms: Some(150), ..flags() }, "--election-max-ms"),
             (
                 NodeFlags { http_listen: Some("127.0.0.1:7400".parse().unwrap()), ..flags() },
                 "another listener",
