@@ -44,6 +44,7 @@ use quorumlm::tls::certs::{CertFiles, make_ca, make_node_cert};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub mod bench;
+pub mod fleet;
 
 /// The license every test cluster serves, before signing.
 pub const TEST_LICENSE: &str = "\
