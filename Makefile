@@ -9,7 +9,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd flamegraph fuzz fuzz-smoke chaos image \
+.PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd bench-scale flamegraph fuzz fuzz-smoke chaos image \
         compose-up compose-down compose-chaos deploy-check clean
 
 all: build
@@ -36,7 +36,7 @@ run:
 	./scripts/run-local.sh
 
 ## Benchmarks print their figures; docs/BENCHMARKS.md records them with the machine.
-bench: bench-engine bench-load bench-failover
+bench: bench-engine bench-load bench-failover bench-scale
 
 bench-engine:
 	$(CARGO) bench --bench engine
@@ -50,6 +50,12 @@ bench-failover:
 bench-load:
 	$(CARGO) build --release --bins -p quorumlm
 	$(CARGO) run --release -p cluster-tests --bin load
+
+## 100,000 live sessions heartbeating at their normal rate against a real 3-process cluster:
+## RSS, CPU, heartbeat latency, data directory size (SCALE_SESSIONS, SCALE_SECS, SCALE_CHECKOUTS).
+bench-scale:
+	$(CARGO) build --release --bins -p quorumlm
+	$(CARGO) run --release -p cluster-tests --bin scale
 
 ## The same load against a 3-member etcd (Debian's etcd-server, installed when missing), then
 ## both side by side with QuorumLM/etcd ratios. protoc for the etcd client is the vendored one.

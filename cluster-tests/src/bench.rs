@@ -184,7 +184,11 @@ where
 
 /// Writes `points` as `{ "benchmark": .., "points": [..] }` to `path` (directories made).
 pub fn write_json(path: &str, benchmark: &str, points: Vec<serde_json::Value>) {
-    let report = json!({ "benchmark": benchmark, "points": points });
+    write_report(path, &json!({ "benchmark": benchmark, "points": points }));
+}
+
+/// Writes `report` as pretty JSON to `path` (directories made).
+pub fn write_report(path: &str, report: &serde_json::Value) {
     if let Some(dir) = std::path::Path::new(path).parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -192,4 +196,122 @@ pub fn write_json(path: &str, benchmark: &str, points: Vec<serde_json::Value>) {
         Ok(()) => eprintln!("wrote {path}"),
         Err(e) => eprintln!("cannot write {path}: {e}"),
     }
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, ...), in KiB; 0 if unreadable.
+pub fn proc_status_kib(pid: &str, field: &str) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
+    kib_field(&status, field)
+}
+
+/// The `Name:   1234 kB` line `field` of a `/proc` text, in KiB; 0 when absent.
+pub fn kib_field(text: &str, field: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes under `dir`, walked recursively: (apparent size, allocated blocks as `du` counts).
+/// Symbolic links are not followed; at most `MAX_WALKED` entries are looked at.
+pub fn dir_size(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    /// A data directory holds a handful of files; this only bounds a runaway walk.
+    const MAX_WALKED: usize = 100_000;
+    let (mut apparent, mut allocated, mut walked) = (0, 0, 0);
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else { continue };
+        for entry in entries.flatten() {
+            walked += 1;
+            if walked > MAX_WALKED {
+                return (apparent, allocated);
+            }
+            let Ok(meta) = entry.path().symlink_metadata() else { continue };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                apparent += meta.len();
+                allocated += meta.blocks() * 512;
+            }
+        }
+    }
+    (apparent, allocated)
+}
+
+/// The value of an unlabelled metric `name` in a Prometheus text exposition.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// A node log (its stderr) larger than this is cut back to empty by [`watch_nodes`]; the bytes
+/// are counted. An overloaded leader logs an error per failed leadership confirmation, which
+/// came to gigabytes in a ten-minute scale run.
+pub const MAX_NODE_LOG_BYTES: u64 = 256 << 20;
+
+/// How often [`watch_nodes`] samples.
+pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What [`watch_nodes`] saw: per node, RSS peak and last (KiB) and the bytes its log received;
+/// and the RSS samples (seconds since the start, RSS of each node).
+#[derive(Default)]
+pub struct NodeWatch {
+    pub peak_kib: Vec<u64>,
+    pub last_kib: Vec<u64>,
+    pub logged_bytes: Vec<u64>,
+    pub samples: Vec<(f64, Vec<u64>)>,
+}
+
+/// Every [`WATCH_EVERY`] until `stop` is set (or `limit` has passed since `start`): each
+/// node's RSS (`pid`); and each node's log file, cut back to empty when it passes
+/// [`MAX_NODE_LOG_BYTES`] (the node appends, so it writes on at the new end) with the bytes
+/// counted, so that a node logging a storm cannot fill the disk.
+pub async fn watch_nodes(
+    nodes: Vec<(u32, std::path::PathBuf)>,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    limit: Duration,
+) -> NodeWatch {
+    let count = nodes.len();
+    let mut watch = NodeWatch {
+        peak_kib: vec![0; count],
+        last_kib: vec![0; count],
+        logged_bytes: vec![0; count],
+        samples: vec![],
+    };
+    let mut cut = vec![0u64; count];
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < limit {
+        tick.tick().await;
+        let mut rss = Vec::with_capacity(count);
+        for (n, (pid, log)) in nodes.iter().enumerate() {
+            let kib = proc_status_kib(&pid.to_string(), "VmRSS");
+            watch.peak_kib[n] = watch.peak_kib[n].max(kib);
+            watch.last_kib[n] = kib;
+            rss.push(kib);
+            let size = std::fs::metadata(log).map_or(0, |m| m.len());
+            if size > MAX_NODE_LOG_BYTES
+                && let Ok(file) = std::fs::OpenOptions::new().write(true).open(log)
+                && file.set_len(0).is_ok()
+            {
+                cut[n] += size;
+            }
+        }
+        watch.samples.push((start.elapsed().as_secs_f64(), rss));
+    }
+    for (n, (_, log)) in nodes.iter().enumerate() {
+        watch.logged_bytes[n] = cut[n] + std::fs::metadata(log).map_or(0, |m| m.len());
+    }
+    watch
+}
+
+/// A process's memory map summary (`/proc/PID/smaps_rollup`), in KiB.
+pub fn smaps_rollup_json(pid: u32) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let fields = ["Rss", "Pss", "Shared_Clean", "Private_Clean", "Private_Dirty", "Anonymous"];
+    let map: serde_json::Map<String, serde_json::Value> =
+        fields.iter().map(|f| (format!("{f}_kib"), json!(kib_field(&text, f)))).collect();
+    serde_json::Value::Object(map)
 }

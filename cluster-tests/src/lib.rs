@@ -45,6 +45,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 pub mod bench;
 pub mod failover;
+pub mod fleet;
 
 /// The license every test cluster serves, before signing.
 pub const TEST_LICENSE: &str = "\
