@@ -13,6 +13,18 @@ use quorumlm::server::config::{NodeConfig, NodeFlags};
 struct Cli {
     #[command(flatten)]
     flags: NodeFlags,
+    /// Threads that run the node's network and Raft tasks [default: half the CPUs, at least
+    /// one]. Fewer threads mean fewer hand-offs between them; nodes that share a machine
+    /// (a test or demo cluster) do best with one each.
+    #[arg(long, env = "QLM_WORKER_THREADS", value_name = "N")]
+    worker_threads: Option<usize>,
+}
+
+/// The default of `--worker-threads`: half the CPUs, at least one. A node's hot path (the Raft
+/// core, the apply, the batching proposer) is a chain of tasks, not parallel work: more
+/// threads than that mostly add wake-ups of one thread by another.
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 fn main() -> ExitCode {
@@ -34,7 +46,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let workers = match cli.worker_threads {
+        Some(0) => {
+            eprintln!("qlmd: --worker-threads must be at least 1");
+            return ExitCode::from(2);
+        }
+        Some(n) => n,
+        None => default_worker_threads(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("qlmd: cannot start the async runtime: {e}");
