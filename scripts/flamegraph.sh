@@ -7,14 +7,15 @@
 # window, and folds and draws the stacks with inferno. Writes docs/flamegraph.svg (or $1).
 #
 # Needs perf (Debian: linux-perf) and inferno (`cargo install inferno`); installs inferno when
-# missing. Run as root, or with kernel.perf_event_paranoid <= 1.
+# missing. FLAME_TARGET_DIR overrides the frame-pointer build's target directory. Run as root,
+# or with kernel.perf_event_paranoid <= 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out="${1:-docs/flamegraph.svg}"
 clients="${FLAME_CLIENTS:-32}"
 secs="${FLAME_SECS:-5}"
-target="target/frame-pointers"
+target="${FLAME_TARGET_DIR:-target/frame-pointers}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
