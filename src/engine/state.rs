@@ -139,6 +139,12 @@ impl RequestLog {
                     self.recent.iter().position(|(_, o)| !matches!(o, Outcome::Queued { .. }));
                 self.recent.remove(oldest_settled.unwrap_or(0));
             }
+            // Grow one slot at a time: most sessions remember one or two outcomes, and the
+            // default growth (to 4 slots of 128 bytes at the first push) made this log half of
+            // what a session with one checkout costs in memory.
+            if self.recent.len() == self.recent.capacity() {
+                self.recent.reserve_exact(1);
+            }
             self.recent.push_back((request_id, outcome.clone()));
         }
     }
@@ -204,4 +210,21 @@ pub enum Timer {
     LingerEnd(Handle),
     /// A borrowed checkout is released.
     BorrowEnd(Handle),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_log_takes_memory_for_what_it_remembers_and_keeps_its_bound() {
+        let mut log = RequestLog::default();
+        log.remember("r0".into(), &Outcome::CheckedIn { handle: Handle(1) });
+        assert!(log.recent.capacity() <= 2, "one outcome took {} slots", log.recent.capacity());
+        for i in 1..20 {
+            log.remember(format!("r{i}"), &Outcome::CheckedIn { handle: Handle(i) });
+        }
+        assert_eq!(log.recent.len(), REMEMBERED_REQUESTS_PER_SESSION);
+        assert!(log.get("r19").is_some() && log.get("r11").is_none());
+    }
 }

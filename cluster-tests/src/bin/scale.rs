@@ -195,7 +195,10 @@ async fn run(settings: Settings) -> Result<(), String> {
         let (apparent, allocated) = dir_size(&cluster.nodes[k].data_dir);
         let open_cpu = cpu_open.nodes[k] - cpu_start.nodes[k];
         let window_cpu = cpu_end.nodes[k] - cpu_open.nodes[k];
-        let (peak, last) = (watch.peak_kib.get(k).copied(), watch.last_kib.get(k).copied());
+        let last = watch.last_kib.get(k).copied();
+        // The watcher samples each second; the readings at the start and after the opens count.
+        let sampled = watch.peak_kib.get(k).copied().unwrap_or(0);
+        let peak = sampled.max(rss_after_open[k]).max(rss_at_start[k]);
         let logged = watch.logged_bytes.get(k).copied().unwrap_or(0);
         eprintln!(
             "node {id} ({}): RSS start {:.0} MiB, after open {:.0} MiB, peak {:.0} MiB, final \
@@ -205,7 +208,7 @@ async fn run(settings: Settings) -> Result<(), String> {
             if id == leader { "leader" } else { "follower" },
             mib(rss_at_start[k] as f64 * 1024.0),
             mib(rss_after_open[k] as f64 * 1024.0),
-            mib(peak.unwrap_or(0) as f64 * 1024.0),
+            mib(peak as f64 * 1024.0),
             mib(last.unwrap_or(0) as f64 * 1024.0),
             100.0 * window_cpu / window_secs,
             mib(apparent as f64),
