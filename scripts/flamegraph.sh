@@ -25,7 +25,7 @@ command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
 RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR="$target" \
     cargo build --profile bench -p quorumlm --bin qlmd
 cargo build --release -p cluster-tests --bin load
-qlmd="$(pwd)/$target/release/qlmd"
+case "$target" in /*) qlmd="$target/release/qlmd" ;; *) qlmd="$(pwd)/$target/release/qlmd" ;; esac
 
 # The load runs a warm-up of 2 s and a window long enough to record in.
 QLMD_BIN="$qlmd" BENCH_CLIENTS="$clients" BENCH_WARMUP_SECS=2 BENCH_SECS=$((secs + 6)) \

@@ -63,6 +63,12 @@ pub(super) const SNAPSHOT_DATA_KEY: &[u8] = b"data";
 /// an unforced background fsync would make the strace proof of that meaningless).
 const SLED_BACKGROUND_FLUSH_MS: Option<u64> = None;
 
+/// sled's page cache, in bytes (sled's default is 1 GiB). The node reads back only the log's
+/// recent entries (to replicate them) and the snapshot (to send it); everything it serves is
+/// in the engine's memory. A small cache keeps a node with 100,000 sessions, whose snapshot is
+/// rewritten every few thousand entries, from growing sled's cache towards the default.
+const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Why a node's database could not be opened. Each message names the directory.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -132,7 +138,10 @@ impl Disk {
                 dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             sync_dir(parent).map_err(|source| StoreError::Sync { path: path.clone(), source })?;
         }
-        let config = sled::Config::new().path(dir).flush_every_ms(SLED_BACKGROUND_FLUSH_MS);
+        let config = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(SLED_BACKGROUND_FLUSH_MS)
+            .cache_capacity(SLED_CACHE_BYTES);
         // sled 0.34 may panic on a database damaged by a crash; that is a refusal too.
         let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
             Ok(Ok(db)) => db,
