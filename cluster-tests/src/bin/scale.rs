@@ -188,6 +188,14 @@ async fn run(settings: Settings) -> Result<(), String> {
     let watch = watch.await.unwrap_or_default();
     print_window(&fleet, interval, window_secs);
 
+    // Leadership may have moved during the run (an overloaded cluster holds elections).
+    let final_leader = cluster.leader().await;
+    let role = |id: u64| match (id == leader, Some(id) == final_leader) {
+        (true, true) => "leader",
+        (true, false) => "leader at the start",
+        (false, true) => "leader at the end",
+        (false, false) => "follower",
+    };
     let mut nodes = Vec::new();
     for (k, &id) in ids.iter().enumerate() {
         let metrics = cluster.http_get(id, "/metrics").map(|(_, body)| body).unwrap_or_default();
@@ -205,7 +213,7 @@ async fn run(settings: Settings) -> Result<(), String> {
              {:.0} MiB; CPU open {open_cpu:.1} s, window {window_cpu:.1} s ({:.0} % of a core); \
              data dir {:.1} MiB (du {:.1} MiB); log entries {}, snapshot {:.1} MiB, database \
              {:.1} MiB; sessions live {}; its log got {:.1} MiB",
-            if id == leader { "leader" } else { "follower" },
+            role(id),
             mib(rss_at_start[k] as f64 * 1024.0),
             mib(rss_after_open[k] as f64 * 1024.0),
             mib(peak as f64 * 1024.0),
@@ -221,7 +229,8 @@ async fn run(settings: Settings) -> Result<(), String> {
         );
         nodes.push(json!({
             "id": id,
-            "leader": id == leader,
+            "leader_at_start": id == leader,
+            "leader_at_end": Some(id) == final_leader,
             "rss_start_kib": rss_at_start[k],
             "rss_after_open_kib": rss_after_open[k],
             "rss_peak_kib": peak,
