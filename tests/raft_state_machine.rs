@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::path::Path;
 
-use common::{T0, pool};
+use common::{T0, pool, reopen_stores};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, RaftSnapshotBuilder};
 use quorumlm::engine::{Command, Outcome};
@@ -217,7 +217,7 @@ fn a_reopened_node_restarts_from_its_last_snapshot() {
         (snapshot_bytes, engine_bytes(&state_machine).await)
     });
     runtime.block_on(async {
-        let (_log, mut state_machine) = open_stores(tmp.path()).expect("reopen");
+        let (_log, mut state_machine) = reopen_stores(tmp.path()).expect("reopen");
         assert_eq!(engine_bytes(&state_machine).await, snapshot_bytes);
         assert_eq!(state_machine.applied_state().await.expect("state").0, Some(log_id(6)));
         state_machine.apply([command_entry(7, checkout("s2", "r2"))]).await.expect("re-apply");
@@ -234,7 +234,7 @@ fn every_kind_of_entry_reads_back_as_written_after_reopen() {
         log.blocking_append(history()).await.expect("append");
     });
     runtime.block_on(async {
-        let (mut log, _state_machine) = open_stores(tmp.path()).expect("reopen");
+        let (mut log, _state_machine) = reopen_stores(tmp.path()).expect("reopen");
         assert_eq!(log.try_get_log_entries(..).await.expect("read"), history());
         let state = log.get_log_state().await.expect("state");
         assert_eq!(state.last_log_id, Some(log_id(6)));
@@ -251,7 +251,7 @@ fn a_store_is_fresh_until_it_holds_a_vote_and_stays_so() {
         log.save_vote(&Vote::new(1, 1)).await.expect("vote");
         assert!(!log.is_fresh());
     });
-    let (log, _state_machine) = open_stores(tmp.path()).expect("reopen");
+    let (log, _state_machine) = reopen_stores(tmp.path()).expect("reopen");
     assert!(!log.is_fresh(), "a node that voted is never fresh again");
 }
 
@@ -318,7 +318,7 @@ fn a_purge_cut_short_is_finished_on_open() {
         db.flush().expect("flush");
     }
     runtime.block_on(async {
-        let (mut log, _state_machine) = open_stores(tmp.path()).expect("reopen");
+        let (mut log, _state_machine) = reopen_stores(tmp.path()).expect("reopen");
         assert_eq!(log.try_get_log_entries(..).await.expect("read"), history()[3..].to_vec());
         let state = log.get_log_state().await.expect("state");
         assert_eq!(state.last_purged_log_id, Some(log_id(3)));

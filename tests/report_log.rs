@@ -7,7 +7,7 @@ mod common;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use common::{T0, pool};
+use common::{T0, pool, reopen_stores};
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
 use quorumlm::engine::{Command, Handle};
@@ -73,7 +73,8 @@ fn read(path: &Path) -> Vec<ReportLine> {
 }
 
 async fn store_with_report(dir: &Path, report: &Path) -> (StateMachineStore, ReportLog) {
-    let (_log, mut state_machine) = open_stores(dir).expect("stores");
+    // A test may have dropped stores on `dir` just before (a restart in the same process).
+    let (_log, mut state_machine) = reopen_stores(dir).expect("stores");
     let log = ReportLog::start(1, report.to_path_buf(), 1 << 20, &mut state_machine)
         .await
         .expect("the report log starts");
