@@ -15,6 +15,17 @@ fn free_addr() -> String {
 /// Runs a one-node qlmd with `cluster`'s vendor key to its end; `license` is `cluster`'s
 /// when `None`.
 fn qlmd(cluster: &Cluster, data_dir: &Path, listen: &str, license: Option<&str>) -> Output {
+    qlmd_with(cluster, data_dir, listen, license, &[])
+}
+
+/// [`qlmd`] with more flags.
+fn qlmd_with(
+    cluster: &Cluster,
+    data_dir: &Path,
+    listen: &str,
+    license: Option<&str>,
+    extra: &[&str],
+) -> Output {
     let license =
         license.map_or_else(|| cluster.dir.path().join("test.lic"), std::path::PathBuf::from);
     let peer = free_addr();
@@ -27,6 +38,7 @@ fn qlmd(cluster: &Cluster, data_dir: &Path, listen: &str, license: Option<&str>)
         .arg(license)
         .arg("--vendor-pubkey")
         .arg(cluster.dir.path().join("keys/vendor.pub"))
+        .args(extra)
         .stdin(Stdio::null())
         .output()
         .expect("qlmd runs")
@@ -34,6 +46,17 @@ fn qlmd(cluster: &Cluster, data_dir: &Path, listen: &str, license: Option<&str>)
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn zero_worker_threads_is_refused_naming_the_flag_and_the_node_exits_2() {
+    let cluster = Cluster::start(0);
+    let data = cluster.dir.path().join("data");
+    let output = qlmd_with(&cluster, &data, &free_addr(), None, &["--worker-threads", "0"]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("--worker-threads must be at least 1"), "{text}");
+    assert!(!data.exists(), "the database was not touched");
 }
 
 #[test]
