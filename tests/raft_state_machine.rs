@@ -283,6 +283,16 @@ fn a_database_of_another_format_is_refused() {
     assert!(message.contains("storage format 99"), "{message}");
 }
 
+/// The log's segment files, sorted (they are named by their first index).
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut names: Vec<_> = std::fs::read_dir(dir.join("log"))
+        .expect("list the log")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn a_log_with_a_hole_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -290,38 +300,74 @@ fn a_log_with_a_hole_is_refused() {
         let (mut log, _state_machine) = open_stores(tmp.path()).expect("open");
         log.blocking_append(history()).await.expect("append");
     });
-    {
-        let db = sled::open(tmp.path()).expect("sled");
-        db.open_tree("logs").expect("tree").remove(3u64.to_be_bytes()).expect("remove");
-        db.flush().expect("flush");
-    }
+    // A segment that starts after entry 9, when the log ends at 6.
+    std::fs::write(tmp.path().join("log/00000000000000000009.wal"), b"QLMWAL01").expect("write");
     let message = refusal(tmp.path());
     assert!(message.contains("hole"), "{message}");
     assert!(matches!(open_stores(tmp.path()), Err(StoreError::Inconsistent { .. })));
 }
 
 #[test]
-fn a_purge_cut_short_is_finished_on_open() {
+fn a_damaged_log_record_is_refused_and_a_torn_last_one_cut_off() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let runtime = runtime();
     runtime.block_on(async {
         let (mut log, _state_machine) = open_stores(tmp.path()).expect("open");
         log.blocking_append(history()).await.expect("append");
-        log.purge(log_id(3)).await.expect("purge");
     });
-    {
-        // As if the process died after writing last_purged but before the deletes.
-        let db = sled::open(tmp.path()).expect("sled");
-        let logs = db.open_tree("logs").expect("tree");
-        let value = postcard::to_stdvec(&history()[1]).expect("encode");
-        logs.insert(2u64.to_be_bytes(), value).expect("insert");
-        db.flush().expect("flush");
-    }
+    // The last record cut short, as a crash during its write leaves it: it was never
+    // acknowledged, and the log opens without it.
+    let segment = segments(tmp.path()).pop().expect("a segment");
+    let len = std::fs::metadata(&segment).expect("stat").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open")
+        .set_len(len - 2)
+        .expect("cut");
     runtime.block_on(async {
         let (mut log, _state_machine) = reopen_stores(tmp.path()).expect("reopen");
+        assert_eq!(log.try_get_log_entries(..).await.expect("read"), history()[..5].to_vec());
+    });
+    // A flipped byte in the first record, with good records after it: refused.
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes[12] ^= 0x55;
+    std::fs::write(&segment, &bytes).expect("write");
+    std::fs::write(tmp.path().join("log/00000000000000000006.wal"), b"QLMWAL01").expect("write");
+    let message = refusal(tmp.path());
+    assert!(
+        message.contains("checksum") && message.contains("00000000000000000001.wal"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_purge_cut_short_is_finished_on_open() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let runtime = runtime();
+    let kept = runtime.block_on(async {
+        let (mut log, _state_machine) = open_stores(tmp.path()).expect("open");
+        log.blocking_append(history()).await.expect("append");
+        log.purge(log_id(3)).await.expect("purge");
         assert_eq!(log.try_get_log_entries(..).await.expect("read"), history()[3..].to_vec());
+        let segment = segments(tmp.path()).pop().expect("a segment");
+        let kept = (segment.clone(), std::fs::read(&segment).expect("read"));
+        log.purge(log_id(6)).await.expect("purge");
+        kept
+    });
+    assert!(segments(tmp.path()).is_empty(), "a log purged to its end has no segment left");
+    // As if the process died after writing last_purged but before deleting the segment.
+    std::fs::write(&kept.0, &kept.1).expect("put the segment back");
+    runtime.block_on(async {
+        let (mut log, _state_machine) = reopen_stores(tmp.path()).expect("reopen");
+        assert_eq!(log.try_get_log_entries(..).await.expect("read"), Vec::new());
         let state = log.get_log_state().await.expect("state");
-        assert_eq!(state.last_purged_log_id, Some(log_id(3)));
+        assert_eq!(state.last_purged_log_id, Some(log_id(6)));
+        assert_eq!(state.last_log_id, Some(log_id(6)));
+        assert!(segments(tmp.path()).is_empty(), "the purged segment is deleted on open");
+        let next = command_entry(7, open_session("s3"));
+        log.blocking_append([next.clone()]).await.expect("append after the purge");
+        assert_eq!(log.try_get_log_entries(..).await.expect("read"), vec![next]);
     });
 }
 

@@ -1,8 +1,9 @@
 //! What the log store acknowledges survives the process: a child process appends entries and
 //! saves votes, says "acknowledged entry N" or "acknowledged vote N" after each, and is killed
 //! with SIGKILL; the parent reopens the store and finds every acknowledged entry and vote.
-//! Under strace, every acknowledgement follows an fsync of the database file made after the
-//! previous one (src/raft/DURABILITY.md).
+//! Under strace, every acknowledged entry follows an fsync (or fdatasync) of a log segment,
+//! and every acknowledged vote an fsync of the database file, made after the previous
+//! acknowledgement (src/raft/DURABILITY.md).
 //!
 //! The child is this test binary run again with `CHILD_DIR_ENV` set, running only
 //! `child_appends_and_acknowledges`; without that variable that test does nothing.
@@ -179,9 +180,10 @@ fn acknowledged_entries_and_votes_survive_kill_9() {
 }
 
 /// Each `acknowledged` write of the child is preceded, since the previous one, by a completed
-/// fsync of `<dir>/db`. Skipped, with a notice, where strace is absent or cannot trace.
+/// sync of what it acknowledges: a segment in `<dir>/log/` for an entry, `<dir>/db` for a
+/// vote. Skipped, with a notice, where strace is absent or cannot trace.
 #[test]
-fn every_acknowledgement_follows_an_fsync_of_the_database() {
+fn every_acknowledgement_follows_an_fsync_of_what_it_acknowledges() {
     const ACKS: u64 = 6;
     if Process::new("strace").arg("-V").output().is_err() {
         eprintln!("NOTICE: strace is not installed; the fsync proof is skipped");
@@ -204,44 +206,83 @@ fn every_acknowledgement_follows_an_fsync_of_the_database() {
     }
     assert!(output.status.success(), "the traced child failed: {printed}");
     let trace = std::fs::read_to_string(&trace).expect("read the trace");
-    let db = format!("{}>", dir.join("db").display());
+    let files = SyncedFiles {
+        db: format!("{}>", dir.join("db").display()),
+        log: format!("<{}/", dir.join("log").display()),
+    };
     // Each round acknowledges an entry and a vote.
-    assert_eq!(acks_after_db_fsync(&trace, &db), 2 * ACKS, "trace:\n{trace}");
+    assert_eq!(acks_after_fsync(&trace, &files), 2 * ACKS, "trace:\n{trace}");
 }
 
-/// Counts the `acknowledged` writes in an `strace -f -y` trace, asserting that each one
-/// follows a completed fsync of `db` (the path strace prints for the descriptor) made after
-/// the previous acknowledgement, or after the child said it had opened the store.
-fn acks_after_db_fsync(trace: &str, db: &str) -> u64 {
-    let mut unfinished_db_sync: HashMap<&str, bool> = HashMap::new();
-    let mut synced = false;
+/// How strace (`-y`) names the files whose sync makes an acknowledgement true.
+struct SyncedFiles {
+    /// The end of sled's data file's name: `<dir>/db>`.
+    db: String,
+    /// The start of a log segment's name: `<<dir>/log/`.
+    log: String,
+}
+
+/// What a completed sync made durable.
+#[derive(Clone, Copy, PartialEq)]
+enum Synced {
+    Db,
+    Log,
+    Other,
+}
+
+/// Counts the `acknowledged` writes in an `strace -f -y` trace, asserting that each entry
+/// follows a completed sync of a log segment, and each vote one of `db`, made after the
+/// previous acknowledgement (or after the child said it had opened the store).
+fn acks_after_fsync(trace: &str, files: &SyncedFiles) -> u64 {
+    let kind = |call: &str| {
+        if call.contains(&files.db) {
+            Synced::Db
+        } else if call.contains(&files.log) {
+            Synced::Log
+        } else {
+            Synced::Other
+        }
+    };
+    let mut unfinished: HashMap<&str, Synced> = HashMap::new();
+    let (mut db_synced, mut log_synced) = (false, false);
     let mut acks = 0;
     for line in trace.lines() {
         let Some((pid, call)) = line.split_once(' ') else { continue };
         let call = call.trim_start();
         let succeeded = call.trim_end().ends_with("= 0");
-        if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
-            let on_db = call.contains(db);
+        let completed = if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
             if call.contains("<unfinished ...>") {
-                unfinished_db_sync.insert(pid, on_db);
-            } else if on_db && succeeded {
-                synced = true;
+                unfinished.insert(pid, kind(call));
+                None
+            } else {
+                succeeded.then(|| kind(call))
             }
         } else if call.starts_with("<... fsync resumed>")
             || call.starts_with("<... fdatasync resumed>")
         {
-            if unfinished_db_sync.remove(pid) == Some(true) && succeeded {
-                synced = true;
-            }
-        } else if call.starts_with("write(1") && call.contains(&format!("\"{OPENED}\\n\"")) {
-            synced = false;
+            unfinished.remove(pid).filter(|_| succeeded)
+        } else {
+            None
+        };
+        match completed {
+            Some(Synced::Db) => db_synced = true,
+            Some(Synced::Log) => log_synced = true,
+            _ => {}
+        }
+        if call.starts_with("write(1") && call.contains(&format!("\"{OPENED}\\n\"")) {
+            (db_synced, log_synced) = (false, false);
         } else if call.starts_with("write(1") && call.contains(ACK) {
+            let (synced, what) = if call.contains(ACK_ENTRY) {
+                (log_synced, "a log segment")
+            } else {
+                (db_synced, "the db")
+            };
             assert!(
                 synced,
-                "acknowledgement {} written before an fsync of the db: {line}",
+                "acknowledgement {} written before an fsync of {what}: {line}",
                 acks + 1
             );
-            synced = false;
+            (db_synced, log_synced) = (false, false);
             acks += 1;
         }
     }

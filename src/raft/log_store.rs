@@ -1,21 +1,23 @@
-//! The Raft log and the vote, on sled: openraft's `RaftLogStorage` and `RaftLogReader`.
+//! The Raft log and the vote: openraft's `RaftLogStorage` and `RaftLogReader`.
 //!
-//! A vote is written on a blocking thread and returned only after [`Disk::sync`]. An append is
-//! written to sled at once (so the entries can be read back and replicated right away) and its
-//! flush callback goes to the store's flusher thread, which makes it durable with
-//! [`Disk::sync`] before it tells openraft: a group commit. The flusher takes every callback
-//! that arrived while the previous fsync ran and covers them all with one fsync, in arrival
-//! order, so under load many appends share one fsync while a lone append still waits for
-//! exactly one. openraft counts an entry toward the commit only once its callback reports it
-//! flushed, so "acknowledged = on a majority's disk" holds unchanged. openraft issues the
-//! writes one at a time (it awaits each), which keeps them in order; sled keeps its writes in
-//! order too, so after a crash the database holds a prefix of what was written.
+//! Entries are in the log's segment files (`wal.rs`), the vote and the log's bookkeeping in
+//! sled (`store.rs`). A vote is written on a blocking thread and returned only after
+//! [`Disk::sync`]. An append is written to its segment at once, on openraft's task (one
+//! `pwrite`: the entries can be read back and replicated right away), and its flush callback
+//! goes to the store's flusher thread, which makes it durable (`fdatasync`) before it tells
+//! openraft: a group commit. The flusher takes every callback that arrived while the previous
+//! sync ran and covers them all with one, in arrival order, so under load many appends share
+//! a sync while a lone append still waits for exactly one. openraft counts an entry toward the
+//! commit only once its callback reports it flushed, so "acknowledged = on a majority's disk"
+//! holds unchanged. openraft issues the writes one at a time (it awaits each), which keeps
+//! them in order, and the segments are written in order, so after a crash the log holds a
+//! prefix of what was written (a torn last record is cut off at the next open).
 //!
-//! Purge writes `last_purged` before it deletes, so a purge cut short leaves entries that are
-//! known to be purged (the next open deletes them), never a hole.
+//! Purge writes and syncs `last_purged` before it deletes segments, so a purge cut short
+//! leaves entries that are known to be purged (the next open deletes them), never a hole.
 //!
-//! The reader is a clone of the store: sled trees are shared handles and safe to read from
-//! several tasks at once.
+//! The reader is a clone of the store: the log's state is behind a lock, its reads are
+//! positioned (`pread`), so several tasks may read while openraft appends.
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
@@ -26,9 +28,7 @@ use std::sync::{Arc, Weak};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
 
-use super::store::{
-    COMMITTED_KEY, Disk, LAST_PURGED_KEY, VOTE_KEY, blocking, decode, encode, index_key,
-};
+use super::store::{COMMITTED_KEY, Disk, LAST_PURGED_KEY, VOTE_KEY, blocking, decode, encode};
 use super::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 /// The Raft log and vote of one node. Cheap to clone: clones share the database.
@@ -72,20 +72,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let Some((start, end)) = index_range(&range) else {
             return Ok(Vec::new());
         };
-        let disk = self.disk.clone();
-        blocking(move || {
-            let items = match end {
-                Some(end) => disk.logs.range(index_key(start)..index_key(end)),
-                None => disk.logs.range(index_key(start)..),
-            };
-            let mut entries = Vec::new();
-            for item in items {
-                let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-                entries.push(decode(&value).map_err(|e| StorageIOError::read_logs(&e))?);
-            }
-            Ok(entries)
-        })
-        .await
+        // Inline, not on the blocking pool: replication reads what was just appended, from the
+        // page cache, and a hop to another thread for each AppendEntries costs more than that.
+        self.disk
+            .wal
+            .read(start, end)
+            .map_err(|e| StorageIOError::read_logs(&io::Error::from(e)).into())
     }
 }
 
@@ -97,14 +89,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         blocking(move || {
             let last_purged_log_id = read_meta::<LogId>(&disk, LAST_PURGED_KEY)
                 .map_err(|e| StorageIOError::read_logs(AnyError::error(e)))?;
-            let last = disk.logs.last().map_err(|e| StorageIOError::read_logs(&e))?;
-            let last_log_id = match last {
-                Some((_, value)) => {
-                    let entry: Entry = decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
-                    Some(entry.log_id)
-                }
-                None => last_purged_log_id,
-            };
+            let last_log_id = disk.wal.last().or(last_purged_log_id);
             Ok(LogState { last_purged_log_id, last_log_id })
         })
         .await
@@ -144,11 +129,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         disk.committed_index.store(committed.map_or(0, |c| c.index), Ordering::Relaxed);
         // No fsync: a committed id that is lost or old only makes a restarted node re-apply
         // later (when the leader tells it); it is never ahead of the truth.
-        blocking(move || {
-            disk.meta.insert(COMMITTED_KEY, value).map_err(|e| StorageIOError::write(&e))?;
-            Ok(())
-        })
-        .await
+        // sled's insert is in memory (its own threads write it out): inline, no thread hop.
+        disk.meta.insert(COMMITTED_KEY, value).map_err(|e| StorageIOError::write(&e))?;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -170,25 +153,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
-        for entry in entries {
-            let value =
-                encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
-            batch.insert(&index_key(entry.log_id.index), value);
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if !self.disk.was_written() {
+            // Once in a node's life: the mark that it holds state is made durable before its
+            // first entry (a node that lost it could bootstrap a second cluster).
+            let disk = self.disk.clone();
+            let marked = blocking(move || {
+                disk.mark_written().map_err(|e| StorageIOError::write_logs(&e))?;
+                disk.sync().map_err(|e| StorageIOError::write_logs(&e))?;
+                Ok(())
+            })
+            .await;
+            if let Err(e) = marked {
+                callback.log_io_completed(Err(io::Error::other(e.to_string())));
+                return Err(e);
+            }
         }
-        // sled applies a batch in memory (its own threads write it out), so the entries are
-        // written here, on openraft's task, without a hop to the blocking pool; what can wait
-        // on the disk, the fsync, is the flusher's.
-        let written: Result<(), StorageError> = (|| {
-            self.disk.mark_written().map_err(|e| StorageIOError::write_logs(&e))?;
-            self.disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
-            Ok(())
-        })();
-        if let Err(e) = written {
-            callback.log_io_completed(Err(io::Error::other(e.to_string())));
-            return Err(e);
+        if let Err(e) = self.disk.wal.append(&entries) {
+            let e = io::Error::from(e);
+            callback.log_io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(StorageIOError::write_logs(&e).into());
         }
-        // Durable, and reported flushed, at the flusher's next fsync.
+        // Durable, and reported flushed, at the flusher's next sync.
         if let Err(mpsc::SendError(callback)) = self.flusher.send(callback) {
             let gone = io::Error::other("the log flusher thread has stopped");
             let e = StorageIOError::write_logs(&gone);
@@ -201,13 +187,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let disk = self.disk.clone();
         blocking(move || {
-            let mut batch = sled::Batch::default();
-            for key in disk.logs.range(index_key(log_id.index)..).keys() {
-                batch.remove(key.map_err(|e| StorageIOError::write_logs(&e))?);
-            }
-            disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
-            disk.sync().map_err(|e| StorageIOError::write_logs(&e))?;
-            Ok(())
+            disk.wal
+                .truncate(log_id.index)
+                .map_err(|e| StorageIOError::write_logs(&io::Error::from(e)).into())
         })
         .await
     }
@@ -216,29 +198,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let value = encode(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
         let disk = self.disk.clone();
         blocking(move || {
-            // First the mark, then the deletes: a purge cut short leaves no hole.
+            // First the mark, durably, then the deletes: a purge cut short leaves no hole.
             disk.meta.insert(LAST_PURGED_KEY, value).map_err(|e| StorageIOError::write_logs(&e))?;
-            let mut batch = sled::Batch::default();
-            for key in disk.logs.range(..=index_key(log_id.index)).keys() {
-                batch.remove(key.map_err(|e| StorageIOError::write_logs(&e))?);
-            }
-            disk.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
             disk.sync().map_err(|e| StorageIOError::write_logs(&e))?;
-            Ok(())
+            disk.wal
+                .purge(log_id.index)
+                .map_err(|e| StorageIOError::write_logs(&io::Error::from(e)).into())
         })
         .await
     }
 }
 
 /// The flusher thread: waits for an append's callback, takes every other one already waiting,
-/// makes them all durable with one [`Disk::sync`], and reports each in arrival order. Ends when
-/// every `LogStore` clone (every sender) is gone.
+/// syncs what the appends wrote (one `fdatasync` of the current segment, usually), and reports
+/// each in arrival order. Ends when every `LogStore` clone (every sender) is gone.
 fn flush_appends(disk: &Weak<Disk>, pending: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
     while let Ok(first) = pending.recv() {
         let mut callbacks = vec![first];
         callbacks.extend(pending.try_iter());
         let synced = match disk.upgrade() {
-            Some(disk) => disk.sync(),
+            Some(disk) => {
+                let started = std::time::Instant::now();
+                let synced = disk.wal.take_pending_sync().run();
+                disk.sync_seconds.observe(started.elapsed().as_secs_f64());
+                synced
+            }
             None => Err(io::Error::other("the Raft database was closed before its fsync")),
         };
         if let Err(e) = &synced {

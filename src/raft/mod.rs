@@ -47,6 +47,7 @@ pub mod observer;
 mod state_machine;
 mod stats;
 mod store;
+mod wal;
 
 use std::io::Cursor;
 use std::time::{SystemTime, UNIX_EPOCH};

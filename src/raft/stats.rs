@@ -49,16 +49,10 @@ impl StorageStats {
         self.disk.db_size_on_disk()
     }
 
-    /// Entries in the log and the bytes of their encoding (what a purge behind a snapshot
-    /// frees). Blocking; the log holds at most a few thousand entries between snapshots.
+    /// Entries in the log and the bytes of their records (what a purge behind a snapshot
+    /// frees).
     pub fn log_size(&self) -> (u64, u64) {
-        let mut entries = 0u64;
-        let mut bytes = 0u64;
-        for (_, value) in self.disk.logs.iter().flatten() {
-            entries += 1;
-            bytes += value.len() as u64;
-        }
-        (entries, bytes)
+        self.disk.wal.size()
     }
 
     /// Bytes of the stored snapshot of the engine (0 when there is none). Blocking.

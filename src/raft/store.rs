@@ -1,22 +1,23 @@
 //! The node's one sled database: opening it, checking it, and making writes durable.
 //!
-//! Both stores live in one `sled::Db` because sled locks its directory (PITFALLS.md #3). Its
-//! trees:
+//! The Raft log's entries are in segment files of their own, `<data dir>/log/` (`wal.rs` says
+//! why and how); everything else is in one `sled::Db` (sled locks its directory, PITFALLS.md
+//! #3), whose trees are:
 //!
 //! | tree       | key                       | value (postcard)                              |
 //! |------------|---------------------------|-----------------------------------------------|
-//! | `logs`     | log index, big-endian u64 | `Entry` (so keys sort in index order)         |
 //! | `meta`     | `vote`, `committed`, `last_purged`, `written`, `format` | see the constants |
 //! | `snapshot` | `meta`, `data`            | `SnapshotMeta`, the engine's snapshot bytes   |
 //!
-//! [`Disk::sync`] is the only way a write becomes durable, and every acknowledgement that Raft
-//! relies on goes through it; `DURABILITY.md` beside this file says why it is built this way.
+//! [`Disk::sync`] is the only way a sled write becomes durable, and the log's segments are
+//! synced by the log flusher (`log_store.rs`); every acknowledgement that Raft relies on waits
+//! for one or the other. `DURABILITY.md` beside this file says why it is built this way.
 //!
 //! Opening refuses, with the path in the message, a database that sled cannot open (or panics
-//! on), one written in another storage format, and one whose log has a hole or an entry that
-//! does not decode: a node never serves from a doubtful log (PITFALLS.md #2). The one repair it
-//! makes is finishing an interrupted purge (entries at or below `last_purged` are deleted),
-//! which is what the purge was doing when it stopped.
+//! on), one written in another storage format, and a log with a hole or a damaged record: a
+//! node never serves from a doubtful log (PITFALLS.md #2). The repairs it makes are finishing
+//! an interrupted purge (segments at or below `last_purged` are deleted) and cutting off a
+//! torn last record (a write the crash interrupted, never acknowledged).
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -33,14 +34,17 @@ use serde::de::DeserializeOwned;
 
 use super::log_store::LogStore;
 use super::state_machine::StateMachineStore;
-use super::{Entry, LogId, StorageError};
+use super::wal::{Wal, WalError};
+use super::{LogId, StorageError};
 
 /// Version of the on-disk layout above. Bumped when a tree, key or encoding changes; a node
 /// refuses a database of another version instead of misreading it. Format 2: a log entry
-/// carries a batch of commands (format 1 carried one).
-pub const STORAGE_FORMAT: u32 = 2;
+/// carries a batch of commands (format 1 carried one). Format 3: the log is in segment files
+/// (`log/`), no longer in sled.
+pub const STORAGE_FORMAT: u32 = 3;
 
-pub(super) const LOGS_TREE: &str = "logs";
+/// The log's directory, in the data directory.
+const LOG_DIR: &str = "log";
 pub(super) const META_TREE: &str = "meta";
 pub(super) const SNAPSHOT_TREE: &str = "snapshot";
 
@@ -86,6 +90,8 @@ pub enum StoreError {
     Format { path: PathBuf, found: String, expected: u32 },
     #[error("the Raft database in {path} is inconsistent: {detail}; {REJOIN}")]
     Inconsistent { path: PathBuf, detail: String },
+    #[error("cannot read or repair the Raft log: {source}")]
+    Log { source: io::Error },
 }
 
 /// What the admin does about a doubtful database (PITFALLS.md #2, openraft issue 1535).
@@ -108,7 +114,8 @@ pub fn open_stores(
 pub(super) struct Disk {
     dir: PathBuf,
     db: sled::Db,
-    pub(super) logs: sled::Tree,
+    /// The Raft log's entries.
+    pub(super) wal: Wal,
     pub(super) meta: sled::Tree,
     pub(super) snapshot: sled::Tree,
     /// Held while the stored snapshot is compared and replaced, so that a snapshot built from
@@ -156,7 +163,6 @@ impl Disk {
             }
         };
         let open_err = |source| StoreError::Open { path: path.clone(), source };
-        let logs = db.open_tree(LOGS_TREE).map_err(open_err)?;
         let meta = db.open_tree(META_TREE).map_err(open_err)?;
         let snapshot = db.open_tree(SNAPSHOT_TREE).map_err(open_err)?;
         let db_file = File::open(dir.join("db"))
@@ -164,10 +170,25 @@ impl Disk {
         let written = meta.contains_key(WRITTEN_KEY).map_err(open_err)?;
         let committed = meta.get(COMMITTED_KEY).ok().flatten();
         let committed: Option<LogId> = committed.and_then(|b| decode(&b).ok()).flatten();
+        check_format(&path, &meta)?;
+        let inconsistent = |detail: String| StoreError::Inconsistent { path: path.clone(), detail };
+        let last_purged: Option<LogId> = match meta.get(LAST_PURGED_KEY).map_err(open_err)? {
+            Some(bytes) => {
+                Some(decode(&bytes).map_err(|e| inconsistent(format!("last purged: {e}")))?)
+            }
+            None => None,
+        };
+        if let Some(bytes) = meta.get(VOTE_KEY).map_err(open_err)? {
+            decode::<super::Vote>(&bytes).map_err(|e| inconsistent(format!("vote: {e}")))?;
+        }
+        let wal = Wal::open(&dir.join(LOG_DIR), last_purged).map_err(|e| match e {
+            WalError::Damaged { .. } => inconsistent(e.to_string()),
+            WalError::Io { .. } => StoreError::Log { source: e.into() },
+        })?;
         let disk = Disk {
             dir: path.clone(),
             db,
-            logs,
+            wal,
             meta,
             snapshot,
             snapshot_write: Mutex::new(()),
@@ -177,8 +198,6 @@ impl Disk {
             sync_seconds: super::stats::sync_histogram(),
             committed_index: AtomicU64::new(committed.map_or(0, |c| c.index)),
         };
-        disk.check_format()?;
-        disk.check_log()?;
         let sync_err = |source| StoreError::Sync { path: path.clone(), source };
         disk.sync().map_err(sync_err)?;
         // sled created `db`, `conf` and `blobs/` here: make their directory entries durable.
@@ -202,9 +221,9 @@ impl Disk {
         synced
     }
 
-    /// What sled says the database takes on disk (0 if it cannot tell).
+    /// What the database and the log take on disk (sled's part 0 if it cannot tell).
     pub(super) fn db_size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.wal.bytes_on_disk()
     }
 
     /// fsyncs blob files not yet synced, and the `blobs` directory if any is new. sled stores
@@ -258,107 +277,37 @@ impl Disk {
     pub(super) fn unique_id(&self) -> sled::Result<u64> {
         self.db.generate_id()
     }
+}
 
-    fn check_format(&self) -> Result<(), StoreError> {
-        let path = self.dir.clone();
-        let stored = self
-            .meta
-            .get(FORMAT_KEY)
-            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
-        match stored {
-            Some(bytes) if bytes.as_ref() == STORAGE_FORMAT.to_be_bytes() => Ok(()),
-            Some(bytes) => Err(StoreError::Format {
-                path,
-                found: <[u8; 4]>::try_from(bytes.as_ref()).map_or_else(
-                    |_| format!("{:?}", bytes.as_ref()),
-                    |b| u32::from_be_bytes(b).to_string(),
-                ),
-                expected: STORAGE_FORMAT,
-            }),
-            None if self.meta.is_empty() && self.logs.is_empty() && self.snapshot.is_empty() => {
-                self.meta
-                    .insert(FORMAT_KEY, &STORAGE_FORMAT.to_be_bytes())
-                    .map(|_| ())
-                    .map_err(|source| StoreError::Open { path, source })
-            }
-            None => Err(StoreError::Inconsistent {
-                path,
-                detail: "it holds data but no storage format".to_string(),
-            }),
-        }
-    }
-
-    /// Finishes an interrupted purge, then checks that the log is contiguous from
-    /// `last_purged + 1` and that its first and last entries decode at their own index.
-    fn check_log(&self) -> Result<(), StoreError> {
-        let inconsistent =
-            |detail: String| StoreError::Inconsistent { path: self.dir.clone(), detail };
-        let read = |e: sled::Error| inconsistent(format!("read failed: {e}"));
-        let last_purged: Option<LogId> = match self.meta.get(LAST_PURGED_KEY).map_err(read)? {
-            Some(bytes) => {
-                Some(decode(&bytes).map_err(|e| inconsistent(format!("last purged: {e}")))?)
-            }
-            None => None,
-        };
-        if let Some(bytes) = self.meta.get(VOTE_KEY).map_err(read)? {
-            decode::<super::Vote>(&bytes).map_err(|e| inconsistent(format!("vote: {e}")))?;
-        }
-        if let Some(purged) = last_purged {
-            let mut leftovers = sled::Batch::default();
-            let mut count = 0;
-            for key in self.logs.range(..=index_key(purged.index)).keys() {
-                leftovers.remove(key.map_err(read)?);
-                count += 1;
-            }
-            if count > 0 {
-                tracing::warn!(path = %self.dir.display(), count, upto = purged.index,
-                    "finishing a purge cut short: deleting entries already purged");
-                self.logs.apply_batch(leftovers).map_err(read)?;
-            }
-        }
-        let mut expected = last_purged.map(|p| p.index.saturating_add(1));
-        for key in self.logs.iter().keys() {
-            let key = key.map_err(read)?;
-            let index =
-                key_index(&key).ok_or_else(|| inconsistent("a log key is not 8 bytes".into()))?;
-            match expected {
-                Some(wanted) if wanted != index => {
-                    return Err(inconsistent(format!(
-                        "the log has a hole: entry {index} where {wanted} was expected"
-                    )));
-                }
-                _ => expected = Some(index.saturating_add(1)),
-            }
-        }
-        for item in [self.logs.first(), self.logs.last()] {
-            if let Some((key, value)) = item.map_err(read)? {
-                let entry: Entry =
-                    decode(&value).map_err(|e| inconsistent(format!("log entry: {e}")))?;
-                if Some(entry.log_id.index) != key_index(&key) {
-                    return Err(inconsistent(format!(
-                        "entry {} is stored under another index",
-                        entry.log_id.index
-                    )));
-                }
-            }
-        }
-        Ok(())
+/// Refuses a database of another storage format; marks a new one with this format.
+fn check_format(path: &Path, meta: &sled::Tree) -> Result<(), StoreError> {
+    let path = path.to_path_buf();
+    let stored =
+        meta.get(FORMAT_KEY).map_err(|source| StoreError::Open { path: path.clone(), source })?;
+    match stored {
+        Some(bytes) if bytes.as_ref() == STORAGE_FORMAT.to_be_bytes() => Ok(()),
+        Some(bytes) => Err(StoreError::Format {
+            path,
+            found: <[u8; 4]>::try_from(bytes.as_ref()).map_or_else(
+                |_| format!("{:?}", bytes.as_ref()),
+                |b| u32::from_be_bytes(b).to_string(),
+            ),
+            expected: STORAGE_FORMAT,
+        }),
+        None if meta.is_empty() => meta
+            .insert(FORMAT_KEY, &STORAGE_FORMAT.to_be_bytes())
+            .map(|_| ())
+            .map_err(|source| StoreError::Open { path, source }),
+        None => Err(StoreError::Inconsistent {
+            path,
+            detail: "it holds data but no storage format".to_string(),
+        }),
     }
 }
 
 /// fsyncs a directory, so that the entries created in it survive a crash.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// The key of the log entry at `index`: big-endian, so sled's byte order is index order.
-pub(super) fn index_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
-}
-
-/// The index a log key stands for.
-pub(super) fn key_index(key: &[u8]) -> Option<u64> {
-    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
 }
 
 /// Encodes a stored value. postcard: compact, deterministic, and already what the engine's

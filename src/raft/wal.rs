@@ -1,0 +1,763 @@
+//! The Raft log: segment files of checksummed records, written and fsynced by this module.
+//!
+//! Why not in sled with the rest: an entry must be on disk before it counts toward a commit,
+//! so every entry costs a durable write on each node. Through sled that write is a `flush`
+//! (sled hands its buffer to its thread pool, whose seven threads are all woken for each job,
+//! and waits for it) and then an `fsync`: under load that hand-off, not the disk, was a fifth
+//! of the cluster's CPU (docs/BENCHMARKS.md). Here an append is one `pwrite` on openraft's
+//! task and the log flusher's `fdatasync` covers every append made before it (group commit).
+//!
+//! Layout: `<data dir>/log/<first index, 20 digits>.wal`. A segment starts with [`MAGIC`] and
+//! holds consecutive entries, each a record `[length u32 LE][CRC-32 u32 LE][postcard(Entry)]`
+//! (the CRC is of the encoded entry). Segments follow each other without gaps; a new one is
+//! started once the current one passes [`SEGMENT_BYTES`], so a purge can delete whole files.
+//!
+//! Opening reads every segment back, checks each record's CRC and that the indexes run on
+//! without a gap, and keeps in memory where each entry is (its log id, offset and length).
+//! A damaged record at the end of the last segment is a write the crash cut short: nothing
+//! after it was ever acknowledged (its fsync had not returned), so the tail is cut off there.
+//! A damaged record anywhere else, a gap between segments, or a segment that is not ours is
+//! refused with its path: a node never serves from a doubtful log (PITFALLS.md #2).
+//!
+//! Purged entries: `last_purged` lives in the sled database (written and synced before any
+//! file is deleted); whole segments at or below it are deleted, at once or at the next open.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::CommittedLeaderId;
+
+use super::store::decode;
+use super::{Entry, LogId};
+
+/// The first bytes of every segment: what it is, and the record format's version.
+pub(super) const MAGIC: &[u8; 8] = b"QLMWAL01";
+/// A segment is closed, and the next one started, once it holds this many bytes.
+pub(super) const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// Length and CRC before each record's bytes.
+const HEADER_BYTES: usize = 8;
+/// The largest record accepted when reading (an entry holds at most a batch of commands; a
+/// length beyond this is damage, not data).
+const MAX_RECORD_BYTES: u32 = 256 * 1024 * 1024;
+/// File name suffix of a segment.
+const SUFFIX: &str = ".wal";
+
+/// Why the log could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WalError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {detail}")]
+    Damaged { path: PathBuf, detail: String },
+}
+
+impl WalError {
+    fn io(path: &Path, source: io::Error) -> WalError {
+        WalError::Io { path: path.to_path_buf(), source }
+    }
+    fn damaged(path: &Path, detail: impl Into<String>) -> WalError {
+        WalError::Damaged { path: path.to_path_buf(), detail: detail.into() }
+    }
+}
+
+impl From<WalError> for io::Error {
+    fn from(e: WalError) -> io::Error {
+        match e {
+            WalError::Io { path, source } => {
+                io::Error::new(source.kind(), format!("{}: {source}", path.display()))
+            }
+            damaged => io::Error::other(damaged.to_string()),
+        }
+    }
+}
+
+/// One segment file.
+struct Segment {
+    /// Index of its first entry (its name), whether or not that entry is still live.
+    first: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    /// Bytes written (the offset of the next record).
+    len: u64,
+}
+
+/// Where a live entry is.
+#[derive(Clone, Copy)]
+struct Loc {
+    leader_id: CommittedLeaderId<u64>,
+    offset: u64,
+    len: u32,
+}
+
+struct State {
+    /// Oldest first; the last one is appended to. Empty when the log holds nothing.
+    segments: VecDeque<Segment>,
+    /// The live entries: `locs[i]` is entry `first_live + i`.
+    locs: VecDeque<Loc>,
+    first_live: u64,
+    /// Bytes of the live entries' records (for the metrics).
+    live_bytes: u64,
+    /// Files written (or created) since the flusher last synced: their data must reach the
+    /// disk before the appends waiting on the flusher are acknowledged.
+    unsynced: Vec<Arc<File>>,
+    /// A segment file was created since the last sync: the directory must be synced too.
+    dir_dirty: bool,
+}
+
+/// The segment files of one node's log.
+pub(super) struct Wal {
+    dir: PathBuf,
+    /// [`SEGMENT_BYTES`], smaller in tests.
+    segment_bytes: u64,
+    state: Mutex<State>,
+}
+
+/// What the flusher must sync for the appends it holds.
+pub(super) struct PendingSync {
+    files: Vec<Arc<File>>,
+    dir: Option<PathBuf>,
+}
+
+impl PendingSync {
+    /// fdatasyncs the files (data and size), then the directory if a segment was created.
+    pub(super) fn run(self) -> io::Result<()> {
+        for file in &self.files {
+            file.sync_data()?;
+        }
+        match self.dir {
+            Some(dir) => File::open(&dir)?.sync_all(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`; entries at or below `last_purged` are
+    /// dropped (and segments wholly below it deleted: a purge cut short is finished).
+    pub(super) fn open(dir: &Path, last_purged: Option<LogId>) -> Result<Wal, WalError> {
+        Wal::open_with(dir, last_purged, SEGMENT_BYTES)
+    }
+
+    fn open_with(
+        dir: &Path,
+        last_purged: Option<LogId>,
+        segment_bytes: u64,
+    ) -> Result<Wal, WalError> {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
+            let parent = dir.parent().unwrap_or(Path::new("."));
+            File::open(parent).and_then(|d| d.sync_all()).map_err(|e| WalError::io(parent, e))?;
+        }
+        let mut names = Vec::new();
+        for item in std::fs::read_dir(dir).map_err(|e| WalError::io(dir, e))? {
+            let item = item.map_err(|e| WalError::io(dir, e))?;
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            match name.strip_suffix(SUFFIX).and_then(|n| n.parse::<u64>().ok()) {
+                Some(first) => names.push((first, item.path())),
+                None => tracing::warn!(file = %item.path().display(),
+                    "not a log segment; left alone"),
+            }
+        }
+        names.sort();
+        let purged = last_purged.map(|p| p.index);
+        let mut state = State {
+            segments: VecDeque::new(),
+            locs: VecDeque::new(),
+            first_live: purged.map_or(0, |p| p + 1),
+            live_bytes: 0,
+            unsynced: Vec::new(),
+            dir_dirty: false,
+        };
+        let count = names.len();
+        // The index the next segment must start at (None before the first segment).
+        let mut expected: Option<u64> = None;
+        for (position, (first, path)) in names.into_iter().enumerate() {
+            let is_last = position + 1 == count;
+            if let Some(wanted) = expected
+                && wanted != first
+            {
+                return Err(WalError::damaged(
+                    &path,
+                    format!(
+                        "the log has a hole: this segment starts at entry {first} where {wanted} \
+                         was expected"
+                    ),
+                ));
+            }
+            let (segment, entries) = read_segment(first, &path, is_last)?;
+            expected = Some(first + entries.len() as u64);
+            for (offset, loc) in entries.into_iter().enumerate() {
+                let index = first + offset as u64;
+                if purged.is_some_and(|p| index <= p) {
+                    continue;
+                }
+                if state.locs.is_empty() {
+                    if let Some(p) = purged
+                        && index != p + 1
+                    {
+                        return Err(WalError::damaged(
+                            &segment.path,
+                            format!(
+                                "the log has a hole: the first entry after the purged ones (up \
+                                 to {p}) is {index}"
+                            ),
+                        ));
+                    }
+                    state.first_live = index;
+                }
+                state.live_bytes += u64::from(loc.len);
+                state.locs.push_back(loc);
+            }
+            state.segments.push_back(segment);
+        }
+        let wal = Wal { dir: dir.to_path_buf(), segment_bytes, state: Mutex::new(state) };
+        // Segments wholly purged (a purge cut short, or a log left behind by a snapshot).
+        wal.delete_purged(&mut wal.lock())?;
+        Ok(wal)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves nothing half-done that a reader could
+        // misread (each change is made in memory after its file operation succeeded).
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The last entry's log id, if the log holds any.
+    pub(super) fn last(&self) -> Option<LogId> {
+        let state = self.lock();
+        state.locs.back().map(|loc| LogId {
+            leader_id: loc.leader_id,
+            index: state.first_live + state.locs.len() as u64 - 1,
+        })
+    }
+
+    /// Live entries and the bytes of their records.
+    pub(super) fn size(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.locs.len() as u64, state.live_bytes)
+    }
+
+    /// Bytes the segment files take.
+    pub(super) fn bytes_on_disk(&self) -> u64 {
+        self.lock().segments.iter().map(|s| s.len).sum()
+    }
+
+    /// Writes `entries` (consecutive, following the last entry) at the end of the log. Not
+    /// durable until the flusher's next [`Wal::take_pending_sync`] has run.
+    pub(super) fn append(&self, entries: &[Entry]) -> Result<(), WalError> {
+        let Some(first) = entries.first() else { return Ok(()) };
+        let mut buf = Vec::new();
+        let mut locs = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            let wanted = first.log_id.index + i as u64;
+            if entry.log_id.index != wanted {
+                return Err(WalError::damaged(
+                    &self.dir,
+                    format!("append of entry {} where {wanted} was expected", entry.log_id.index),
+                ));
+            }
+            let offset = buf.len();
+            buf.extend_from_slice(&[0; HEADER_BYTES]);
+            postcard::to_io(entry, &mut buf)
+                .map_err(|e| WalError::damaged(&self.dir, format!("encoding an entry: {e}")))?;
+            let len = buf.len() - offset - HEADER_BYTES;
+            let crc = crc32fast::hash(&buf[offset + HEADER_BYTES..]);
+            let len32 = u32::try_from(len)
+                .ok()
+                .filter(|l| *l <= MAX_RECORD_BYTES)
+                .ok_or_else(|| WalError::damaged(&self.dir, format!("an entry of {len} bytes")))?;
+            buf[offset..offset + 4].copy_from_slice(&len32.to_le_bytes());
+            buf[offset + 4..offset + 8].copy_from_slice(&crc.to_le_bytes());
+            locs.push(Loc {
+                leader_id: entry.log_id.leader_id,
+                offset: offset as u64,
+                len: (len + HEADER_BYTES) as u32,
+            });
+        }
+        let mut state = self.lock();
+        let next = state.first_live + state.locs.len() as u64;
+        if !state.locs.is_empty() && first.log_id.index != next {
+            return Err(WalError::damaged(
+                &self.dir,
+                format!("append of entry {} where {next} was expected", first.log_id.index),
+            ));
+        }
+        // An empty log has no segment (see `delete_purged`): its first entry starts one, named
+        // after it, wherever the log was before (a snapshot may have moved it on).
+        let roll = state.segments.back().is_none_or(|current| current.len >= self.segment_bytes);
+        if state.locs.is_empty() {
+            state.first_live = first.log_id.index;
+        }
+        if roll {
+            let segment = self.create_segment(first.log_id.index)?;
+            if let Some(previous) = state.segments.back() {
+                let file = previous.file.clone();
+                state.unsynced.push(file);
+            }
+            state.segments.push_back(segment);
+            state.dir_dirty = true;
+        }
+        let Some(current) = state.segments.back_mut() else {
+            return Err(WalError::damaged(&self.dir, "no segment to append to"));
+        };
+        let base = current.len;
+        current.file.write_all_at(&buf, base).map_err(|e| WalError::io(&current.path, e))?;
+        current.len += buf.len() as u64;
+        let file = current.file.clone();
+        state.live_bytes += buf.len() as u64;
+        for mut loc in locs {
+            loc.offset += base;
+            state.locs.push_back(loc);
+        }
+        if !state.unsynced.iter().any(|f| Arc::ptr_eq(f, &file)) {
+            state.unsynced.push(file);
+        }
+        Ok(())
+    }
+
+    /// What must be synced to make every append so far durable; the caller runs it (outside
+    /// the lock) before acknowledging them.
+    pub(super) fn take_pending_sync(&self) -> PendingSync {
+        let mut state = self.lock();
+        let files = std::mem::take(&mut state.unsynced);
+        let dir = std::mem::replace(&mut state.dir_dirty, false).then(|| self.dir.clone());
+        PendingSync { files, dir }
+    }
+
+    /// Reads the live entries `start..end` (`end` None: to the last).
+    pub(super) fn read(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry>, WalError> {
+        // Under the lock: which byte ranges of which files. The reads happen after it.
+        let mut runs: Vec<(Arc<File>, PathBuf, u64, Vec<Loc>)> = Vec::new();
+        {
+            let state = self.lock();
+            let live_end = state.first_live + state.locs.len() as u64;
+            let start = start.max(state.first_live);
+            let end = end.map_or(live_end, |e| e.min(live_end));
+            if start >= end {
+                return Ok(Vec::new());
+            }
+            let mut seg = segment_position(&state.segments, start);
+            for index in start..end {
+                while seg + 1 < state.segments.len() && state.segments[seg + 1].first <= index {
+                    seg += 1;
+                }
+                let segment = &state.segments[seg];
+                let loc = state.locs[(index - state.first_live) as usize];
+                match runs.last_mut() {
+                    Some(run) if run.2 == segment.first => run.3.push(loc),
+                    _ => runs.push((
+                        segment.file.clone(),
+                        segment.path.clone(),
+                        segment.first,
+                        vec![loc],
+                    )),
+                }
+            }
+        }
+        let mut entries = Vec::new();
+        for (file, path, _, locs) in runs {
+            let (Some(first), Some(last)) = (locs.first(), locs.last()) else { continue };
+            let from = first.offset;
+            let to = last.offset + u64::from(last.len);
+            let mut bytes = vec![0; (to - from) as usize];
+            file.read_exact_at(&mut bytes, from).map_err(|e| WalError::io(&path, e))?;
+            for loc in locs {
+                let at = (loc.offset - from) as usize;
+                let record = &bytes[at..at + loc.len as usize];
+                let (entry, _) = parse_record(record).map_err(|detail| {
+                    WalError::damaged(&path, format!("at byte {}: {detail}", loc.offset))
+                })?;
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Deletes the entries from `index` on (a follower's log that disagrees with its leader),
+    /// durably: on return the files no longer hold them. Blocking.
+    pub(super) fn truncate(&self, index: u64) -> Result<(), WalError> {
+        let mut state = self.lock();
+        let live_end = state.first_live + state.locs.len() as u64;
+        if index >= live_end {
+            return Ok(());
+        }
+        if index <= state.first_live {
+            state.locs.clear();
+            state.live_bytes = 0;
+            self.delete_purged(&mut state)?;
+            return sync_dir(&self.dir);
+        }
+        let keep = (index - state.first_live) as usize;
+        let holder = segment_position(&state.segments, index);
+        // The segments after the one holding `index` go whole; so does that one if `index` is
+        // its first entry (then the one before it ends just before the cut, and stays whole).
+        let first_gone = if state.segments[holder].first == index { holder } else { holder + 1 };
+        while state.segments.len() > first_gone {
+            if let Some(segment) = state.segments.pop_back() {
+                state.unsynced.retain(|f| !Arc::ptr_eq(f, &segment.file));
+                remove_file(&segment.path)?;
+            }
+        }
+        if first_gone > holder {
+            let cut = state.locs[keep].offset;
+            if let Some(current) = state.segments.back_mut() {
+                current.file.set_len(cut).map_err(|e| WalError::io(&current.path, e))?;
+                current.file.sync_data().map_err(|e| WalError::io(&current.path, e))?;
+                current.len = cut;
+            }
+        }
+        let dropped: u64 = state.locs.iter().skip(keep).map(|l| u64::from(l.len)).sum();
+        state.live_bytes -= dropped;
+        state.locs.truncate(keep);
+        sync_dir(&self.dir)
+    }
+
+    /// Forgets the entries up to `index` (the caller has made `last_purged` durable first)
+    /// and deletes the segments that hold nothing else.
+    pub(super) fn purge(&self, index: u64) -> Result<(), WalError> {
+        let mut state = self.lock();
+        let drop = (index + 1).saturating_sub(state.first_live).min(state.locs.len() as u64);
+        for _ in 0..drop {
+            if let Some(loc) = state.locs.pop_front() {
+                state.live_bytes -= u64::from(loc.len);
+            }
+        }
+        state.first_live += drop;
+        self.delete_purged(&mut state)
+    }
+
+    /// Deletes every segment whose entries all precede the first live one; when no entry is
+    /// live, every segment (the next entry starts a new one, named after it).
+    fn delete_purged(&self, state: &mut State) -> Result<(), WalError> {
+        loop {
+            let deletable = match state.segments.get(1) {
+                _ if state.locs.is_empty() => !state.segments.is_empty(),
+                Some(next) => next.first <= state.first_live,
+                None => false,
+            };
+            if !deletable {
+                return Ok(());
+            }
+            if let Some(segment) = state.segments.pop_front() {
+                state.unsynced.retain(|f| !Arc::ptr_eq(f, &segment.file));
+                remove_file(&segment.path)?;
+            }
+        }
+    }
+
+    fn create_segment(&self, first: u64) -> Result<Segment, WalError> {
+        let path = self.dir.join(format!("{first:020}{SUFFIX}"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| WalError::io(&path, e))?;
+        file.write_all_at(MAGIC, 0).map_err(|e| WalError::io(&path, e))?;
+        Ok(Segment { first, path, file: Arc::new(file), len: MAGIC.len() as u64 })
+    }
+}
+
+/// The position in `segments` of the one holding `index` (the last that starts at or before it).
+fn segment_position(segments: &VecDeque<Segment>, index: u64) -> usize {
+    segments.partition_point(|s| s.first <= index).saturating_sub(1)
+}
+
+/// Reads one segment: its records' locations, checked. A damaged tail of the last segment is
+/// cut off (and the cut synced); damage anywhere else is refused.
+fn read_segment(first: u64, path: &Path, is_last: bool) -> Result<(Segment, Vec<Loc>), WalError> {
+    let bytes = std::fs::read(path).map_err(|e| WalError::io(path, e))?;
+    let file =
+        OpenOptions::new().read(true).write(true).open(path).map_err(|e| WalError::io(path, e))?;
+    let magic_len = MAGIC.len();
+    if bytes.len() < magic_len && is_last && MAGIC.starts_with(&bytes) {
+        // Created, and the crash came before its first bytes reached the disk.
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(MAGIC, 0))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| WalError::io(path, e))?;
+        return Ok((
+            Segment {
+                first,
+                path: path.to_path_buf(),
+                file: Arc::new(file),
+                len: magic_len as u64,
+            },
+            Vec::new(),
+        ));
+    }
+    if bytes.len() < magic_len || &bytes[..magic_len] != MAGIC {
+        return Err(WalError::damaged(
+            path,
+            "not a QuorumLM log segment (its first bytes are wrong)",
+        ));
+    }
+    let mut locs = Vec::new();
+    let mut at = magic_len;
+    while at < bytes.len() {
+        let index = first + locs.len() as u64;
+        match parse_record(&bytes[at..]) {
+            Ok((entry, len)) if entry.log_id.index == index => {
+                locs.push(Loc {
+                    leader_id: entry.log_id.leader_id,
+                    offset: at as u64,
+                    len: len as u32,
+                });
+                at += len;
+            }
+            Ok((entry, _)) => {
+                return Err(WalError::damaged(
+                    path,
+                    format!(
+                        "at byte {at}: entry {} where {index} was expected",
+                        entry.log_id.index
+                    ),
+                ));
+            }
+            Err(detail) if is_last => {
+                tracing::warn!(file = %path.display(), offset = at, dropped_bytes = bytes.len() - at,
+                    reason = %detail, "cutting off the log's torn tail (a write the crash interrupted; never acknowledged)");
+                file.set_len(at as u64)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| WalError::io(path, e))?;
+                break;
+            }
+            Err(detail) => {
+                return Err(WalError::damaged(
+                    path,
+                    format!("at byte {at} (entry {index}): {detail}"),
+                ));
+            }
+        }
+    }
+    let segment = Segment { first, path: path.to_path_buf(), file: Arc::new(file), len: at as u64 };
+    Ok((segment, locs))
+}
+
+/// Decodes the record at the start of `bytes`: the entry and the record's whole length.
+fn parse_record(bytes: &[u8]) -> Result<(Entry, usize), String> {
+    let header = bytes.get(..HEADER_BYTES).ok_or("a record header cut short")?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_RECORD_BYTES {
+        return Err(format!("a record length of {len} bytes"));
+    }
+    let end = HEADER_BYTES + len as usize;
+    let payload = bytes.get(HEADER_BYTES..end).ok_or("a record cut short")?;
+    if crc32fast::hash(payload) != crc {
+        return Err("a record's checksum does not match".to_string());
+    }
+    let entry: Entry = decode(payload).map_err(|e| format!("a record does not decode: {e}"))?;
+    Ok((entry, end))
+}
+
+fn remove_file(path: &Path) -> Result<(), WalError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(WalError::io(path, e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| WalError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::LogEntry;
+    use openraft::EntryPayload;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Normal(LogEntry {
+                commands: Vec::new(),
+                stamp: crate::license::Timestamp(index),
+            }),
+        }
+    }
+
+    fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+        range.map(|i| entry(i, 1)).collect()
+    }
+
+    fn purged(index: u64) -> Option<LogId> {
+        Some(LogId::new(CommittedLeaderId::new(1, 1), index))
+    }
+
+    /// Segments so small that each append after the first starts a new one.
+    const SMALL: u64 = 40;
+
+    fn segment_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn append_synced(wal: &Wal, batch: &[Entry]) {
+        wal.append(batch).expect("append");
+        wal.take_pending_sync().run().expect("sync");
+    }
+
+    #[test]
+    fn entries_read_back_across_segments_and_after_reopening() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("log");
+        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
+        assert_eq!(wal.last(), None);
+        for i in 0..10 {
+            append_synced(&wal, &entries(i * 3..=i * 3 + 2));
+        }
+        assert!(segment_names(&dir).len() > 3, "{:?}", segment_names(&dir));
+        assert_eq!(wal.read(0, None).expect("read"), entries(0..=29));
+        assert_eq!(wal.read(7, Some(19)).expect("read"), entries(7..=18));
+        assert_eq!(wal.read(40, None).expect("read"), Vec::new());
+        assert_eq!(wal.last().map(|l| l.index), Some(29));
+        assert_eq!(wal.size().0, 30);
+        drop(wal);
+        let wal = Wal::open_with(&dir, None, SMALL).expect("reopen");
+        assert_eq!(wal.read(0, None).expect("read"), entries(0..=29));
+        append_synced(&wal, &entries(30..=31));
+        assert_eq!(wal.read(28, None).expect("read"), entries(28..=31));
+    }
+
+    #[test]
+    fn an_append_out_of_order_is_refused_and_changes_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wal = Wal::open_with(tmp.path(), None, SMALL).expect("open");
+        append_synced(&wal, &entries(1..=3));
+        assert!(wal.append(&entries(5..=6)).is_err());
+        assert!(wal.append(&[entry(4, 1), entry(6, 1)]).is_err());
+        assert_eq!(wal.read(0, None).expect("read"), entries(1..=3));
+    }
+
+    #[test]
+    fn a_purge_deletes_whole_segments_and_the_next_entry_may_jump_ahead() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("log");
+        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
+        for i in 0..8 {
+            append_synced(&wal, &entries(i * 2 + 1..=i * 2 + 2));
+        }
+        let before = segment_names(&dir).len();
+        wal.purge(9).expect("purge");
+        let after = segment_names(&dir);
+        assert!(after.len() < before, "{after:?}");
+        assert_eq!(wal.read(0, None).expect("read"), entries(10..=16));
+        drop(wal);
+        let wal = Wal::open_with(&dir, purged(9), SMALL).expect("reopen");
+        assert_eq!(wal.read(0, None).expect("read"), entries(10..=16));
+        // A snapshot far ahead: everything goes, and the log goes on from after it.
+        wal.purge(100).expect("purge");
+        assert!(segment_names(&dir).is_empty());
+        assert_eq!(wal.last(), None);
+        append_synced(&wal, &entries(101..=102));
+        drop(wal);
+        let wal = Wal::open_with(&dir, purged(100), SMALL).expect("reopen");
+        assert_eq!(wal.read(0, None).expect("read"), entries(101..=102));
+    }
+
+    #[test]
+    fn a_truncate_removes_the_tail_across_segments_durably() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("log");
+        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
+        for i in 0..6 {
+            append_synced(&wal, &entries(i * 3 + 1..=i * 3 + 3));
+        }
+        // Find a segment boundary and cut exactly there, then inside a segment.
+        let boundary: u64 = segment_names(&dir)[2].trim_end_matches(SUFFIX).parse().expect("name");
+        wal.truncate(boundary).expect("truncate");
+        assert_eq!(wal.last().map(|l| l.index), Some(boundary - 1));
+        wal.truncate(boundary - 1).expect("truncate");
+        assert_eq!(wal.read(0, None).expect("read"), entries(1..=boundary - 2));
+        // The follower then takes the leader's entries (another term) from the cut on.
+        let replacement: Vec<Entry> = (boundary - 1..=boundary + 3).map(|i| entry(i, 2)).collect();
+        append_synced(&wal, &replacement);
+        drop(wal);
+        let wal = Wal::open_with(&dir, None, SMALL).expect("reopen");
+        let mut expected = entries(1..=boundary - 2);
+        expected.extend(replacement);
+        assert_eq!(wal.read(0, None).expect("read"), expected);
+        wal.truncate(0).expect("truncate everything");
+        assert_eq!(wal.last(), None);
+        assert!(segment_names(&dir).is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off_and_damage_before_it_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("log");
+        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
+        for i in 0..4 {
+            append_synced(&wal, &entries(i * 3 + 1..=i * 3 + 3));
+        }
+        drop(wal);
+        let names = segment_names(&dir);
+        let last = dir.join(names.last().expect("a segment"));
+        let len = std::fs::metadata(&last).expect("stat").len();
+        OpenOptions::new().write(true).open(&last).expect("open").set_len(len - 3).expect("cut");
+        let wal = Wal::open_with(&dir, None, SMALL).expect("a torn tail is repaired");
+        assert_eq!(wal.last().map(|l| l.index), Some(11));
+        append_synced(&wal, &entries(12..=12));
+        drop(wal);
+        let wal = Wal::open_with(&dir, None, SMALL).expect("reopen");
+        assert_eq!(wal.read(0, None).expect("read"), entries(1..=12));
+        drop(wal);
+        // A flipped byte in a segment that is not the last: refused, naming the file.
+        let first = dir.join(&names[0]);
+        let mut bytes = std::fs::read(&first).expect("read");
+        let at = bytes.len() - 2;
+        bytes[at] ^= 0xff;
+        std::fs::write(&first, bytes).expect("write");
+        let refused = Wal::open_with(&dir, None, SMALL).err().expect("refused").to_string();
+        assert!(refused.contains(&names[0]) && refused.contains("checksum"), "{refused}");
+    }
+
+    #[test]
+    fn a_hole_between_segments_and_a_foreign_file_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("log");
+        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
+        for i in 0..4 {
+            append_synced(&wal, &entries(i * 3 + 1..=i * 3 + 3));
+        }
+        drop(wal);
+        let names = segment_names(&dir);
+        std::fs::remove_file(dir.join(&names[1])).expect("remove");
+        let refused = Wal::open_with(&dir, None, SMALL).err().expect("refused").to_string();
+        assert!(refused.contains("hole"), "{refused}");
+        std::fs::write(dir.join(&names[1]), b"not a log segment").expect("write");
+        let refused = Wal::open_with(&dir, None, SMALL).err().expect("refused").to_string();
+        assert!(refused.contains("not a QuorumLM log segment"), "{refused}");
+    }
+
+    #[test]
+    fn every_write_is_in_the_pending_sync_until_taken() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("log");
+        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
+        wal.append(&entries(1..=3)).expect("append");
+        let pending = wal.take_pending_sync();
+        assert_eq!(pending.files.len(), 1);
+        assert!(pending.dir.is_some(), "a new segment needs its directory synced");
+        assert_eq!(wal.take_pending_sync().files.len(), 0);
+        // Rolling to a new segment: both the old one (its last write) and the new one.
+        wal.append(&entries(4..=9)).expect("append");
+        wal.append(&entries(10..=10)).expect("append");
+        let pending = wal.take_pending_sync();
+        assert!(pending.files.len() >= 2 && pending.dir.is_some());
+        pending.run().expect("sync");
+    }
+}
