@@ -7,6 +7,12 @@ use clap::Parser;
 
 use quorumlm::server::config::{NodeConfig, NodeFlags};
 
+/// mimalloc, not glibc's malloc: a node allocates and frees small buffers for every request
+/// from several threads, where glibc's arenas cost a tenth of the server's CPU under load
+/// (docs/BENCHMARKS.md) and keep much of a freed heap resident.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A QuorumLM license server node: one member of a Raft cluster that serves every seat.
 #[derive(Parser, Debug)]
 #[command(name = "qlmd", version, about, long_about = None)]

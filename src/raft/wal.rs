@@ -27,7 +27,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use openraft::CommittedLeaderId;
 
@@ -36,8 +37,11 @@ use super::{Entry, LogId};
 
 /// The first bytes of every segment: what it is, and the record format's version.
 pub(super) const MAGIC: &[u8; 8] = b"QLMWAL01";
-/// A segment is closed, and the next one started, once it holds this many bytes.
-pub(super) const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// A segment is closed, and the next one started, once it holds this many bytes; it is also
+/// the size a segment is preallocated to.
+pub(super) const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// File name suffix of a preallocated segment not yet in use.
+const SPARE_SUFFIX: &str = ".spare";
 /// Length and CRC before each record's bytes.
 const HEADER_BYTES: usize = 8;
 /// The largest record accepted when reading (an entry holds at most a batch of commands; a
@@ -114,6 +118,22 @@ pub(super) struct Wal {
     /// [`SEGMENT_BYTES`], smaller in tests.
     segment_bytes: u64,
     state: Mutex<State>,
+    /// The next segment's file, zero-filled to `segment_bytes` and synced ahead of time.
+    spare: Arc<Mutex<Option<Spare>>>,
+    /// Asks the preparing thread for a new spare.
+    prepare: mpsc::Sender<()>,
+}
+
+/// A preallocated file, ready to become the next segment.
+///
+/// Why preallocate: `fdatasync` of a write past the end of a file must also write the inode
+/// (its new size), a second synchronous I/O; a write into space already written and synced
+/// changes no metadata, and its sync is the data alone (on this project's test machine: about
+/// 155 instead of 265 microseconds). Zeros, not `fallocate`: extents that `fallocate` leaves
+/// unwritten must be converted on the first write, which is a metadata change again.
+struct Spare {
+    path: PathBuf,
+    file: File,
 }
 
 /// What the flusher must sync for the appends it holds.
@@ -157,6 +177,11 @@ impl Wal {
             let item = item.map_err(|e| WalError::io(dir, e))?;
             let name = item.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(SPARE_SUFFIX) {
+                // A spare of an earlier run (never in use): a new one is made below.
+                remove_file(&item.path())?;
+                continue;
+            }
             match name.strip_suffix(SUFFIX).and_then(|n| n.parse::<u64>().ok()) {
                 Some(first) => names.push((first, item.path())),
                 None => tracing::warn!(file = %item.path().display(),
@@ -189,7 +214,9 @@ impl Wal {
                     ),
                 ));
             }
-            let (segment, entries) = read_segment(first, &path, is_last)?;
+            let Some((segment, entries)) = read_segment(first, &path, is_last)? else {
+                continue;
+            };
             expected = Some(first + entries.len() as u64);
             for (offset, loc) in entries.into_iter().enumerate() {
                 let index = first + offset as u64;
@@ -215,7 +242,17 @@ impl Wal {
             }
             state.segments.push_back(segment);
         }
-        let wal = Wal { dir: dir.to_path_buf(), segment_bytes, state: Mutex::new(state) };
+        // The first spare is made now, so that even a new node's first segment is preallocated;
+        // later ones by a thread of their own, each as the one before is taken.
+        let spare = Arc::new(Mutex::new(Some(make_spare(dir, segment_bytes)?)));
+        let (prepare, requests) = mpsc::channel();
+        let (spare_slot, spare_dir) = (spare.clone(), dir.to_path_buf());
+        std::thread::Builder::new()
+            .name("qlm-log-prepare".to_string())
+            .spawn(move || prepare_spares(&spare_dir, segment_bytes, &spare_slot, &requests))
+            .map_err(|e| WalError::io(dir, e))?;
+        let wal =
+            Wal { dir: dir.to_path_buf(), segment_bytes, state: Mutex::new(state), spare, prepare };
         // Segments wholly purged (a purge cut short, or a log left behind by a snapshot).
         wal.delete_purged(&mut wal.lock())?;
         Ok(wal)
@@ -244,7 +281,10 @@ impl Wal {
 
     /// Bytes the segment files take.
     pub(super) fn bytes_on_disk(&self) -> u64 {
-        self.lock().segments.iter().map(|s| s.len).sum()
+        let segments: u64 =
+            self.lock().segments.iter().map(|s| s.file.metadata().map_or(s.len, |m| m.len())).sum();
+        let spare = self.spare.lock().ok().and_then(|s| s.as_ref().map(|_| self.segment_bytes));
+        segments + spare.unwrap_or(0)
     }
 
     /// Writes `entries` (consecutive, following the last entry) at the end of the log. Not
@@ -294,11 +334,14 @@ impl Wal {
             state.first_live = first.log_id.index;
         }
         if roll {
-            let segment = self.create_segment(first.log_id.index)?;
             if let Some(previous) = state.segments.back() {
-                let file = previous.file.clone();
-                state.unsynced.push(file);
+                // A segment is durable, whole, before anything is written to the next: a
+                // torn write can then only be at the end of the last segment.
+                previous.file.sync_data().map_err(|e| WalError::io(&previous.path, e))?;
+                let synced = previous.file.clone();
+                state.unsynced.retain(|f| !Arc::ptr_eq(f, &synced));
             }
+            let segment = self.create_segment(first.log_id.index)?;
             state.segments.push_back(segment);
             state.dir_dirty = true;
         }
@@ -406,8 +449,10 @@ impl Wal {
         if first_gone > holder {
             let cut = state.locs[keep].offset;
             if let Some(current) = state.segments.back_mut() {
-                current.file.set_len(cut).map_err(|e| WalError::io(&current.path, e))?;
-                current.file.sync_data().map_err(|e| WalError::io(&current.path, e))?;
+                // Zeros, not a shorter file: the segment stays preallocated.
+                zero_fill(&current.file, cut, current.len)
+                    .and_then(|()| current.file.sync_data())
+                    .map_err(|e| WalError::io(&current.path, e))?;
                 current.len = cut;
             }
         }
@@ -450,18 +495,88 @@ impl Wal {
         }
     }
 
+    /// Starts the segment for entry `first`: the spare, renamed, if one is ready (the usual
+    /// case), else a new file that grows as it is written.
     fn create_segment(&self, first: u64) -> Result<Segment, WalError> {
         let path = self.dir.join(format!("{first:020}{SUFFIX}"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| WalError::io(&path, e))?;
+        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
+        // The preparing thread is gone only if the log is being dropped.
+        let _ = self.prepare.send(());
+        let file = match spare {
+            Some(spare) => {
+                std::fs::rename(&spare.path, &path).map_err(|e| WalError::io(&path, e))?;
+                spare.file
+            }
+            None => {
+                tracing::debug!(file = %path.display(), "no preallocated segment ready");
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .map_err(|e| WalError::io(&path, e))?
+            }
+        };
         file.write_all_at(MAGIC, 0).map_err(|e| WalError::io(&path, e))?;
         Ok(Segment { first, path, file: Arc::new(file), len: MAGIC.len() as u64 })
     }
+}
+
+/// The preparing thread: makes a spare each time one is asked for and none is ready. Ends
+/// when the log is dropped.
+fn prepare_spares(
+    dir: &Path,
+    segment_bytes: u64,
+    slot: &Mutex<Option<Spare>>,
+    requests: &mpsc::Receiver<()>,
+) {
+    while requests.recv().is_ok() {
+        if slot.lock().map_or(true, |s| s.is_some()) {
+            continue;
+        }
+        match make_spare(dir, segment_bytes) {
+            Ok(spare) => {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(spare);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e,
+                "cannot preallocate the next log segment (it will grow as it is written)"),
+        }
+    }
+}
+
+/// A new spare: `segment_bytes` of zeros, synced (data and size).
+fn make_spare(dir: &Path, segment_bytes: u64) -> Result<Spare, WalError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name =
+        format!("{}-{}{SPARE_SUFFIX}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let path = dir.join(name);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| WalError::io(&path, e))?;
+    zero_fill(&file, 0, segment_bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| WalError::io(&path, e))?;
+    Ok(Spare { path, file })
+}
+
+/// Writes zeros over `from..to` of `file`.
+fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
+    const CHUNK: usize = 1024 * 1024;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from) as usize)];
+    let mut at = from;
+    while at < to {
+        let n = zeros.len().min((to - at) as usize);
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// The position in `segments` of the one holding `index` (the last that starts at or before it).
@@ -469,30 +584,25 @@ fn segment_position(segments: &VecDeque<Segment>, index: u64) -> usize {
     segments.partition_point(|s| s.first <= index).saturating_sub(1)
 }
 
-/// Reads one segment: its records' locations, checked. A damaged tail of the last segment is
-/// cut off (and the cut synced); damage anywhere else is refused.
-fn read_segment(first: u64, path: &Path, is_last: bool) -> Result<(Segment, Vec<Loc>), WalError> {
+/// Reads one segment: its records' locations, checked. The records end at the first all-zero
+/// header (the rest is preallocated space) or at the end of the file. In the last segment, a
+/// damaged record is a write the crash cut short: it and everything after it are zeroed (and
+/// synced); damage anywhere else is refused. None: a last segment whose creation was cut short
+/// (no magic yet), now deleted.
+fn read_segment(
+    first: u64,
+    path: &Path,
+    is_last: bool,
+) -> Result<Option<(Segment, Vec<Loc>)>, WalError> {
     let bytes = std::fs::read(path).map_err(|e| WalError::io(path, e))?;
-    let file =
-        OpenOptions::new().read(true).write(true).open(path).map_err(|e| WalError::io(path, e))?;
     let magic_len = MAGIC.len();
-    if bytes.len() < magic_len && is_last && MAGIC.starts_with(&bytes) {
-        // Created, and the crash came before its first bytes reached the disk.
-        file.set_len(0)
-            .and_then(|()| file.write_all_at(MAGIC, 0))
-            .and_then(|()| file.sync_all())
-            .map_err(|e| WalError::io(path, e))?;
-        return Ok((
-            Segment {
-                first,
-                path: path.to_path_buf(),
-                file: Arc::new(file),
-                len: magic_len as u64,
-            },
-            Vec::new(),
-        ));
+    let head = &bytes[..magic_len.min(bytes.len())];
+    if is_last && (MAGIC.starts_with(head) || head.iter().all(|b| *b == 0)) && head != MAGIC {
+        // Created (or renamed from a spare), and the crash came before its magic was written.
+        remove_file(path)?;
+        return Ok(None);
     }
-    if bytes.len() < magic_len || &bytes[..magic_len] != MAGIC {
+    if head != MAGIC {
         return Err(WalError::damaged(
             path,
             "not a QuorumLM log segment (its first bytes are wrong)",
@@ -500,9 +610,14 @@ fn read_segment(first: u64, path: &Path, is_last: bool) -> Result<(Segment, Vec<
     }
     let mut locs = Vec::new();
     let mut at = magic_len;
+    let mut torn = None;
     while at < bytes.len() {
         let index = first + locs.len() as u64;
-        match parse_record(&bytes[at..]) {
+        let rest = &bytes[at..];
+        if rest[..HEADER_BYTES.min(rest.len())].iter().all(|b| *b == 0) {
+            break;
+        }
+        match parse_record(rest) {
             Ok((entry, len)) if entry.log_id.index == index => {
                 locs.push(Loc {
                     leader_id: entry.log_id.leader_id,
@@ -512,32 +627,33 @@ fn read_segment(first: u64, path: &Path, is_last: bool) -> Result<(Segment, Vec<
                 at += len;
             }
             Ok((entry, _)) => {
-                return Err(WalError::damaged(
-                    path,
-                    format!(
-                        "at byte {at}: entry {} where {index} was expected",
-                        entry.log_id.index
-                    ),
-                ));
-            }
-            Err(detail) if is_last => {
-                tracing::warn!(file = %path.display(), offset = at, dropped_bytes = bytes.len() - at,
-                    reason = %detail, "cutting off the log's torn tail (a write the crash interrupted; never acknowledged)");
-                file.set_len(at as u64)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| WalError::io(path, e))?;
+                torn = Some(format!("entry {} where {index} was expected", entry.log_id.index));
                 break;
             }
             Err(detail) => {
-                return Err(WalError::damaged(
-                    path,
-                    format!("at byte {at} (entry {index}): {detail}"),
-                ));
+                torn = Some(detail);
+                break;
             }
         }
     }
+    let garbage_after = bytes[at..].iter().any(|b| *b != 0);
+    if !is_last && (torn.is_some() || garbage_after) {
+        let detail = torn.unwrap_or_else(|| "bytes after its last record".to_string());
+        let index = first + locs.len() as u64;
+        return Err(WalError::damaged(path, format!("at byte {at} (entry {index}): {detail}")));
+    }
+    let file =
+        OpenOptions::new().read(true).write(true).open(path).map_err(|e| WalError::io(path, e))?;
+    if garbage_after {
+        let reason = torn.unwrap_or_else(|| "bytes after the last record".to_string());
+        tracing::warn!(file = %path.display(), offset = at, reason = %reason,
+            "zeroing the log's torn tail (a write the crash interrupted; never acknowledged)");
+        zero_fill(&file, at as u64, bytes.len() as u64)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| WalError::io(path, e))?;
+    }
     let segment = Segment { first, path: path.to_path_buf(), file: Arc::new(file), len: at as u64 };
-    Ok((segment, locs))
+    Ok(Some((segment, locs)))
 }
 
 /// Decodes the record at the start of `bytes`: the entry and the record's whole length.
@@ -600,6 +716,7 @@ mod tests {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .expect("list")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(SUFFIX))
             .collect();
         names.sort();
         names
@@ -726,6 +843,43 @@ mod tests {
     }
 
     #[test]
+    fn segments_are_preallocated_and_a_zeroed_tail_ends_the_records() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("log");
+        let wal = Wal::open_with(&dir, None, 4096).expect("open");
+        append_synced(&wal, &entries(1..=3));
+        let name = segment_names(&dir).pop().expect("a segment");
+        assert_eq!(std::fs::metadata(dir.join(&name)).expect("stat").len(), 4096);
+        // A spare is ready for the next segment (made by the preparing thread).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while wal.spare.lock().expect("lock").is_none() {
+            assert!(std::time::Instant::now() < deadline, "no spare made");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(wal);
+        let wal = Wal::open_with(&dir, None, 4096).expect("reopen");
+        assert_eq!(wal.read(0, None).expect("read"), entries(1..=3));
+        // Garbage after the last record (a torn write whose header did not reach the disk)
+        // is zeroed at open, and the log goes on after its last good record.
+        drop(wal);
+        let path = dir.join(&name);
+        let file = OpenOptions::new().write(true).open(&path).expect("open");
+        file.write_all_at(&[7; 16], 2000).expect("write");
+        drop(file);
+        let wal = Wal::open_with(&dir, None, 4096).expect("reopen");
+        assert!(std::fs::read(&path).expect("read")[2000..].iter().all(|b| *b == 0));
+        append_synced(&wal, &entries(4..=4));
+        drop(wal);
+        let wal = Wal::open_with(&dir, None, 4096).expect("reopen");
+        assert_eq!(wal.read(0, None).expect("read"), entries(1..=4));
+        assert!(!std::fs::read_dir(&dir).expect("list").any(|e| {
+            let name = e.expect("entry").file_name();
+            name.to_string_lossy().ends_with(SPARE_SUFFIX)
+                && wal.spare.lock().expect("lock").is_none()
+        }));
+    }
+
+    #[test]
     fn a_hole_between_segments_and_a_foreign_file_are_refused() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("log");
@@ -753,11 +907,11 @@ mod tests {
         assert_eq!(pending.files.len(), 1);
         assert!(pending.dir.is_some(), "a new segment needs its directory synced");
         assert_eq!(wal.take_pending_sync().files.len(), 0);
-        // Rolling to a new segment: both the old one (its last write) and the new one.
+        // Rolling to a new segment syncs the old one at once: only the new one is pending.
         wal.append(&entries(4..=9)).expect("append");
         wal.append(&entries(10..=10)).expect("append");
         let pending = wal.take_pending_sync();
-        assert!(pending.files.len() >= 2 && pending.dir.is_some());
+        assert!(pending.files.len() == 1 && pending.dir.is_some());
         pending.run().expect("sync");
     }
 }

@@ -66,7 +66,7 @@ impl Proposer {
             let mut state =
                 self.state.lock().map_err(|_| Status::internal("proposal queue poisoned"))?;
             state.pending.push((command, reply));
-            if state.in_flight < max_in_flight() {
+            if state.in_flight < MAX_IN_FLIGHT {
                 state.in_flight += 1;
                 Some(state.take_batch())
             } else {
@@ -126,16 +126,6 @@ impl Queue {
             self.pending.drain(..MAX_BATCH).collect()
         }
     }
-}
-
-fn max_in_flight() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("QLM_EXP_IN_FLIGHT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(MAX_IN_FLIGHT)
-    })
 }
 
 /// The status for a proposal openraft refused.
