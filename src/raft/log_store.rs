@@ -28,7 +28,7 @@ use std::sync::{Arc, Weak};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
 
-use super::store::{COMMITTED_KEY, Disk, LAST_PURGED_KEY, VOTE_KEY, blocking, decode, encode};
+use super::store::{Disk, LAST_PURGED_KEY, VOTE_KEY, blocking, decode, encode};
 use super::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 /// The Raft log and vote of one node. Cheap to clone: clones share the database.
@@ -124,24 +124,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let value = encode(&committed).map_err(|e| StorageIOError::write(&e))?;
-        let disk = self.disk.clone();
-        disk.committed_index.store(committed.map_or(0, |c| c.index), Ordering::Relaxed);
-        // No fsync: a committed id that is lost or old only makes a restarted node re-apply
-        // later (when the leader tells it); it is never ahead of the truth.
-        // sled's insert is in memory (its own threads write it out): inline, no thread hop.
-        disk.meta.insert(COMMITTED_KEY, value).map_err(|e| StorageIOError::write(&e))?;
-        Ok(())
+        self.disk.committed_index.store(committed.map_or(0, |c| c.index), Ordering::Relaxed);
+        // No fsync, no thread hop: one positioned write (see `Wal::save_committed`).
+        self.disk
+            .wal
+            .save_committed(committed)
+            .map_err(|e| StorageIOError::write(&io::Error::from(e)).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        let disk = self.disk.clone();
-        blocking(move || {
-            let committed: Option<Option<LogId>> = read_meta(&disk, COMMITTED_KEY)
-                .map_err(|e| StorageIOError::read(AnyError::error(e)))?;
-            Ok(committed.flatten())
-        })
-        .await
+        Ok(self.disk.wal.saved_committed())
     }
 
     async fn append<I>(

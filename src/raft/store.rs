@@ -6,7 +6,7 @@
 //!
 //! | tree       | key                       | value (postcard)                              |
 //! |------------|---------------------------|-----------------------------------------------|
-//! | `meta`     | `vote`, `committed`, `last_purged`, `written`, `format` | see the constants |
+//! | `meta`     | `vote`, `last_purged`, `written`, `format` | see the constants               |
 //! | `snapshot` | `meta`, `data`            | `SnapshotMeta`, the engine's snapshot bytes   |
 //!
 //! [`Disk::sync`] is the only way a sled write becomes durable, and the log's segments are
@@ -50,8 +50,6 @@ pub(super) const SNAPSHOT_TREE: &str = "snapshot";
 
 /// `meta`: the last saved vote.
 pub(super) const VOTE_KEY: &[u8] = b"vote";
-/// `meta`: the last saved committed log id (advisory, not fsynced on its own).
-pub(super) const COMMITTED_KEY: &[u8] = b"committed";
 /// `meta`: the last purged log id; entries up to it are gone.
 pub(super) const LAST_PURGED_KEY: &[u8] = b"last_purged";
 /// `meta`: present once a vote, a log entry or a snapshot was ever written (see `is_fresh`).
@@ -168,8 +166,6 @@ impl Disk {
         let db_file = File::open(dir.join("db"))
             .map_err(|e| StoreError::Open { path: path.clone(), source: e.into() })?;
         let written = meta.contains_key(WRITTEN_KEY).map_err(open_err)?;
-        let committed = meta.get(COMMITTED_KEY).ok().flatten();
-        let committed: Option<LogId> = committed.and_then(|b| decode(&b).ok()).flatten();
         check_format(&path, &meta)?;
         let inconsistent = |detail: String| StoreError::Inconsistent { path: path.clone(), detail };
         let last_purged: Option<LogId> = match meta.get(LAST_PURGED_KEY).map_err(open_err)? {
@@ -185,6 +181,7 @@ impl Disk {
             WalError::Damaged { .. } => inconsistent(e.to_string()),
             WalError::Io { .. } => StoreError::Log { source: e.into() },
         })?;
+        let committed = wal.saved_committed();
         let disk = Disk {
             dir: path.clone(),
             db,

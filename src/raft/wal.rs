@@ -40,6 +40,10 @@ pub(super) const MAGIC: &[u8; 8] = b"QLMWAL01";
 /// A segment is closed, and the next one started, once it holds this many bytes; it is also
 /// the size a segment is preallocated to.
 pub(super) const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// The file that holds the last committed log id openraft saved (advisory: see
+/// [`Wal::save_committed`]).
+const COMMITTED_FILE: &str = "committed";
+const COMMITTED_MAGIC: &[u8; 4] = b"QLMC";
 /// File name suffix of a preallocated segment not yet in use.
 const SPARE_SUFFIX: &str = ".spare";
 /// Length and CRC before each record's bytes.
@@ -122,6 +126,8 @@ pub(super) struct Wal {
     spare: Arc<Mutex<Option<Spare>>>,
     /// Asks the preparing thread for a new spare.
     prepare: mpsc::Sender<()>,
+    /// [`COMMITTED_FILE`], open.
+    committed: File,
 }
 
 /// A preallocated file, ready to become the next segment.
@@ -177,6 +183,9 @@ impl Wal {
             let item = item.map_err(|e| WalError::io(dir, e))?;
             let name = item.file_name();
             let name = name.to_string_lossy();
+            if name == COMMITTED_FILE {
+                continue;
+            }
             if name.ends_with(SPARE_SUFFIX) {
                 // A spare of an earlier run (never in use): a new one is made below.
                 remove_file(&item.path())?;
@@ -251,8 +260,22 @@ impl Wal {
             .name("qlm-log-prepare".to_string())
             .spawn(move || prepare_spares(&spare_dir, segment_bytes, &spare_slot, &requests))
             .map_err(|e| WalError::io(dir, e))?;
-        let wal =
-            Wal { dir: dir.to_path_buf(), segment_bytes, state: Mutex::new(state), spare, prepare };
+        let committed_path = dir.join(COMMITTED_FILE);
+        let committed = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&committed_path)
+            .map_err(|e| WalError::io(&committed_path, e))?;
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            state: Mutex::new(state),
+            spare,
+            prepare,
+            committed,
+        };
         // Segments wholly purged (a purge cut short, or a log left behind by a snapshot).
         wal.delete_purged(&mut wal.lock())?;
         Ok(wal)
@@ -262,6 +285,44 @@ impl Wal {
         // A panic while holding this lock leaves nothing half-done that a reader could
         // misread (each change is made in memory after its file operation succeeded).
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the last committed log id openraft saved: one small positioned write, no sync.
+    /// It is advisory (a lost or older one only makes a restarted node re-apply entries later,
+    /// when the leader says they are committed), so it needs no fsync of its own: it reaches
+    /// the page cache at once (so it survives a killed process) and the disk with the kernel's
+    /// writeback.
+    pub(super) fn save_committed(&self, committed: Option<LogId>) -> Result<(), WalError> {
+        let payload = postcard::to_stdvec(&committed)
+            .map_err(|e| WalError::damaged(&self.dir, format!("encoding the committed id: {e}")))?;
+        let mut record = Vec::with_capacity(12 + payload.len());
+        record.extend_from_slice(COMMITTED_MAGIC);
+        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        record.extend_from_slice(&payload);
+        let path = self.dir.join(COMMITTED_FILE);
+        self.committed.write_all_at(&record, 0).map_err(|e| WalError::io(&path, e))
+    }
+
+    /// The committed log id last saved, if it reads back whole (None otherwise: advisory).
+    pub(super) fn saved_committed(&self) -> Option<LogId> {
+        let mut header = [0u8; 12];
+        self.committed.read_exact_at(&mut header, 0).ok()?;
+        if &header[..4] != COMMITTED_MAGIC {
+            return None;
+        }
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let crc = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+        let mut payload = vec![0u8; len.min(256)];
+        self.committed.read_exact_at(&mut payload, 12).ok()?;
+        if crc32fast::hash(&payload) != crc {
+            return None;
+        }
+        let committed = decode::<Option<LogId>>(&payload).ok().flatten()?;
+        // The id and the entries are in different files: after a power cut the id may have
+        // reached the disk and the entries it covers not. Beyond the log, it is no use.
+        let state = self.lock();
+        (committed.index < state.first_live + state.locs.len() as u64).then_some(committed)
     }
 
     /// The last entry's log id, if the log holds any.
@@ -747,6 +808,25 @@ mod tests {
         assert_eq!(wal.read(0, None).expect("read"), entries(0..=29));
         append_synced(&wal, &entries(30..=31));
         assert_eq!(wal.read(28, None).expect("read"), entries(28..=31));
+    }
+
+    #[test]
+    fn the_committed_id_reads_back_after_reopening() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wal = Wal::open_with(tmp.path(), None, SMALL).expect("open");
+        assert_eq!(wal.saved_committed(), None);
+        append_synced(&wal, &entries(1..=12));
+        wal.save_committed(purged(7)).expect("save");
+        wal.save_committed(purged(12)).expect("save");
+        drop(wal);
+        let wal = Wal::open_with(tmp.path(), None, SMALL).expect("reopen");
+        assert_eq!(wal.saved_committed(), purged(12));
+        // One beyond the log (its entries lost, the id not): no use.
+        wal.save_committed(purged(13)).expect("save");
+        assert_eq!(wal.saved_committed(), None);
+        // Damaged: read as none (advisory), never an error.
+        std::fs::write(tmp.path().join(COMMITTED_FILE), b"QLMC\x05\0\0\0garbage").expect("write");
+        assert_eq!(wal.saved_committed(), None);
     }
 
     #[test]

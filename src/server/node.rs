@@ -54,7 +54,7 @@ pub struct Node {
     /// This node's settings (license and options files for the leader's proposals).
     config: NodeConfig,
     /// Session deadlines; only meaningful while this node leads. Never held across `.await`.
-    leases: Mutex<Leases>,
+    leases: Arc<Mutex<Leases>>,
     /// Origin of the monotonic clock the leases use.
     started: Instant,
     /// Times this node has seen the leader change (DESIGN: postponed expiries).
@@ -75,7 +75,7 @@ impl Node {
             replica,
             peers,
             config,
-            leases: Mutex::new(Leases::new()),
+            leases: Arc::new(Mutex::new(Leases::new())),
             started: Instant::now(),
             leader_changes: Default::default(),
         }
@@ -177,9 +177,24 @@ impl Node {
         if let Command::Checkout { session_id, .. } | Command::Checkin { session_id, .. } = &command
         {
             // A TIMEOUT on a feature the session now holds (or no longer holds) changes its TTL.
-            let ttl = self.replica.read().await.engine().session_ttl_ms(session_id);
-            if let (Some(ttl), Ok(mut leases)) = (ttl, self.leases.lock()) {
-                leases.set_ttl(session_id, ttl, self.now_ms());
+            // The answer does not wait for it: while the replica applies the next entry, the
+            // lookup goes to a task of its own (it reads the replica as it is then, which is
+            // at least as new as this command).
+            match self.replica.try_read() {
+                Ok(replica) => {
+                    let ttl = replica.engine().session_ttl_ms(session_id);
+                    drop(replica);
+                    set_session_ttl(&self.leases, session_id, ttl, self.now_ms());
+                }
+                Err(_) => {
+                    let (replica, leases) = (self.replica.clone(), self.leases.clone());
+                    let (session_id, started) = (session_id.clone(), self.started);
+                    tokio::spawn(async move {
+                        let ttl = replica.read().await.engine().session_ttl_ms(&session_id);
+                        let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        set_session_ttl(&leases, &session_id, ttl, now);
+                    });
+                }
             }
         }
         Ok(applied)
@@ -463,4 +478,11 @@ pub fn load_licenses_command(config: &NodeConfig) -> Result<(Command, Vec<LineEr
         None => Policy::default(),
     };
     Ok((Command::LoadLicenses { pools: set.pools, policy }, set.refused))
+}
+
+/// Sets a session's lease TTL (when the engine knows the session).
+fn set_session_ttl(leases: &Mutex<Leases>, session_id: &str, ttl: Option<u64>, now_ms: u64) {
+    if let (Some(ttl), Ok(mut leases)) = (ttl, leases.lock()) {
+        leases.set_ttl(session_id, ttl, now_ms);
+    }
 }
