@@ -303,7 +303,7 @@ fn check_format(path: &Path, meta: &sled::Tree) -> Result<(), StoreError> {
 }
 
 /// fsyncs a directory, so that the entries created in it survive a crash.
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

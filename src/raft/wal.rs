@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use openraft::CommittedLeaderId;
 
-use super::store::decode;
+use super::store::{decode, sync_dir as sync_dir_io};
 use super::{Entry, LogId};
 
 /// The first bytes of every segment: what it is, and the record format's version.
@@ -176,7 +176,7 @@ impl Wal {
         if !dir.exists() {
             std::fs::create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
             let parent = dir.parent().unwrap_or(Path::new("."));
-            File::open(parent).and_then(|d| d.sync_all()).map_err(|e| WalError::io(parent, e))?;
+            sync_dir_io(parent).map_err(|e| WalError::io(parent, e))?;
         }
         let mut names = Vec::new();
         for item in std::fs::read_dir(dir).map_err(|e| WalError::io(dir, e))? {
@@ -570,13 +570,7 @@ impl Wal {
             }
             None => {
                 tracing::debug!(file = %path.display(), "no preallocated segment ready");
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&path)
-                    .map_err(|e| WalError::io(&path, e))?
+                create_file(&path)?
             }
         };
         file.write_all_at(MAGIC, 0).map_err(|e| WalError::io(&path, e))?;
@@ -614,13 +608,7 @@ fn make_spare(dir: &Path, segment_bytes: u64) -> Result<Spare, WalError> {
     let name =
         format!("{}-{}{SPARE_SUFFIX}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let path = dir.join(name);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(|e| WalError::io(&path, e))?;
+    let file = create_file(&path)?;
     zero_fill(&file, 0, segment_bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| WalError::io(&path, e))?;
@@ -743,7 +731,18 @@ fn remove_file(path: &Path) -> Result<(), WalError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| WalError::io(dir, e))
+    sync_dir_io(dir).map_err(|e| WalError::io(dir, e))
+}
+
+/// Creates (or empties) `path` for reading and writing.
+fn create_file(path: &Path) -> Result<File, WalError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| WalError::io(path, e))
 }
 
 #[cfg(test)]
@@ -781,6 +780,16 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// A log in `<tmp>/log` with `batches` appends of `per` entries each, from entry 1.
+    fn log_of(tmp: &tempfile::TempDir, batches: u64, per: u64) -> (PathBuf, Wal) {
+        let dir = tmp.path().join("log");
+        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
+        for i in 0..batches {
+            append_synced(&wal, &entries(i * per + 1..=i * per + per));
+        }
+        (dir, wal)
     }
 
     fn append_synced(wal: &Wal, batch: &[Entry]) {
@@ -842,11 +851,7 @@ mod tests {
     #[test]
     fn a_purge_deletes_whole_segments_and_the_next_entry_may_jump_ahead() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("log");
-        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
-        for i in 0..8 {
-            append_synced(&wal, &entries(i * 2 + 1..=i * 2 + 2));
-        }
+        let (dir, wal) = log_of(&tmp, 8, 2);
         let before = segment_names(&dir).len();
         wal.purge(9).expect("purge");
         let after = segment_names(&dir);
@@ -868,11 +873,7 @@ mod tests {
     #[test]
     fn a_truncate_removes_the_tail_across_segments_durably() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("log");
-        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
-        for i in 0..6 {
-            append_synced(&wal, &entries(i * 3 + 1..=i * 3 + 3));
-        }
+        let (dir, wal) = log_of(&tmp, 6, 3);
         // Find a segment boundary and cut exactly there, then inside a segment.
         let boundary: u64 = segment_names(&dir)[2].trim_end_matches(SUFFIX).parse().expect("name");
         wal.truncate(boundary).expect("truncate");
@@ -895,11 +896,7 @@ mod tests {
     #[test]
     fn a_torn_last_record_is_cut_off_and_damage_before_it_is_refused() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("log");
-        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
-        for i in 0..4 {
-            append_synced(&wal, &entries(i * 3 + 1..=i * 3 + 3));
-        }
+        let (dir, wal) = log_of(&tmp, 4, 3);
         drop(wal);
         let names = segment_names(&dir);
         let last = dir.join(names.last().expect("a segment"));
@@ -962,11 +959,7 @@ mod tests {
     #[test]
     fn a_hole_between_segments_and_a_foreign_file_are_refused() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("log");
-        let wal = Wal::open_with(&dir, None, SMALL).expect("open");
-        for i in 0..4 {
-            append_synced(&wal, &entries(i * 3 + 1..=i * 3 + 3));
-        }
+        let (dir, wal) = log_of(&tmp, 4, 3);
         drop(wal);
         let names = segment_names(&dir);
         std::fs::remove_file(dir.join(&names[1])).expect("remove");

@@ -83,7 +83,7 @@ impl Node {
 
     /// Milliseconds of this node's monotonic clock.
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        ms_since(self.started)
     }
 
     /// The leader this node knows of.
@@ -191,8 +191,7 @@ impl Node {
                     let (session_id, started) = (session_id.clone(), self.started);
                     tokio::spawn(async move {
                         let ttl = replica.read().await.engine().session_ttl_ms(&session_id);
-                        let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                        set_session_ttl(&leases, &session_id, ttl, now);
+                        set_session_ttl(&leases, &session_id, ttl, ms_since(started));
                     });
                 }
             }
@@ -478,6 +477,11 @@ pub fn load_licenses_command(config: &NodeConfig) -> Result<(Command, Vec<LineEr
         None => Policy::default(),
     };
     Ok((Command::LoadLicenses { pools: set.pools, policy }, set.refused))
+}
+
+/// Milliseconds since `started` on the monotonic clock (the leases' time).
+fn ms_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Sets a session's lease TTL (when the engine knows the session).
