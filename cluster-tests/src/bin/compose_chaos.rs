@@ -137,9 +137,10 @@ async fn chaos(cluster: &ComposeCluster) -> Result<usize, String> {
     for state in &after_close {
         if !state.checkouts.is_empty() {
             extra.push(format!(
-                "node {} still lists {} checkouts after every session closed",
+                "node {} still lists {} checkouts after every session closed: {:?}",
                 state.node,
-                state.checkouts.len()
+                state.checkouts.len(),
+                state.checkouts
             ));
         }
     }
