@@ -80,6 +80,23 @@ impl Leases {
         self.by_deadline.insert((deadline, name));
     }
 
+    /// Gives a lease (`now + ttl`) to each of `live` that has none; returns how many got one.
+    /// The leader's safety net: a live session without a lease would never expire.
+    pub fn adopt_missing<'a>(
+        &mut self,
+        live: impl IntoIterator<Item = (&'a Name, u64)>,
+        now: MonotonicMillis,
+    ) -> usize {
+        let mut adopted = 0;
+        for (session, ttl_ms) in live {
+            if !self.by_session.contains_key(session.as_ref()) {
+                self.track(session.clone(), ttl_ms, now);
+                adopted += 1;
+            }
+        }
+        adopted
+    }
+
     /// Forgets a session (closed or expired in the log).
     pub fn forget(&mut self, session: &str) {
         if let Some((name, (deadline, _))) = self.by_session.remove_entry(session) {
@@ -163,6 +180,19 @@ mod tests {
         leases.set_ttl("a", 120_000, 5_000);
         assert_eq!(leases.next_deadline(), Some(15_000));
         assert_eq!(leases.renew("a", 20_000), Ok(140_000));
+    }
+
+    #[test]
+    fn live_sessions_without_a_lease_are_adopted_and_the_others_keep_their_deadline() {
+        let mut leases = Leases::new();
+        leases.track(name("a"), 1_000, 0);
+        let live = [(name("a"), 1_000), (name("b"), 2_000)];
+        assert_eq!(leases.adopt_missing(live.iter().map(|(n, t)| (n, *t)), 500), 1);
+        // "a" keeps its deadline (1,000), "b" gets 500 + 2,000.
+        assert_eq!(leases.due(1_000, 10), vec![name("a")]);
+        assert!(leases.due(2_499, 10).len() == 1);
+        assert_eq!(leases.due(2_500, 10), vec![name("a"), name("b")]);
+        assert_eq!(leases.adopt_missing(live.iter().map(|(n, t)| (n, *t)), 600), 0);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(5);
 pub const LEASE_TICK: Duration = Duration::from_millis(100);
 /// How often an idle leader proposes a `Tick`, so lingering seats and borrows end on time.
 pub const TICK_EVERY: Duration = Duration::from_secs(5);
+/// How often the leader checks that every live session has a lease (a safety net behind the
+/// take-over and the lease bookkeeping of its own proposals).
+pub const LEASE_AUDIT_EVERY: Duration = Duration::from_secs(2);
 /// Most sessions one `ExpireSessions` entry carries.
 pub const MAX_EXPIRE_BATCH: usize = 256;
 /// Session TTL for a client that asks for none.
@@ -394,6 +397,7 @@ impl Node {
         let mut was_leader = false;
         let mut last_leader = None;
         let mut last_tick = Instant::now();
+        let mut last_audit = Instant::now();
         let mut interval = tokio::time::interval(LEASE_TICK);
         loop {
             tokio::select! {
@@ -415,6 +419,10 @@ impl Node {
             if !leading {
                 continue;
             }
+            if last_audit.elapsed() >= LEASE_AUDIT_EVERY {
+                last_audit = Instant::now();
+                self.adopt_unleased_sessions().await;
+            }
             let due = match self.leases.lock() {
                 Ok(leases) => leases.due(self.now_ms(), MAX_EXPIRE_BATCH),
                 Err(_) => Vec::new(),
@@ -429,6 +437,28 @@ impl Node {
                 last_tick = Instant::now();
                 let _ = self.propose_here(Command::Tick).await;
             }
+        }
+    }
+
+    /// Gives a lease to every live session of the replica that has none. That happens when the
+    /// take-over could not wait for the replica (its read barrier failed), or when an
+    /// `OpenSession` this leader proposed was committed after its proposal had been given up;
+    /// without a lease such a session, and its seats, would never expire.
+    async fn adopt_unleased_sessions(&self) {
+        let replica = self.replica.read().await;
+        // Under the replica's lock: no entry is applied meanwhile, so a session closed or
+        // opened in the log is seen here the same way as by the bookkeeping after its apply.
+        let adopted = match self.leases.lock() {
+            Ok(mut leases) => leases.adopt_missing(replica.engine().live_sessions(), self.now_ms()),
+            Err(_) => 0,
+        };
+        drop(replica);
+        if adopted > 0 {
+            warn!(
+                node = self.id,
+                sessions = adopted,
+                "live sessions had no lease; each gets a full TTL"
+            );
         }
     }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use cluster_tests::checker::{CheckerOptions, Report, check};
 use cluster_tests::compose::{ComposeCluster, NODE_IDS, docker_works};
-use cluster_tests::history::{HeldCheckout, NodeState, Recorder};
+use cluster_tests::history::{HeldCheckout, NodeState, Op, Recorder};
 use cluster_tests::rng::{Rng, seed_from_env};
 use cluster_tests::workload::{Workload, WorkloadOptions, close_all, probe_grant, prove_alive};
 use cluster_tests::{CHAOS_FEATURE, CHAOS_SEATS};
@@ -33,6 +33,8 @@ const FAULT_DURATION: Duration = Duration::from_secs(3);
 const CALM: Duration = Duration::from_secs(2);
 /// How long the nodes may take to agree once every fault is healed.
 const AGREEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Beyond three TTLs, how long an abandoned session's seats may take to come back.
+const DRAIN_SLACK: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -131,26 +133,42 @@ async fn chaos(cluster: &ComposeCluster) -> Result<usize, String> {
     let report = check(&history, &CheckerOptions::default());
     print_report(seed, &report, &history.final_states);
 
-    // Every session closed: no node lists a checkout any more.
+    // Every session closed: once the sessions that were abandoned or whose close was not
+    // answered have outlived their TTL, no node lists a checkout any more.
+    let closed_at = Instant::now();
+    let drain_deadline = closed_at + options.ttl * 3 + DRAIN_SLACK;
+    let after_close = loop {
+        let (states, _) = final_states(cluster, &recorder).await;
+        let empty = states.iter().all(|s| s.checkouts.is_empty());
+        if (empty && states.len() == NODE_IDS.len()) || Instant::now() > drain_deadline {
+            break states;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!(
+        "  after closing every session ({:.1}s later): checkouts listed by node {:?}",
+        closed_at.elapsed().as_secs_f64(),
+        after_close.iter().map(|s| (s.node, s.checkouts.len())).collect::<Vec<_>>()
+    );
     let mut extra = Vec::new();
-    let (after_close, _) = final_states(cluster, &recorder).await;
+    let ops = recorder.history(BTreeMap::new()).ops;
     for state in &after_close {
         if !state.checkouts.is_empty() {
             extra.push(format!(
-                "node {} still lists {} checkouts after every session closed: {:?}",
+                "node {} still lists {} checkouts {:.0}s after every session closed: {:?}",
                 state.node,
                 state.checkouts.len(),
+                closed_at.elapsed().as_secs_f64(),
                 state.checkouts
             ));
+            for held in &state.checkouts {
+                print_session_ops(&ops, &held.session);
+            }
         }
     }
     if after_close.len() != NODE_IDS.len() {
         extra.push(format!("only {} nodes answered after the sessions closed", after_close.len()));
     }
-    println!(
-        "  after closing every session: checkouts listed by node {:?}",
-        after_close.iter().map(|s| (s.node, s.checkouts.len())).collect::<Vec<_>>()
-    );
     for violation in &report.violations {
         println!("  VIOLATION: {violation:?}");
     }
@@ -160,6 +178,18 @@ async fn chaos(cluster: &ComposeCluster) -> Result<usize, String> {
     let violations = report.violations.len() + extra.len();
     println!("  violations: {violations}");
     Ok(violations)
+}
+
+/// The recorded calls of `session` (the holder of a checkout left behind), to tell a close
+/// that was not answered from one that was.
+fn print_session_ops(ops: &[Op], session: &str) {
+    println!("  calls recorded for session {session}:");
+    for op in ops.iter().filter(|op| op.session.as_deref() == Some(session)) {
+        println!(
+            "    client {} {:?} at {}..{} ms: {:?}",
+            op.client, op.call, op.invoked, op.completed, op.answer
+        );
+    }
 }
 
 fn print_report(seed: u64, report: &Report, states: &[NodeState]) {
