@@ -387,3 +387,59 @@ async fn the_dashboard_shows_the_holders_in_a_real_browser() {
         checkout.checkin().await.expect("checkin");
     }
 }
+
+/// With `--snapshot-every` out of reach, every node still snapshots once the log written since
+/// its last snapshot passes `--snapshot-log-mb` (here 1 MiB of batched checkouts and checkins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_grows_past_its_size_limit_is_snapshotted() {
+    let cluster = Cluster::start_with(cluster_tests::ClusterOptions {
+        nodes: 3,
+        extra_args: ["--snapshot-every", "1000000", "--snapshot-log-mb", "1"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    });
+    cluster.wait_ready().await;
+    let snapshotted = |id: u64| {
+        cluster.http_get(id, "/metrics").is_ok_and(|(code, body)| {
+            code == 200 && sample(&body, "qlm_raft_snapshot_size_bytes").unwrap_or(0.0) > 0.0
+        })
+    };
+    assert!((1..=3).all(|id| !snapshotted(id)), "no snapshot before any load");
+
+    // 16 sessions check a seat out and in as fast as they can (batched into large entries).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..16)
+        .map(|i| {
+            let (client, stop) = (client(&cluster), stop.clone());
+            tokio::spawn(async move {
+                let session = client.open_session(who(&format!("user{i}"), "host")).await?;
+                let mut ops = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && ops < 20_000 {
+                    session.checkout("vhdl-editor", seats(1)).await?.checkin().await?;
+                    ops += 1;
+                }
+                session.close().await?;
+                Ok::<u64, ClientError>(ops)
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(1..=3).all(snapshotted) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut ops = 0;
+    for worker in workers {
+        ops += worker.await.expect("worker task").expect("checkouts and checkins answered");
+    }
+    for id in 1..=3 {
+        let (_, text) = cluster.http_get(id, "/metrics").expect("metrics");
+        let applied = sample(&text, "qlm_raft_applied_index").unwrap_or(0.0);
+        assert!(
+            sample(&text, "qlm_raft_snapshot_size_bytes").unwrap_or(0.0) > 0.0,
+            "node {id} has no snapshot after {ops} checkouts and checkins ({applied} entries)"
+        );
+        assert!(applied < 1_000_000.0, "the count of entries was not what triggered it");
+    }
+}

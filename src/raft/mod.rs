@@ -118,6 +118,10 @@ pub const ELECTION_TIMEOUT_MAX_MS: u64 = 400;
 /// log behind it is purged: the disk stays bounded.
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 5_000;
 
+/// A snapshot is also built when the entries written since the last one take this many MiB
+/// of log (`--snapshot-log-mb`; `server::compaction`).
+pub const SNAPSHOT_LOG_MIB: u64 = 64;
+
 /// Entries kept behind a snapshot, so that a follower a little behind catches up from the log
 /// rather than with a whole snapshot.
 pub const ENTRIES_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;

@@ -121,6 +121,10 @@ pub struct NodeFlags {
     /// [default: 5000]. Small values are for tests that need snapshots to happen.
     #[arg(long, env = "QLM_SNAPSHOT_EVERY", value_name = "ENTRIES")]
     pub snapshot_every: Option<u64>,
+    /// Also build a snapshot when the log entries written since the last one take more than
+    /// this many MiB [default: 64], so a log of large batched entries stays bounded.
+    #[arg(long, env = "QLM_SNAPSHOT_LOG_MB", value_name = "MIB")]
+    pub snapshot_log_mb: Option<u64>,
     /// This node joins a running cluster: its --id is not in --initial-cluster (which stays the
     /// cluster's original list), it never forms a cluster, and it waits for `qlm cluster add`.
     /// No effect on an original member (so one setting fits every pod of a StatefulSet).
@@ -160,6 +164,7 @@ struct FileConfig {
     report_max_mb: Option<u64>,
     peer_route: Option<String>,
     snapshot_every: Option<u64>,
+    snapshot_log_mb: Option<u64>,
     #[serde(default)]
     join: bool,
 }
@@ -191,6 +196,8 @@ pub struct NodeConfig {
     pub peer_route: BTreeMap<u64, String>,
     /// Entries applied between two snapshots (`--snapshot-every`).
     pub snapshot_every: u64,
+    /// Log bytes written since the last snapshot that call for another (`--snapshot-log-mb`).
+    pub snapshot_log_bytes: u64,
     /// Not an original member: waits to be added (`--join`; no effect on an original one).
     pub join: bool,
     /// Where the usage report log goes; None when turned off (`--report-log none`).
@@ -223,6 +230,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("report_max_bytes", &self.report_max_bytes)
             .field("peer_route", &self.peer_route)
             .field("snapshot_every", &self.snapshot_every)
+            .field("snapshot_log_bytes", &self.snapshot_log_bytes)
             .field("join", &self.join)
             .field("advertise_client", &self.advertise_client)
             .finish()
@@ -286,6 +294,11 @@ impl NodeConfig {
         if snapshot_every == 0 {
             return Err(config_error("--snapshot-every", "must be at least 1"));
         }
+        let snapshot_log_mb =
+            flags.snapshot_log_mb.or(file.snapshot_log_mb).unwrap_or(crate::raft::SNAPSHOT_LOG_MIB);
+        if snapshot_log_mb == 0 {
+            return Err(config_error("--snapshot-log-mb", "must be at least 1"));
+        }
         let vendor_pubkeys =
             if flags.vendor_pubkey.is_empty() { file.vendor_pubkey } else { flags.vendor_pubkey };
         if vendor_pubkeys.is_empty() {
@@ -344,6 +357,7 @@ impl NodeConfig {
             report_max_bytes: report_max_mb.saturating_mul(1024 * 1024),
             peer_route,
             snapshot_every,
+            snapshot_log_bytes: snapshot_log_mb.saturating_mul(1024 * 1024),
             join,
         };
         config.check()?;
@@ -551,6 +565,7 @@ mod tests {
             (NodeFlags { report_max_mb: Some(0), ..flags() }, "--report-max-mb"),
             (NodeFlags { peer_route: Some("2=nowhere".into()), ..flags() }, "--peer-route"),
             (NodeFlags { snapshot_every: Some(0), ..flags() }, "--snapshot-every"),
+            (NodeFlags { snapshot_log_mb: Some(0), ..flags() }, "--snapshot-log-mb"),
         ];
         for (flags, needle) in cases {
             let err = NodeConfig::resolve(flags).unwrap_err().to_string();
@@ -599,6 +614,7 @@ mod tests {
         assert_eq!(founder.id, 2, "--join on an original member changes nothing (StatefulSets)");
         assert_eq!(config.peer_route[&3], "proxy:9003");
         assert_eq!(config.snapshot_every, crate::raft::SNAPSHOT_EVERY_ENTRIES);
+        assert_eq!(config.snapshot_log_bytes, 64 * 1024 * 1024);
     }
 
     #[test]

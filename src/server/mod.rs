@@ -10,6 +10,7 @@
 //! - `services`: the client port's LicenseService and StatusService
 //! - `http`: the HTTP port: dashboard, `/metrics`, `/healthz`, `/readyz`
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
+//! - `compaction`: a snapshot when the log since the last one passes `--snapshot-log-mb`
 //! - `cluster_check`: does this node's `--initial-cluster` agree with its peers'?
 //! - `preflight`: is the data directory usable by this user?
 //! - `run`: starting and stopping a node (`qlmd`)
@@ -18,6 +19,7 @@
 
 pub mod admin;
 pub mod cluster_check;
+pub mod compaction;
 pub mod config;
 pub mod http;
 pub mod leases;

@@ -134,6 +134,7 @@ pub async fn run_node(
     // Metrics see every applied entry; the ones this node applied before it stopped are not
     // counted again (see server/http/metrics.rs).
     let storage = log_store.stats();
+    let storage_for_compaction = storage.clone();
     let metrics = Arc::new(Metrics::new(storage.clone(), storage.committed_index()));
     state_machine.observe(metrics.counters.clone());
     let report_log = match &config.report_log {
@@ -228,6 +229,13 @@ pub async fn run_node(
             let _ = http_stop.changed().await;
         }));
     let sampler = tokio::spawn(run_sampler(node.clone(), history, stop_rx.clone()));
+    let compaction = tokio::spawn(crate::server::compaction::run(
+        id,
+        raft.clone(),
+        storage_for_compaction,
+        config.snapshot_log_bytes,
+        stop_rx.clone(),
+    ));
 
     // A node whose --initial-cluster its peers refuse stops here, before it forms a cluster.
     let refusals = match cluster_check::check_at_start(&node.peers, &config).await {
@@ -258,7 +266,7 @@ pub async fn run_node(
     };
     info!(node = id, "shutting down");
     let _ = stop_tx.send(true);
-    for task in [duties, hello, sampler] {
+    for task in [duties, hello, sampler, compaction] {
         let _ = task.await;
     }
     for server in [client_server, peer_server] {
