@@ -7,7 +7,7 @@
 //! than `--snapshot-log-mb` of log; the purge behind that snapshot then frees them. Each node
 //! decides for itself, as openraft's own policy does (snapshots are local).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
@@ -15,6 +15,9 @@ use crate::raft::{Raft, StorageStats};
 
 /// How often a node looks at the size of its log.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a snapshot asked for may take before it is asked for again.
+pub const ASK_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 /// Fewest entries since the last snapshot for a size-triggered one: a handful of huge entries
 /// are left to the next check rather than snapshotting again at once.
@@ -48,19 +51,24 @@ pub async fn run(
 ) {
     let mut interval = tokio::time::interval(CHECK_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The last snapshot asked for, so a slow build is not asked for again meanwhile.
-    let mut asked_at: Option<u64> = None;
+    // The applied index a snapshot was asked for at, and when: until a snapshot reaches it
+    // (or ASK_AGAIN_AFTER passes, in case that build failed) it is not asked for again.
+    let mut asked: Option<(u64, Instant)> = None;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        let (last_log, snapshot_index) = {
+        let (last_log, applied, snapshot_index) = {
             let metrics = raft.metrics();
             let metrics = metrics.borrow();
-            (metrics.last_log_index.unwrap_or(0), metrics.snapshot.map_or(0, |id| id.index))
+            (
+                metrics.last_log_index.unwrap_or(0),
+                metrics.last_applied.map_or(0, |id| id.index),
+                metrics.snapshot.map_or(0, |id| id.index),
+            )
         };
-        if asked_at.is_some_and(|at| snapshot_index < at) {
+        if asked.is_some_and(|(at, when)| snapshot_index < at && when.elapsed() < ASK_AGAIN_AFTER) {
             continue;
         }
         let (entries, bytes) = storage.log_size();
@@ -74,7 +82,7 @@ pub async fn run(
             "log past --snapshot-log-mb: snapshot"
         );
         match raft.trigger().snapshot().await {
-            Ok(()) => asked_at = Some(last_log),
+            Ok(()) => asked = Some((applied, Instant::now())),
             Err(e) => warn!(node, error = %e, "could not ask for a snapshot"),
         }
     }
