@@ -18,7 +18,8 @@ use quorumlm::proto::v1::raft_service_client::RaftServiceClient;
 use quorumlm::proto::v1::{ForwardRequest, HelloRequest, RaftPayloadFormat, RaftRequest};
 use quorumlm::raft::network::{decode_payload, encode_payload};
 use quorumlm::raft::{
-    GrpcNetworkFactory, LogEntry, NodeId, Raft, SharedReplica, open_stores, raft_config,
+    GrpcNetworkFactory, LogEntry, NodeId, Raft, ReplicationSignal, SharedReplica, open_stores,
+    raft_config,
 };
 use quorumlm::server::peer::{self, LEADER_ID_METADATA, LeaderOps, PeerService};
 use quorumlm::server::proposer::Proposer;
@@ -81,6 +82,8 @@ struct TestNode {
     addr: String,
     raft: Raft,
     replica: SharedReplica,
+    /// The proposer the node's Forward handler writes through, fed by its network's answers.
+    proposer: Arc<Proposer>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     _dir: TempDir,
@@ -93,13 +96,17 @@ impl TestNode {
         let (log, state_machine) = open_stores(dir.path()).expect("open stores");
         let replica = state_machine.replica();
         let config = Arc::new(raft_config().expect("config"));
-        let network = GrpcNetworkFactory::new(CLUSTER, id);
+        let replicated = ReplicationSignal::default();
+        let network =
+            GrpcNetworkFactory::new(CLUSTER, id).with_replication_signal(replicated.clone());
         let raft = Raft::new(id, config, network, log, state_machine).await.expect("start raft");
+        let proposer = Proposer::new(raft.clone());
+        proposer.listen(&replicated);
         let service = PeerService::new(
             raft.clone(),
             CLUSTER,
             id,
-            TestLeader { raft: raft.clone(), proposer: Proposer::new(raft.clone()), id },
+            TestLeader { raft: raft.clone(), proposer: proposer.clone(), id },
         );
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
@@ -109,7 +116,7 @@ impl TestNode {
                     let _ = stopped.await;
                 }),
         );
-        TestNode { id, addr, raft, replica, stop: Some(stop), server, _dir: dir }
+        TestNode { id, addr, raft, replica, proposer, stop: Some(stop), server, _dir: dir }
     }
 
     /// Stops the node: its Raft, then its server.
@@ -317,6 +324,63 @@ async fn a_node_refuses_what_is_not_for_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_other_clusters_other_targets_and_garbage() {
     tokio::time::timeout(WHOLE_TEST, a_node_refuses_what_is_not_for_it())
+        .await
+        .expect("the test finishes in time");
+}
+
+async fn concurrent_writes_are_batched_and_each_answered() {
+    let mut nodes = Vec::new();
+    for (id, listener) in (1..=3).zip(listeners(3).await) {
+        nodes.push(TestNode::start(id, listener).await);
+    }
+    let members: BTreeMap<NodeId, BasicNode> =
+        nodes.iter().map(|n| (n.id, BasicNode::new(n.addr.clone()))).collect();
+    nodes[0].raft.initialize(members).await.expect("node 1 initializes the cluster");
+    let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>(), None).await;
+    let leader = nodes.iter().find(|n| n.id == leader).expect("the leader's node");
+
+    // Many writers at once: while one entry is on its way, the others gather and are proposed
+    // when a follower answers.
+    const WRITERS: usize = 300;
+    let writes = (0..WRITERS).map(|i| {
+        let proposer = leader.proposer.clone();
+        tokio::spawn(async move { proposer.propose(open_session(&format!("s{i}"))).await })
+    });
+    let mut indexes = std::collections::BTreeSet::new();
+    for (i, write) in writes.collect::<Vec<_>>().into_iter().enumerate() {
+        let (applied, index) = tokio::time::timeout(STEP, write)
+            .await
+            .expect("answered in time")
+            .expect("the writer finishes")
+            .expect("the write is applied");
+        match applied.outcome {
+            Outcome::SessionOpened { session_id, .. } => assert_eq!(session_id, format!("s{i}")),
+            other => panic!("write {i}: {other:?}"),
+        }
+        indexes.insert(index);
+    }
+    assert!(
+        indexes.len() < WRITERS / 4,
+        "{WRITERS} writes took {} entries: they were not batched",
+        indexes.len()
+    );
+    assert!(leader.proposer.entries_on_answer() > 0, "no entry was proposed on an answer");
+    let last = *indexes.last().expect("an index");
+    let engines = [
+        nodes[0].engine_at(last).await,
+        nodes[1].engine_at(last).await,
+        nodes[2].engine_at(last).await,
+    ];
+    assert_eq!(engines[0], engines[1], "replicas 1 and 2 hold the same engine");
+    assert_eq!(engines[0], engines[2], "replicas 1 and 3 hold the same engine");
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_through_the_proposer_are_batched_and_each_answered() {
+    tokio::time::timeout(WHOLE_TEST, concurrent_writes_are_batched_and_each_answered())
         .await
         .expect("the test finishes in time");
 }

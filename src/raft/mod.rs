@@ -59,7 +59,7 @@ use crate::license::Timestamp;
 
 pub use dial::PeerDialer;
 pub use log_store::LogStore;
-pub use network::{GrpcNetwork, GrpcNetworkFactory};
+pub use network::{GrpcNetwork, GrpcNetworkFactory, ReplicationSignal};
 pub use observer::{AppliedEntry, ApplyObserver};
 pub use state_machine::{ReplicaState, SharedReplica, SnapshotBuilder, StateMachineStore};
 pub use stats::StorageStats;

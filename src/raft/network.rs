@@ -29,6 +29,7 @@
 //! | an `Err` inside the response payload | [`RPCError::RemoteError`] |
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use openraft::BasicNode;
@@ -86,6 +87,33 @@ pub fn dial_addr<'a>(
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
+/// Tells the leader's proposer that a follower answered an AppendEntries.
+///
+/// openraft 0.9 keeps one AppendEntries in flight per follower, and when one is answered it
+/// sends, at once, everything appended since. An entry proposed at that moment rides in that
+/// very message; one proposed earlier waits in the log for it all the same, and carries only
+/// the requests that had arrived by then. So the proposer gathers requests while the
+/// followers work and proposes them when this fires (see `server::proposer`). The listener
+/// runs on the replication task, before openraft hears of the answer: it must be quick and
+/// must not wait on Raft.
+#[derive(Clone, Default)]
+pub struct ReplicationSignal {
+    listener: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl ReplicationSignal {
+    /// Sets what runs on each answer; the first listener set stays.
+    pub fn listen(&self, listener: impl Fn() + Send + Sync + 'static) {
+        let _ = self.listener.set(Box::new(listener));
+    }
+
+    fn fire(&self) {
+        if let Some(listener) = self.listener.get() {
+            listener();
+        }
+    }
+}
+
 /// Makes a [`GrpcNetwork`] for each peer openraft replicates to or asks for a vote.
 pub struct GrpcNetworkFactory {
     /// This cluster's id, sent with every message.
@@ -98,6 +126,8 @@ pub struct GrpcNetworkFactory {
     dialer: PeerDialer,
     /// `--peer-route`: dial addresses that replace advertised ones.
     routes: std::collections::BTreeMap<NodeId, String>,
+    /// Fired when a follower answers an AppendEntries.
+    replicated: ReplicationSignal,
 }
 
 impl GrpcNetworkFactory {
@@ -109,7 +139,14 @@ impl GrpcNetworkFactory {
             channels: HashMap::new(),
             dialer: PeerDialer::plaintext(),
             routes: Default::default(),
+            replicated: ReplicationSignal::default(),
         }
+    }
+
+    /// Fires `signal` each time a follower answers an AppendEntries.
+    pub fn with_replication_signal(mut self, signal: ReplicationSignal) -> GrpcNetworkFactory {
+        self.replicated = signal;
+        self
     }
 
     /// The same network, dialing peers with `dialer` (mutual TLS when the node has it).
@@ -161,6 +198,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             target,
             target_node: node.clone(),
             channel,
+            replicated: self.replicated.clone(),
         }
     }
 }
@@ -174,6 +212,7 @@ pub struct GrpcNetwork {
     /// The channel, or why the peer's address cannot be used (reported on every call as
     /// unreachable, so openraft backs off rather than the node failing).
     channel: Result<Channel, String>,
+    replicated: ReplicationSignal,
 }
 
 impl GrpcNetwork {
@@ -282,7 +321,11 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        self.call(RPCTypes::AppendEntries, &rpc, &option).await
+        let answer = self.call(RPCTypes::AppendEntries, &rpc, &option).await;
+        if answer.is_ok() {
+            self.replicated.fire();
+        }
+        answer
     }
 
     async fn install_snapshot(

@@ -84,6 +84,12 @@ impl Node {
         }
     }
 
+    /// Makes the proposer propose what it gathered each time `signal` fires (a follower
+    /// answered an AppendEntries of this node's).
+    pub fn propose_on(&self, signal: &crate::raft::ReplicationSignal) {
+        self.proposer.listen(signal);
+    }
+
     /// Milliseconds of this node's monotonic clock.
     fn now_ms(&self) -> u64 {
         ms_since(self.started)

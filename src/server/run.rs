@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::license_service_server::LicenseServiceServer;
 use crate::proto::v1::status_service_server::StatusServiceServer;
-use crate::raft::{PeerDialer, Raft, network::GrpcNetworkFactory, open_stores};
+use crate::raft::{PeerDialer, Raft, ReplicationSignal, network::GrpcNetworkFactory, open_stores};
 use crate::server::admin::AdminServices;
 use crate::server::cluster_check;
 use crate::server::config::NodeConfig;
@@ -163,9 +163,11 @@ pub async fn run_node(
     }
     .validate()
     .map_err(|e| RunError::Config(e.to_string()))?;
+    let replicated = ReplicationSignal::default();
     let network = GrpcNetworkFactory::new(cluster.clone(), id)
         .with_dialer(dialer.clone())
-        .with_routes(config.peer_route.clone());
+        .with_routes(config.peer_route.clone())
+        .with_replication_signal(replicated.clone());
     let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
         .await
         .map_err(|e| RunError::Raft(e.to_string()))?;
@@ -174,6 +176,7 @@ pub async fn run_node(
         .with_dialer(dialer)
         .with_routes(config.peer_route.clone());
     let node = Arc::new(Node::new(config.clone(), raft.clone(), replica, peers));
+    node.propose_on(&replicated);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ops = NodeOps {
