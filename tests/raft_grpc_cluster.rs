@@ -209,7 +209,8 @@ fn forward_request(command: Vec<u8>) -> ForwardRequest {
     }
 }
 
-async fn three_nodes_replicate_and_survive_their_leader() {
+/// Three nodes, ids 1, 2, 3 at positions 0, 1, 2, initialized by node 1; and their leader.
+async fn three_node_cluster() -> (Vec<TestNode>, NodeId) {
     let mut nodes = Vec::new();
     for (id, listener) in (1..=3).zip(listeners(3).await) {
         nodes.push(TestNode::start(id, listener).await);
@@ -217,14 +218,12 @@ async fn three_nodes_replicate_and_survive_their_leader() {
     let members: BTreeMap<NodeId, BasicNode> =
         nodes.iter().map(|n| (n.id, BasicNode::new(n.addr.clone()))).collect();
     nodes[0].raft.initialize(members).await.expect("node 1 initializes the cluster");
-
     let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>(), None).await;
-    // Node ids are 1, 2, 3 at positions 0, 1, 2.
-    let at = |id: NodeId| usize::try_from(id - 1).expect("a node of the test");
-    let licenses =
-        Command::LoadLicenses { pools: vec![pool("vhdl-editor", 2)], policy: Policy::default() };
-    write(&nodes[at(leader)].raft, licenses).await;
-    let index = write(&nodes[at(leader)].raft, open_session("s1")).await;
+    (nodes, leader)
+}
+
+/// The engine bytes of every node once it has applied `index`, which must all be the same.
+async fn assert_same_engines(nodes: &[TestNode], index: u64) {
     let engines = [
         nodes[0].engine_at(index).await,
         nodes[1].engine_at(index).await,
@@ -232,6 +231,17 @@ async fn three_nodes_replicate_and_survive_their_leader() {
     ];
     assert_eq!(engines[0], engines[1], "replicas 1 and 2 hold the same engine");
     assert_eq!(engines[0], engines[2], "replicas 1 and 3 hold the same engine");
+}
+
+async fn three_nodes_replicate_and_survive_their_leader() {
+    let (mut nodes, leader) = three_node_cluster().await;
+    // Node ids are 1, 2, 3 at positions 0, 1, 2.
+    let at = |id: NodeId| usize::try_from(id - 1).expect("a node of the test");
+    let licenses =
+        Command::LoadLicenses { pools: vec![pool("vhdl-editor", 2)], policy: Policy::default() };
+    write(&nodes[at(leader)].raft, licenses).await;
+    let index = write(&nodes[at(leader)].raft, open_session("s1")).await;
+    assert_same_engines(&nodes, index).await;
 
     // A follower refuses a forwarded write and names the leader; the leader applies it.
     let follower = nodes.iter().find(|n| n.id != leader).expect("a follower");
@@ -329,14 +339,7 @@ async fn a_node_refuses_other_clusters_other_targets_and_garbage() {
 }
 
 async fn concurrent_writes_are_batched_and_each_answered() {
-    let mut nodes = Vec::new();
-    for (id, listener) in (1..=3).zip(listeners(3).await) {
-        nodes.push(TestNode::start(id, listener).await);
-    }
-    let members: BTreeMap<NodeId, BasicNode> =
-        nodes.iter().map(|n| (n.id, BasicNode::new(n.addr.clone()))).collect();
-    nodes[0].raft.initialize(members).await.expect("node 1 initializes the cluster");
-    let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>(), None).await;
+    let (mut nodes, leader) = three_node_cluster().await;
     let leader = nodes.iter().find(|n| n.id == leader).expect("the leader's node");
 
     // Many writers at once: while one entry is on its way, the others gather and are proposed
@@ -365,14 +368,7 @@ async fn concurrent_writes_are_batched_and_each_answered() {
         indexes.len()
     );
     assert!(leader.proposer.entries_on_answer() > 0, "no entry was proposed on an answer");
-    let last = *indexes.last().expect("an index");
-    let engines = [
-        nodes[0].engine_at(last).await,
-        nodes[1].engine_at(last).await,
-        nodes[2].engine_at(last).await,
-    ];
-    assert_eq!(engines[0], engines[1], "replicas 1 and 2 hold the same engine");
-    assert_eq!(engines[0], engines[2], "replicas 1 and 3 hold the same engine");
+    assert_same_engines(&nodes, *indexes.last().expect("an index")).await;
     for node in &mut nodes {
         node.stop().await;
     }
