@@ -395,9 +395,12 @@ fn a_borrow_survives_its_session_and_ends_on_its_deadline() {
         panic!()
     };
     assert_eq!(g.borrow_until, Some(until));
+    assert_eq!(w.engine.live_session_count(), 1);
     w.apply(Command::ExpireSessions { session_ids: vec!["a".into()] });
     w.apply(Command::CloseSession { session_id: "a".into() });
     assert_eq!(w.in_use("vhdl"), 1, "borrowed seat stays while the laptop is away");
+    assert_eq!(w.engine.session_count(), 1, "the session stays for its borrow");
+    assert_eq!(w.engine.live_session_count(), 0, "but it is no longer live");
     w.advance(48 * 3600 - 1);
     assert_eq!(w.in_use("vhdl"), 1);
     let tick = w.advance(1);

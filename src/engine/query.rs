@@ -240,6 +240,11 @@ impl Engine {
         self.sessions.len()
     }
 
+    /// Number of live sessions (a walk over the sessions, no lookups).
+    pub fn live_session_count(&self) -> usize {
+        self.sessions.values().filter(|s| s.live).count()
+    }
+
     /// Live sessions and their effective TTL, in no particular order, for the leader's
     /// expiry loop.
     pub fn live_sessions(&self) -> impl Iterator<Item = (&Name, u64)> + '_ {
