@@ -166,3 +166,49 @@ async fn a_restarted_node_has_the_same_engine_and_log() {
     assert_eq!(metrics(&raft).purged, Some(snapshot_at));
     raft.shutdown().await.expect("shut down");
 }
+
+/// A node without followers never sees an AppendEntries answered: the proposer must go on by
+/// itself, proposing what queued while an entry was on its way as soon as that entry is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_leader_batches_concurrent_writes_and_answers_every_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (raft, _replica, _) = start(tmp.path()).await;
+    let members = BTreeMap::from([(1, BasicNode::new("127.0.0.1:7401"))]);
+    raft.initialize(members).await.expect("initialize");
+    raft.wait(Some(WAIT)).current_leader(1, "node 1 leads").await.expect("a leader");
+    let proposer = quorumlm::server::proposer::Proposer::new(raft.clone());
+
+    const WRITERS: usize = 200;
+    let writes: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let proposer = proposer.clone();
+            tokio::spawn(async move {
+                let session = Command::OpenSession {
+                    session_id: format!("s{i}").as_str().into(),
+                    user: "alice".into(),
+                    host: "ws1".into(),
+                    pid: 7,
+                    display: ":0".into(),
+                    ttl_ms: 30_000,
+                };
+                proposer.propose(session).await
+            })
+        })
+        .collect();
+    let mut indexes = std::collections::BTreeSet::new();
+    for (i, write) in writes.into_iter().enumerate() {
+        let (applied, index) = tokio::time::timeout(WAIT, write)
+            .await
+            .expect("answered in time: queued writes were proposed")
+            .expect("the writer finishes")
+            .expect("the write is applied");
+        match applied.outcome {
+            Outcome::SessionOpened { session_id } => assert_eq!(session_id, format!("s{i}")),
+            other => panic!("write {i}: {other:?}"),
+        }
+        indexes.insert(index);
+    }
+    assert!(indexes.len() < WRITERS, "{WRITERS} writes took {} entries", indexes.len());
+    assert_eq!(proposer.entries_on_answer(), 0, "a lone leader has no follower to answer");
+    raft.shutdown().await.expect("shutdown");
+}
