@@ -345,23 +345,7 @@ async fn concurrent_writes_are_batched_and_each_answered() {
     // Many writers at once: while one entry is on its way, the others gather and are proposed
     // when a follower answers.
     const WRITERS: usize = 300;
-    let writes = (0..WRITERS).map(|i| {
-        let proposer = leader.proposer.clone();
-        tokio::spawn(async move { proposer.propose(open_session(&format!("s{i}"))).await })
-    });
-    let mut indexes = std::collections::BTreeSet::new();
-    for (i, write) in writes.collect::<Vec<_>>().into_iter().enumerate() {
-        let (applied, index) = tokio::time::timeout(STEP, write)
-            .await
-            .expect("answered in time")
-            .expect("the writer finishes")
-            .expect("the write is applied");
-        match applied.outcome {
-            Outcome::SessionOpened { session_id, .. } => assert_eq!(session_id, format!("s{i}")),
-            other => panic!("write {i}: {other:?}"),
-        }
-        indexes.insert(index);
-    }
+    let indexes = common::open_sessions_at_once(&leader.proposer, WRITERS, STEP).await;
     assert!(
         indexes.len() < WRITERS / 4,
         "{WRITERS} writes took {} entries: they were not batched",

@@ -24,6 +24,7 @@ use quorumlm::raft::{
     LogEntry, LogId, LogStore, NodeId, Raft, SharedReplica, StateMachineStore, TypeConfig,
     open_stores, raft_config,
 };
+use quorumlm::server::proposer::Proposer;
 
 /// How long the test waits for the node to elect itself or apply.
 const WAIT: Duration = Duration::from_secs(10);
@@ -176,38 +177,10 @@ async fn a_lone_leader_batches_concurrent_writes_and_answers_every_one() {
     let members = BTreeMap::from([(1, BasicNode::new("127.0.0.1:7401"))]);
     raft.initialize(members).await.expect("initialize");
     raft.wait(Some(WAIT)).current_leader(1, "node 1 leads").await.expect("a leader");
-    let proposer = quorumlm::server::proposer::Proposer::new(raft.clone());
+    let proposer = Proposer::new(raft.clone());
 
     const WRITERS: usize = 200;
-    let writes: Vec<_> = (0..WRITERS)
-        .map(|i| {
-            let proposer = proposer.clone();
-            tokio::spawn(async move {
-                let session = Command::OpenSession {
-                    session_id: format!("s{i}").as_str().into(),
-                    user: "alice".into(),
-                    host: "ws1".into(),
-                    pid: 7,
-                    display: ":0".into(),
-                    ttl_ms: 30_000,
-                };
-                proposer.propose(session).await
-            })
-        })
-        .collect();
-    let mut indexes = std::collections::BTreeSet::new();
-    for (i, write) in writes.into_iter().enumerate() {
-        let (applied, index) = tokio::time::timeout(WAIT, write)
-            .await
-            .expect("answered in time: queued writes were proposed")
-            .expect("the writer finishes")
-            .expect("the write is applied");
-        match applied.outcome {
-            Outcome::SessionOpened { session_id } => assert_eq!(session_id, format!("s{i}")),
-            other => panic!("write {i}: {other:?}"),
-        }
-        indexes.insert(index);
-    }
+    let indexes = common::open_sessions_at_once(&proposer, WRITERS, WAIT).await;
     assert!(indexes.len() < WRITERS, "{WRITERS} writes took {} entries", indexes.len());
     assert_eq!(proposer.entries_on_answer(), 0, "a lone leader has no follower to answer");
     raft.shutdown().await.expect("shutdown");

@@ -27,7 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use openraft::error::ClientWriteError;
 use openraft::raft::ClientWriteResponse;
 use tokio::sync::oneshot;
 use tonic::Status;
@@ -46,6 +47,10 @@ pub const MAX_IN_FLIGHT: usize = 3;
 type Reply = oneshot::Sender<Result<(Applied, u64), Status>>;
 type Batch = Vec<(Command, Reply)>;
 type Written = Result<ClientWriteResponse<TypeConfig>, Status>;
+/// An entry handed to Raft: where its outcome will come, or why it could not be handed over.
+type Submitted = Result<oneshot::Receiver<WriteResult>, Status>;
+/// What openraft's responder for a client write sends (tokio's oneshot on tokio's runtime).
+type WriteResult = Result<ClientWriteResponse<TypeConfig>, ClientWriteError<u64, BasicNode>>;
 
 /// The leader's batching proposer.
 pub struct Proposer {
@@ -102,10 +107,12 @@ impl Proposer {
             // With an entry on its way, the next follower answer proposes this one.
             (state.in_flight == 0).then(|| state.start_batch())
         };
-        // The entry is written by a task of its own, never by this future: a caller that goes
-        // away (its client cancelled) must not take the other callers' answers with it.
+        // The entry is handed to Raft here, and waited for by a task of its own, never by this
+        // future: a caller that goes away (its client cancelled) must not take the other
+        // callers' answers with it.
         if let Some(batch) = batch {
-            tokio::spawn(self.clone().write_batches(batch));
+            let (submitted, replies) = self.submit(batch);
+            tokio::spawn(self.clone().complete(submitted, replies));
         }
         answer
             .await
@@ -123,44 +130,40 @@ impl Proposer {
             _ => return,
         };
         self.on_answer.fetch_add(1, Ordering::Relaxed);
+        let (submitted, replies) = self.submit(batch);
+        tokio::spawn(self.clone().complete(submitted, replies));
+    }
+
+    /// Hands `batch` to Raft as one entry, without waiting: `client_write_ff` only queues it
+    /// for Raft's core, ready at its first poll unless Raft has stopped. What to wait on for
+    /// the entry's outcome, and the callers to answer.
+    fn submit(&self, batch: Batch) -> (Submitted, Vec<Reply>) {
         let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
-        // `client_write_ff` only queues the entry for Raft's core: ready at its first poll
-        // unless Raft has stopped.
-        let submitted = self.raft.client_write_ff(LogEntry::stamped_now(commands)).now_or_never();
-        let this = self.clone();
-        tokio::spawn(async move {
+        let submitted =
+            match self.raft.client_write_ff(LogEntry::stamped_now(commands)).now_or_never() {
+                Some(Ok(receiver)) => Ok(receiver),
+                Some(Err(fatal)) => Err(Status::unavailable(format!("propose: {fatal}"))),
+                None => Err(Status::unavailable("propose: Raft is stopping")),
+            };
+        (submitted, replies)
+    }
+
+    /// Waits for a submitted entry, answers its callers, and goes on with what queued up
+    /// meanwhile while no other entry is on its way; gives its slot back otherwise.
+    async fn complete(self: Arc<Self>, mut submitted: Submitted, mut replies: Vec<Reply>) {
+        loop {
             let written = match submitted {
-                Some(Ok(receiver)) => match receiver.await {
-                    Ok(result) => result.map_err(|e| write_refused(RaftError::APIError(e))),
+                Ok(receiver) => match receiver.await {
+                    Ok(result) => result.map_err(write_refused),
                     Err(_) => {
                         Err(Status::unavailable("Raft dropped the proposal: outcome unknown"))
                     }
                 },
-                Some(Err(fatal)) => Err(Status::unavailable(format!("propose: {fatal}"))),
-                None => Err(Status::unavailable("propose: Raft is stopping")),
+                Err(status) => Err(status),
             };
             answer(written, replies);
-            if let Some(batch) = this.next_batch() {
-                this.write_batches(batch).await;
-            }
-        });
-    }
-
-    /// Writes `batch`, answers its callers, and goes on with what queued up meanwhile while
-    /// no other entry is on its way; gives its slot back otherwise.
-    async fn write_batches(self: Arc<Self>, mut batch: Batch) {
-        loop {
-            let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
-            let written = self
-                .raft
-                .client_write(LogEntry::stamped_now(commands))
-                .await
-                .map_err(write_refused);
-            answer(written, replies);
-            match self.next_batch() {
-                Some(next) => batch = next,
-                None => return,
-            }
+            let Some(batch) = self.next_batch() else { return };
+            (submitted, replies) = self.submit(batch);
         }
     }
 
@@ -217,9 +220,9 @@ impl Queue {
 }
 
 /// The status for a proposal openraft refused.
-fn write_refused(error: RaftError<u64, ClientWriteError<u64, openraft::BasicNode>>) -> Status {
+fn write_refused(error: ClientWriteError<u64, BasicNode>) -> Status {
     match error {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+        ClientWriteError::ForwardToLeader(forward) => {
             crate::server::peer::not_leader(forward.leader_id, None)
         }
         e => Status::unavailable(format!("propose: {e}")),
