@@ -84,6 +84,8 @@ struct TestNode {
     replica: SharedReplica,
     /// The proposer the node's Forward handler writes through, fed by its network's answers.
     proposer: Arc<Proposer>,
+    /// What the node's network reports of its followers' answers and commit notices.
+    replicated: ReplicationSignal,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     _dir: TempDir,
@@ -116,7 +118,17 @@ impl TestNode {
                     let _ = stopped.await;
                 }),
         );
-        TestNode { id, addr, raft, replica, proposer, stop: Some(stop), server, _dir: dir }
+        TestNode {
+            id,
+            addr,
+            raft,
+            replica,
+            proposer,
+            replicated,
+            stop: Some(stop),
+            server,
+            _dir: dir,
+        }
     }
 
     /// Stops the node: its Raft, then its server.
@@ -334,6 +346,42 @@ async fn a_node_refuses_what_is_not_for_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_other_clusters_other_targets_and_garbage() {
     tokio::time::timeout(WHOLE_TEST, a_node_refuses_what_is_not_for_it())
+        .await
+        .expect("the test finishes in time");
+}
+
+async fn followers_learn_a_commit_from_a_held_notice() {
+    let (mut nodes, leader) = three_node_cluster().await;
+    for node in &nodes {
+        node.raft.runtime_config().heartbeat(false);
+        node.raft.runtime_config().elect(false);
+    }
+    let at = |id: NodeId| usize::try_from(id - 1).expect("a node of the test");
+    let (held_before, sent_before) = nodes[at(leader)].replicated.commit_notices();
+
+    // One write: both followers append it and answer; the leader commits. The commit index
+    // then reaches them only by the notices the network held back and sends late, as no
+    // heartbeat runs and no other write follows.
+    let index = write(&nodes[at(leader)].raft, open_session("s1")).await;
+    for node in nodes.iter().filter(|n| n.id != leader) {
+        node.raft
+            .wait(Some(STEP))
+            .applied_index_at_least(Some(index), "the follower applies the write")
+            .await
+            .expect("a follower learns the commit without heartbeats or later writes");
+    }
+    let (held, sent) = nodes[at(leader)].replicated.commit_notices();
+    assert!(held > held_before, "no commit notice was held");
+    assert!(sent > sent_before, "no held commit notice was sent");
+    assert_same_engines(&nodes, index).await;
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_learn_a_commit_from_a_held_notice_without_heartbeats() {
+    tokio::time::timeout(WHOLE_TEST, followers_learn_a_commit_from_a_held_notice())
         .await
         .expect("the test finishes in time");
 }

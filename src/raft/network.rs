@@ -29,6 +29,7 @@
 //! | an `Err` inside the response payload | [`RPCError::RemoteError`] |
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ use serde::de::DeserializeOwned;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::{NodeId, PeerDialer, TypeConfig};
+use super::{LogId, NodeId, PeerDialer, TypeConfig, Vote};
 use crate::proto::v1::raft_service_client::RaftServiceClient;
 use crate::proto::v1::{RaftPayloadFormat, RaftRequest, RaftResponse};
 
@@ -99,6 +100,9 @@ type RpcResult<T, E = openraft::error::Infallible> =
 #[derive(Clone, Default)]
 pub struct ReplicationSignal {
     listener: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
+    /// Commit notices held back, and those of them sent late (see [`GrpcNetwork`]).
+    notices_held: Arc<AtomicU64>,
+    notices_sent: Arc<AtomicU64>,
 }
 
 impl ReplicationSignal {
@@ -111,6 +115,12 @@ impl ReplicationSignal {
         if let Some(listener) = self.listener.get() {
             listener();
         }
+    }
+
+    /// How many commit notices this node's network held back, and how many of those it
+    /// sent late (the rest were superseded by a later message).
+    pub fn commit_notices(&self) -> (u64, u64) {
+        (self.notices_held.load(Ordering::Relaxed), self.notices_sent.load(Ordering::Relaxed))
     }
 }
 
@@ -193,18 +203,79 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             tracing::warn!(node = self.node_id, target, "cannot reach peer: {e}");
         }
         GrpcNetwork {
-            cluster_id: self.cluster_id.clone(),
-            node_id: self.node_id,
-            target,
-            target_node: node.clone(),
-            channel,
+            link: PeerLink {
+                cluster_id: self.cluster_id.clone(),
+                node_id: self.node_id,
+                target,
+                target_node: node.clone(),
+                channel,
+            },
             replicated: self.replicated.clone(),
+            confirmed: None,
+            notice: Arc::default(),
         }
     }
 }
 
 /// The connection to one peer, as openraft uses it.
+///
+/// # Commit notices
+///
+/// openraft 0.9 keeps one AppendEntries in flight per follower. When an entry is committed
+/// while a follower's message is out (the other follower answered first), openraft queues the
+/// new commit index for that follower, and on its answer sends that index alone at once: an
+/// AppendEntries with no entry, whose prev_log_id is what the follower has just confirmed.
+/// Under load a third of all AppendEntries were such notices. Each costs a round trip on both
+/// nodes, and entries proposed meanwhile wait behind it (about 420 µs of the 1,410 µs from
+/// proposal to apply measured at C = 32). Yet its answer tells the leader nothing it needs:
+/// the follower's log position is known, and openraft ignores a heartbeat's answer but for
+/// the leader's clock, which in 0.9.25 only feeds the `millis_since_quorum_ack` metric.
+///
+/// So such a notice, when it comes right after the answer to an AppendEntries with entries
+/// from the same leader and extends exactly what that answer confirmed, is reported
+/// delivered at once and kept for [`NOTICE_DELAY`]. If another message goes to the follower
+/// meanwhile, it carries the same or a later commit index and the notice is dropped; else a
+/// task sends it. Under load almost every notice is dropped; an idle follower still learns
+/// the commit index within the delay rather than at the next heartbeat. The rules:
+///
+/// - Only on this stream's own client: openraft's leadership checks (`ensure_linearizable`)
+///   make a new client for each round, which has confirmed nothing, so their heartbeats are
+///   always sent and awaited. Linearizable reads keep their majority of real answers.
+/// - At most one notice per answered AppendEntries with entries; a periodic heartbeat (which
+///   follows a heartbeat) is always sent and awaited.
+/// - A notice that fails when sent late (peer down, a higher term, a conflict) stops the next
+///   one from being held until a message is answered again, so openraft sees the failure on
+///   its next message.
+/// - Commits never depend on it: a follower's log counts toward a commit only through its
+///   answers to messages with entries, which are always sent and awaited.
 pub struct GrpcNetwork {
+    link: PeerLink,
+    replicated: ReplicationSignal,
+    /// The leader's vote and the last log id the follower confirmed by answering an
+    /// AppendEntries with entries, when that was this client's last message; cleared by any
+    /// other message.
+    confirmed: Option<(Vote, Option<LogId>)>,
+    /// The commit notice held back, shared with the task that sends it late.
+    notice: Arc<std::sync::Mutex<HeldNotice>>,
+}
+
+/// How long a commit notice is held for a message that would carry its commit index anyway.
+pub const NOTICE_DELAY: Duration = Duration::from_millis(2);
+
+/// A follower's commit notice held back (see [`GrpcNetwork`]).
+#[derive(Default)]
+struct HeldNotice {
+    /// The newest notice not yet sent or superseded.
+    request: Option<(AppendEntriesRequest<TypeConfig>, RPCOption)>,
+    /// A task will wake after [`NOTICE_DELAY`] and send `request` if it is still there.
+    scheduled: bool,
+    /// A notice sent late failed; notices are sent and awaited until a message is answered.
+    failed: bool,
+}
+
+/// Everything needed to call one peer; cloned into the task that sends a notice late.
+#[derive(Clone)]
+struct PeerLink {
     cluster_id: String,
     node_id: NodeId,
     target: NodeId,
@@ -212,10 +283,9 @@ pub struct GrpcNetwork {
     /// The channel, or why the peer's address cannot be used (reported on every call as
     /// unreachable, so openraft backs off rather than the node failing).
     channel: Result<Channel, String>,
-    replicated: ReplicationSignal,
 }
 
-impl GrpcNetwork {
+impl PeerLink {
     /// Sends `request` as the rpc `kind` and decodes the peer's `Result<Resp, RaftError<E>>`.
     async fn call<Req, Resp, E>(
         &self,
@@ -315,14 +385,97 @@ fn decode_response<T: DeserializeOwned, E: std::error::Error>(
     decode_payload(&response.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))
 }
 
+impl GrpcNetwork {
+    /// The held notice; a poisoned lock (a panic elsewhere while holding it) still holds
+    /// consistent data, as every update is a single assignment.
+    fn held(&self) -> std::sync::MutexGuard<'_, HeldNotice> {
+        self.notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds `rpc` back if it is a commit notice that may be (the rules are in the type's
+    /// documentation): no entry, the same leader as the answer just received, and a
+    /// prev_log_id that is what that answer confirmed, with no notice failed since. Gives it
+    /// back when it must be sent now.
+    fn hold_notice(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+        confirmed: Option<(Vote, Option<LogId>)>,
+    ) -> Option<(AppendEntriesRequest<TypeConfig>, RPCOption)> {
+        let Some((vote, last)) = confirmed else {
+            return Some((rpc, option));
+        };
+        if !rpc.entries.is_empty() || rpc.vote != vote || rpc.prev_log_id != last {
+            return Some((rpc, option));
+        }
+        let mut held = self.held();
+        if held.failed {
+            return Some((rpc, option));
+        }
+        held.request = Some((rpc, option));
+        self.replicated.notices_held.fetch_add(1, Ordering::Relaxed);
+        if !held.scheduled {
+            held.scheduled = true;
+            let link = self.link.clone();
+            let notice = Arc::clone(&self.notice);
+            let sent = Arc::clone(&self.replicated.notices_sent);
+            tokio::spawn(send_held_notice(link, notice, sent));
+        }
+        None
+    }
+}
+
+/// Waits [`NOTICE_DELAY`], then sends the held notice if no other message superseded it.
+async fn send_held_notice(
+    link: PeerLink,
+    notice: Arc<std::sync::Mutex<HeldNotice>>,
+    sent: Arc<AtomicU64>,
+) {
+    tokio::time::sleep(NOTICE_DELAY).await;
+    let request = {
+        let mut held = notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.scheduled = false;
+        held.request.take()
+    };
+    let Some((rpc, option)) = request else {
+        return;
+    };
+    sent.fetch_add(1, Ordering::Relaxed);
+    let answer: RpcResult<AppendEntriesResponse<NodeId>> =
+        link.call(RPCTypes::AppendEntries, &rpc, &option).await;
+    if !matches!(answer, Ok(AppendEntriesResponse::Success)) {
+        tracing::debug!(
+            node = link.node_id,
+            target = link.target,
+            "commit notice sent late not accepted: {answer:?}"
+        );
+        notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner).failed = true;
+    }
+}
+
 impl RaftNetwork<TypeConfig> for GrpcNetwork {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        let answer = self.call(RPCTypes::AppendEntries, &rpc, &option).await;
-        if answer.is_ok() {
+        let confirmed = self.confirmed.take();
+        let Some((rpc, option)) = self.hold_notice(rpc, option, confirmed) else {
+            return Ok(AppendEntriesResponse::Success);
+        };
+        // This message carries the newest commit index: a held notice is superseded.
+        self.held().request = None;
+        let answer = self.link.call(RPCTypes::AppendEntries, &rpc, &option).await;
+        if let Ok(response) = &answer {
+            // Answered: a failed notice has been made up for.
+            self.held().failed = false;
+            if let Some(last) = rpc.entries.last() {
+                self.confirmed = match response {
+                    AppendEntriesResponse::Success => Some((rpc.vote, Some(last.log_id))),
+                    AppendEntriesResponse::PartialSuccess(matching) => Some((rpc.vote, *matching)),
+                    AppendEntriesResponse::Conflict | AppendEntriesResponse::HigherVote(_) => None,
+                };
+            }
             self.replicated.fire();
         }
         answer
@@ -333,7 +486,8 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        self.call(RPCTypes::InstallSnapshot, &rpc, &option).await
+        self.confirmed = None;
+        self.link.call(RPCTypes::InstallSnapshot, &rpc, &option).await
     }
 
     async fn vote(
@@ -341,7 +495,8 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
-        self.call(RPCTypes::Vote, &rpc, &option).await
+        self.confirmed = None;
+        self.link.call(RPCTypes::Vote, &rpc, &option).await
     }
 }
 
