@@ -18,6 +18,12 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// mimalloc, as in qlmd: the generator shares the machine's two cores with the servers, and
+/// glibc's malloc was a sixth of its CPU. Both generators (QuorumLM's and etcd's) use it, so
+/// neither system gets the other's spare CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cluster_tests::bench::{Phase, Tally, client_counts, measure_point, seat_counts, write_json};
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
 

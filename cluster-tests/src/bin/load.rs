@@ -14,6 +14,12 @@
 
 use std::time::Instant;
 
+/// mimalloc, as in qlmd: the generator shares the machine's two cores with the servers, and
+/// glibc's malloc was a sixth of its CPU. Both generators (QuorumLM's and etcd's) use it, so
+/// neither system gets the other's spare CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cluster_tests::Cluster;
 use cluster_tests::bench::{Phase, Tally, client_counts, measure_point, seat_counts, write_json};
 use quorumlm::client::{CheckoutOptions, Client, ClientError, SessionOptions, parse_servers};
