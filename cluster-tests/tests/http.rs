@@ -132,6 +132,13 @@ async fn metrics_follow_seats_taken_and_given_back() {
         if id == leader {
             let lag = format!(r#"qlm_raft_replication_lag_entries{{follower="{follower}"}}"#);
             assert!(sample(&text, &lag).is_some(), "the leader reports each follower's lag");
+            // Each write's commit reaches the followers in a notice held back for a moment.
+            let held = "qlm_raft_commit_notices_held_total";
+            poll_http(&cluster, id, "/metrics", "a held commit notice", |code, body| {
+                code == 200 && sample(body, held).unwrap_or(0.0) >= 1.0
+            })
+            .await;
+            assert!(sample(&text, "qlm_raft_commit_notices_sent_late_total").is_some());
         }
     }
     assert_eq!(leaders, 1.0, "one leader");

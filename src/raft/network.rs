@@ -29,7 +29,6 @@
 //! | an `Err` inside the response payload | [`RPCError::RemoteError`] |
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -42,6 +41,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::Code;
@@ -100,9 +100,10 @@ type RpcResult<T, E = openraft::error::Infallible> =
 #[derive(Clone, Default)]
 pub struct ReplicationSignal {
     listener: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
-    /// Commit notices held back, and those of them sent late (see [`GrpcNetwork`]).
-    notices_held: Arc<AtomicU64>,
-    notices_sent: Arc<AtomicU64>,
+    /// Commit notices held back, and those of them sent late (see [`GrpcNetwork`]); exported
+    /// as metrics.
+    notices_held: Counter,
+    notices_sent: Counter,
 }
 
 impl ReplicationSignal {
@@ -120,7 +121,12 @@ impl ReplicationSignal {
     /// How many commit notices this node's network held back, and how many of those it
     /// sent late (the rest were superseded by a later message).
     pub fn commit_notices(&self) -> (u64, u64) {
-        (self.notices_held.load(Ordering::Relaxed), self.notices_sent.load(Ordering::Relaxed))
+        (self.notices_held.get(), self.notices_sent.get())
+    }
+
+    /// The counters of held and late-sent commit notices, for the metrics registry.
+    pub fn commit_notice_counters(&self) -> (Counter, Counter) {
+        (self.notices_held.clone(), self.notices_sent.clone())
     }
 }
 
@@ -413,12 +419,12 @@ impl GrpcNetwork {
             return Some((rpc, option));
         }
         held.request = Some((rpc, option));
-        self.replicated.notices_held.fetch_add(1, Ordering::Relaxed);
+        self.replicated.notices_held.inc();
         if !held.scheduled {
             held.scheduled = true;
             let link = self.link.clone();
             let notice = Arc::clone(&self.notice);
-            let sent = Arc::clone(&self.replicated.notices_sent);
+            let sent = self.replicated.notices_sent.clone();
             tokio::spawn(send_held_notice(link, notice, sent));
         }
         None
@@ -429,7 +435,7 @@ impl GrpcNetwork {
 async fn send_held_notice(
     link: PeerLink,
     notice: Arc<std::sync::Mutex<HeldNotice>>,
-    sent: Arc<AtomicU64>,
+    sent: Counter,
 ) {
     tokio::time::sleep(NOTICE_DELAY).await;
     let request = {
@@ -440,7 +446,7 @@ async fn send_held_notice(
     let Some((rpc, option)) = request else {
         return;
     };
-    sent.fetch_add(1, Ordering::Relaxed);
+    sent.inc();
     let answer: RpcResult<AppendEntriesResponse<NodeId>> =
         link.call(RPCTypes::AppendEntries, &rpc, &option).await;
     if !matches!(answer, Ok(AppendEntriesResponse::Success)) {

@@ -135,7 +135,8 @@ pub async fn run_node(
     // counted again (see server/http/metrics.rs).
     let storage = log_store.stats();
     let storage_for_compaction = storage.clone();
-    let metrics = Arc::new(Metrics::new(storage.clone(), storage.committed_index()));
+    let replicated = ReplicationSignal::default();
+    let metrics = Arc::new(Metrics::new(storage.clone(), storage.committed_index(), &replicated));
     state_machine.observe(metrics.counters.clone());
     let report_log = match &config.report_log {
         Some(path) => Some(
@@ -163,7 +164,6 @@ pub async fn run_node(
     }
     .validate()
     .map_err(|e| RunError::Config(e.to_string()))?;
-    let replicated = ReplicationSignal::default();
     let network = GrpcNetworkFactory::new(cluster.clone(), id)
         .with_dialer(dialer.clone())
         .with_routes(config.peer_route.clone())

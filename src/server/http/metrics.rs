@@ -189,6 +189,9 @@ pub struct Metrics {
     raft_is_leader: Gauge,
     raft_has_leader: Gauge,
     raft_leader_changes: Counter,
+    /// Commit notices the leader's network held back, and those of them it sent late.
+    raft_commit_notices_held: Counter,
+    raft_commit_notices_sent_late: Counter,
     raft_commit_index: Gauge,
     raft_applied_index: Gauge,
     raft_last_log_index: Gauge,
@@ -205,7 +208,12 @@ pub struct Metrics {
 impl Metrics {
     /// The metrics of a node whose database is `storage`; `counted_before` as in
     /// [`AppliedCounters::new`].
-    pub fn new(storage: StorageStats, counted_before: u64) -> Metrics {
+    pub fn new(
+        storage: StorageStats,
+        counted_before: u64,
+        replication: &crate::raft::ReplicationSignal,
+    ) -> Metrics {
+        let (notices_held, notices_sent) = replication.commit_notice_counters();
         let counters = std::sync::Arc::new(AppliedCounters::new(counted_before));
         let mut metrics = Metrics {
             registry: Registry::with_prefix("qlm"),
@@ -222,6 +230,8 @@ impl Metrics {
             raft_is_leader: Gauge::default(),
             raft_has_leader: Gauge::default(),
             raft_leader_changes: Counter::default(),
+            raft_commit_notices_held: notices_held,
+            raft_commit_notices_sent_late: notices_sent,
             raft_commit_index: Gauge::default(),
             raft_applied_index: Gauge::default(),
             raft_last_log_index: Gauge::default(),
@@ -310,6 +320,16 @@ impl Metrics {
             "raft_leader_changes",
             "Leader changes this node has seen (each one postpones session expiries)",
             self.raft_leader_changes.clone(),
+        );
+        r.register(
+            "raft_commit_notices_held",
+            "Commit-index-only AppendEntries this leader held back instead of waiting on",
+            self.raft_commit_notices_held.clone(),
+        );
+        r.register(
+            "raft_commit_notices_sent_late",
+            "Held commit notices sent after their delay (the rest rode on a later message)",
+            self.raft_commit_notices_sent_late.clone(),
         );
         r.register(
             "raft_commit_index",
