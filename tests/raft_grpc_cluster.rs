@@ -234,6 +234,23 @@ async fn three_node_cluster() -> (Vec<TestNode>, NodeId) {
     (nodes, leader)
 }
 
+/// Runs a test's body, failing it when it takes longer than [`WHOLE_TEST`].
+async fn within_whole_test(body: impl Future<Output = ()>) {
+    tokio::time::timeout(WHOLE_TEST, body).await.expect("the test finishes in time");
+}
+
+/// The position in a test's node list of node `id` (ids are 1, 2, 3 at positions 0, 1, 2).
+fn at(id: NodeId) -> usize {
+    usize::try_from(id - 1).expect("a node of the test")
+}
+
+/// Stops every node of a test.
+async fn stop_all(nodes: &mut [TestNode]) {
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
 /// The engine bytes of every node once it has applied `index`, which must all be the same.
 async fn assert_same_engines(nodes: &[TestNode], index: u64) {
     let engines = [
@@ -247,8 +264,6 @@ async fn assert_same_engines(nodes: &[TestNode], index: u64) {
 
 async fn three_nodes_replicate_and_survive_their_leader() {
     let (mut nodes, leader) = three_node_cluster().await;
-    // Node ids are 1, 2, 3 at positions 0, 1, 2.
-    let at = |id: NodeId| usize::try_from(id - 1).expect("a node of the test");
     let licenses =
         Command::LoadLicenses { pools: vec![pool("vhdl-editor", 2)], policy: Policy::default() };
     write(&nodes[at(leader)].raft, licenses).await;
@@ -297,9 +312,7 @@ async fn three_nodes_replicate_and_survive_their_leader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_grpc_nodes_replicate_and_elect_a_new_leader_when_theirs_stops() {
-    tokio::time::timeout(WHOLE_TEST, three_nodes_replicate_and_survive_their_leader())
-        .await
-        .expect("the test finishes in time");
+    within_whole_test(three_nodes_replicate_and_survive_their_leader()).await;
 }
 
 async fn a_node_refuses_what_is_not_for_it() {
@@ -345,9 +358,7 @@ async fn a_node_refuses_what_is_not_for_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_other_clusters_other_targets_and_garbage() {
-    tokio::time::timeout(WHOLE_TEST, a_node_refuses_what_is_not_for_it())
-        .await
-        .expect("the test finishes in time");
+    within_whole_test(a_node_refuses_what_is_not_for_it()).await;
 }
 
 async fn followers_learn_a_commit_from_a_held_notice() {
@@ -356,7 +367,6 @@ async fn followers_learn_a_commit_from_a_held_notice() {
         node.raft.runtime_config().heartbeat(false);
         node.raft.runtime_config().elect(false);
     }
-    let at = |id: NodeId| usize::try_from(id - 1).expect("a node of the test");
     let (held_before, sent_before) = nodes[at(leader)].replicated.commit_notices();
 
     // One write: both followers append it and answer; the leader commits. The commit index
@@ -374,16 +384,12 @@ async fn followers_learn_a_commit_from_a_held_notice() {
     assert!(held > held_before, "no commit notice was held");
     assert!(sent > sent_before, "no held commit notice was sent");
     assert_same_engines(&nodes, index).await;
-    for node in &mut nodes {
-        node.stop().await;
-    }
+    stop_all(&mut nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_learn_a_commit_from_a_held_notice_without_heartbeats() {
-    tokio::time::timeout(WHOLE_TEST, followers_learn_a_commit_from_a_held_notice())
-        .await
-        .expect("the test finishes in time");
+    within_whole_test(followers_learn_a_commit_from_a_held_notice()).await;
 }
 
 async fn concurrent_writes_are_batched_and_each_answered() {
@@ -401,14 +407,10 @@ async fn concurrent_writes_are_batched_and_each_answered() {
     );
     assert!(leader.proposer.entries_on_answer() > 0, "no entry was proposed on an answer");
     assert_same_engines(&nodes, *indexes.last().expect("an index")).await;
-    for node in &mut nodes {
-        node.stop().await;
-    }
+    stop_all(&mut nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_through_the_proposer_are_batched_and_each_answered() {
-    tokio::time::timeout(WHOLE_TEST, concurrent_writes_are_batched_and_each_answered())
-        .await
-        .expect("the test finishes in time");
+    within_whole_test(concurrent_writes_are_batched_and_each_answered()).await;
 }
