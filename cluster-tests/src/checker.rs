@@ -26,11 +26,15 @@
 //! 4. **Convergence.** Every node's final state has the same applied index and the same state
 //!    digest.
 //! 5. **Recovery.** Once the faults stopped, a checkout is granted within a bound.
+//! 6. **No phantom seat.** A seat on a node's final state belongs to an acknowledged grant,
+//!    unless its session had a checkout whose answer never came (or is not known to the
+//!    history): a client told "denied", or whose wait ended without a grant, holds nothing.
+//!    Such a seat would stay taken, unknown to its holder, for as long as the session lives.
 //!
 //! Time is the history's own (milliseconds); a small tolerance absorbs the rounding of
 //! milliseconds on both sides.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::history::{Answer, Call, History, Millis, Op};
 
@@ -55,6 +59,7 @@ pub enum Violation {
     OverGrant { feature: String, at: Millis, held: u32, seats: u32, handles: Vec<u64> },
     LostCheckout { handle: u64, session: String, detail: String },
     EarlyExpiry { session: String, told_gone_at: Millis, earliest_legal: Millis },
+    PhantomSeat { handle: u64, session: String, detail: String },
     Diverged { detail: String },
     NoRecovery { healed_at: Millis, bound_ms: Millis, first_grant_at: Option<Millis> },
 }
@@ -160,6 +165,7 @@ pub fn check(history: &History, options: &CheckerOptions) -> Report {
     over_grants(history, &grants, &sessions, &checkins, end, &mut report);
     lost_checkouts(history, &grants, &sessions, &checkins, &mut report);
     early_expiries(&sessions, options, &mut report);
+    phantom_seats(history, &grants, &sessions, &mut report);
     convergence(history, &mut report);
     if let Some(healed) = history.healed_at {
         let first = history.next_grant_after(healed);
@@ -173,6 +179,43 @@ pub fn check(history: &History, options: &CheckerOptions) -> Report {
         }
     }
     report
+}
+
+/// Rule 6: every seat held at the end was granted to a client that knows it, or may have been.
+fn phantom_seats(
+    history: &History,
+    grants: &[Grant],
+    sessions: &HashMap<&str, SessionFacts>,
+    report: &mut Report,
+) {
+    let acknowledged: HashSet<u64> = grants.iter().map(|g| g.handle).collect();
+    let uncertain: HashSet<&str> = history
+        .ops
+        .iter()
+        .filter(|op| matches!(op.call, Call::Checkout { .. }) && op.answer.is_unknown())
+        .filter_map(|op| op.session.as_deref())
+        .collect();
+    let mut reported = HashSet::new();
+    for state in &history.final_states {
+        for held in &state.checkouts {
+            if acknowledged.contains(&held.handle)
+                || uncertain.contains(held.session.as_str())
+                || !sessions.contains_key(held.session.as_str())
+                || !reported.insert(held.handle)
+            {
+                continue;
+            }
+            report.violations.push(Violation::PhantomSeat {
+                handle: held.handle,
+                session: held.session.clone(),
+                detail: format!(
+                    "node {} holds {} seat(s) of {} for the session at applied index {}, but no \
+                     checkout of that session was granted it, and every one was answered",
+                    state.node, held.count, held.feature, state.applied_index
+                ),
+            });
+        }
+    }
 }
 
 fn session_facts(ops: &[Op]) -> HashMap<&str, SessionFacts> {

@@ -215,6 +215,47 @@ pub async fn run(scenario: Scenario, options: &RunOptions) -> Outcome {
 }
 
 impl Outcome {
+    /// Why the seats the nodes held at the end were or were not checked against the final
+    /// states (rule 2): for each checkout on the first final state, whether its grant was
+    /// acknowledged, and what the session's calls from the final states on were answered.
+    /// For the failure message when no grant was checked.
+    pub fn held_at_end(&self) -> String {
+        let Some(state) = self.history.final_states.first() else {
+            return "no final state".to_owned();
+        };
+        let final_at = self.history.final_at.unwrap_or(0);
+        let mut lines = Vec::new();
+        for held in &state.checkouts {
+            let grant = self.history.ops.iter().find(|op| {
+                matches!(op.answer, crate::history::Answer::Granted { handle, .. } if handle == held.handle)
+            });
+            let session_ops: Vec<String> = self
+                .history
+                .ops
+                .iter()
+                .filter(|op| op.session.as_deref() == Some(held.session.as_str()))
+                .filter(|op| op.completed + 1_000 >= final_at || grant.is_none())
+                .map(|op| {
+                    format!("{:?}@{}..{} -> {:?}", op.call, op.invoked, op.completed, op.answer)
+                })
+                .collect();
+            lines.push(format!(
+                "handle {} session {} ({}): grant {}; final_at {final_at}; session's calls: {}",
+                held.handle,
+                held.session,
+                held.feature,
+                grant.map_or("never acknowledged".to_owned(), |op| format!(
+                    "acknowledged at {} to client {}",
+                    op.completed, op.client
+                )),
+                session_ops.join(", ")
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+impl Outcome {
     /// The operations of every session a violation names, one a line, for a failure message.
     pub fn ops_in_violations(&self) -> String {
         use crate::checker::Violation;
@@ -224,6 +265,7 @@ impl Outcome {
             .iter()
             .filter_map(|v| match v {
                 Violation::LostCheckout { session, .. }
+                | Violation::PhantomSeat { session, .. }
                 | Violation::EarlyExpiry { session, .. } => Some(session.as_str()),
                 _ => None,
             })

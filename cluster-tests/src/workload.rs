@@ -52,6 +52,11 @@ pub struct WorkloadOptions {
     /// (`vhdl-editor`) all the time, never waiting, closing or dying, so that the time from
     /// a fault to the next grant measures the cluster and not a full pool.
     pub prober: bool,
+    /// At the stop, check one seat out (without waiting) when none is held, and keep it, so
+    /// the end-of-run check has a grant of a live session to look for (the prober does this:
+    /// its pool is plentiful, while every seat of the small pool may be held by sessions that
+    /// were abandoned and have not expired yet).
+    pub hold_at_end: bool,
 }
 
 impl Default for WorkloadOptions {
@@ -67,6 +72,7 @@ impl Default for WorkloadOptions {
             close_percent: 3,
             hold_ms: (100, 1_000),
             prober: true,
+            hold_at_end: false,
         }
     }
 }
@@ -120,6 +126,7 @@ impl Workload {
                     abandon_percent: 0,
                     close_percent: 0,
                     hold_ms: (0, 50),
+                    hold_at_end: true,
                     ..options.clone()
                 },
                 recorder: recorder.clone(),
@@ -352,7 +359,8 @@ impl Worker {
                     record(&self.recorder, self.id, Some(&id), Call::CloseSession, invoked, answer);
                 }
             } else {
-                match self.checkout(open).await {
+                let wait = self.rng.chance(self.options.wait_percent);
+                match self.checkout(open, wait).await {
                     Ok(Some(seat)) => {
                         let hold = Duration::from_millis(
                             self.rng.range(self.options.hold_ms.0, self.options.hold_ms.1),
@@ -380,6 +388,16 @@ impl Worker {
                         }
                     }
                 }
+            }
+        }
+        if self.options.hold_at_end && held.is_empty() {
+            if session.is_none() {
+                session = self.open(&client).await;
+            }
+            if let Some(open) = &session
+                && let Ok(Some(seat)) = self.checkout(open, false).await
+            {
+                held.push((seat, Instant::now()));
             }
         }
         ClientEnd {
@@ -451,8 +469,9 @@ impl Worker {
 
     /// One checkout, recorded: the seat, none (a definite no), or `Err` when the outcome is
     /// unknown.
-    async fn checkout(&mut self, session: &Session) -> Result<Option<Checkout>, ()> {
-        let wait = self.rng.chance(self.options.wait_percent);
+    /// One checkout of a seat, waiting in the queue or not (recorded); `Err` when the
+    /// outcome is unknown.
+    async fn checkout(&mut self, session: &Session, wait: bool) -> Result<Option<Checkout>, ()> {
         let feature = self.options.feature.clone();
         let call = Call::Checkout { feature: feature.clone(), count: 1, wait };
         let options = CheckoutOptions { wait, ..CheckoutOptions::default() };

@@ -9,7 +9,7 @@ use cluster_tests::scenario::{RunOptions, Scenario, run};
 async fn passes(scenario: Scenario) -> cluster_tests::scenario::Outcome {
     let seed = seed_from_env();
     let outcome = run(scenario, &RunOptions::short(seed)).await;
-    eprintln!("{}", outcome.summary());
+    eprintln!("{}\nseats held at the end:\n{}", outcome.summary(), outcome.held_at_end());
     assert!(
         outcome.report.violations.is_empty(),
         "{}\nviolations: {:#?}\nfaults: {:#?}\n{}\n{}",
@@ -22,8 +22,9 @@ async fn passes(scenario: Scenario) -> cluster_tests::scenario::Outcome {
     assert!(outcome.report.grants > 0, "the workload was granted nothing: {}", outcome.summary());
     assert!(
         outcome.report.checked_at_end > 0,
-        "no grant was checked at the end: {}",
-        outcome.summary()
+        "no grant was checked at the end: {}\nseats held at the end:\n{}",
+        outcome.summary(),
+        outcome.held_at_end()
     );
     outcome
 }

@@ -297,3 +297,91 @@ async fn a_pool_bound_to_hosts_serves_only_while_a_majority_of_the_nodes_match()
         other => panic!("a pool bound to one of three hosts was served: {other:?}"),
     }
 }
+
+/// The first update of a WaitQueued stream, within 10 s.
+async fn first_queue_update(
+    client: &mut LicenseServiceClient<Channel>,
+    session_id: &str,
+    handle: u64,
+) -> v1::queue_update::Update {
+    let request = v1::WaitQueuedRequest { session_id: session_id.into(), handle };
+    let mut stream = client.wait_queued(request).await.expect("a WaitQueued stream").into_inner();
+    let message = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("an update within 10 s")
+        .expect("no stream error")
+        .expect("a message");
+    message.update.expect("an update")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_follows_a_request_it_forwarded_to_the_queue() {
+    // The follower forwards the checkout to the leader, which answers Queued as soon as the
+    // entry commits; the follower may apply it a moment later. The client's WaitQueued,
+    // sent to that follower at once, must see the request waiting (or granted), never gone:
+    // "left the queue" would tell the client it holds nothing while the queue may still
+    // grant it a seat.
+    let cluster = Cluster::start(3);
+    let leader = cluster.wait_ready().await;
+    let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+    let mut holder = license_client(&cluster, leader).await;
+    let holder_session = open(&mut holder, "holder", 60_000).await;
+    let mut request = checkout_request(&holder_session, "hold");
+    request.feature = "synthesis".into();
+    let answer = holder.checkout(request).await.expect("an answer").into_inner();
+    assert!(is_granted(&answer), "the one synthesis seat: {answer:?}");
+    let hold_handle = match answer.result {
+        Some(v1::checkout_response::Result::Granted(granted)) => granted.handle,
+        _ => unreachable!(),
+    };
+
+    let mut client = license_client(&cluster, follower).await;
+    let mut last = None;
+    for round in 0..30 {
+        let session = open(&mut client, &format!("waiter{round}"), 60_000).await;
+        let mut request = checkout_request(&session, "wait");
+        request.feature = "synthesis".into();
+        request.wait = true;
+        let answer = client.checkout(request).await.expect("an answer").into_inner();
+        let handle = match answer.result {
+            Some(v1::checkout_response::Result::Queued(queued)) => queued.handle,
+            other => panic!("round {round}: the checkout was not queued: {other:?}"),
+        };
+        match first_queue_update(&mut client, &session, handle).await {
+            v1::queue_update::Update::Position(position) => {
+                assert_eq!(position.position, 1, "round {round}: one waiter at a time")
+            }
+            other => {
+                panic!("round {round}: node {follower} answered {other:?} for handle {handle}")
+            }
+        }
+        if round < 29 {
+            let close = v1::CloseSessionRequest { session_id: session.clone() };
+            client.close_session(close).await.expect("the waiter's session closes");
+        } else {
+            last = Some((session, handle));
+        }
+    }
+    // The last waiter is granted the seat once the holder checks it in.
+    let (session, handle) = last.expect("the last waiter");
+    let checkin = v1::CheckinRequest {
+        session_id: holder_session.clone(),
+        request_id: "back".into(),
+        handle: hold_handle,
+    };
+    holder.checkin(checkin).await.expect("the holder checks in");
+    let request = v1::WaitQueuedRequest { session_id: session.clone(), handle };
+    let mut stream = client.wait_queued(request).await.expect("a stream").into_inner();
+    let granted = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(message) = stream.message().await.expect("no stream error") {
+            if let Some(v1::queue_update::Update::Granted(granted)) = message.update {
+                return Some(granted);
+            }
+        }
+        None
+    })
+    .await
+    .expect("granted within 10 s")
+    .expect("a grant before the stream ended");
+    assert_eq!(granted.handle, handle);
+}

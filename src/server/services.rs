@@ -175,11 +175,26 @@ impl LicenseService for ClientServices {
         tokio::spawn(async move {
             let handle = Handle(request.handle);
             let mut last_position = None;
+            let mut caught_up = false;
             loop {
                 let update = {
                     let replica = node.replica.read().await;
                     queue_update(replica.engine(), &request.session_id, handle)
                 };
+                if matches!(update, QueueState::Done(v1::queue_update::Update::Left(_)))
+                    && !caught_up
+                {
+                    // The leader answered Queued once the entry committed; this replica may
+                    // not have applied it yet. "Left" would tell the client it holds nothing
+                    // while the queue may still grant it a seat, so first catch up with
+                    // everything the leader had committed, then look again.
+                    if let Err(status) = node.read_barrier(false).await {
+                        let _ = sender.send(Err(status)).await;
+                        return;
+                    }
+                    caught_up = true;
+                    continue;
+                }
                 let (update, done) = match update {
                     QueueState::Waiting(position) if last_position == Some(position) => {
                         (None, false)

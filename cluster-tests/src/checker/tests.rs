@@ -201,3 +201,27 @@ fn no_grant_after_the_faults_stopped_is_caught() {
         report.violations
     );
 }
+
+#[test]
+fn a_seat_held_for_a_client_told_denied_is_caught() {
+    // b was told "denied" at 150, yet every node holds a seat (handle 9) for b at the end.
+    let mut history = clean();
+    for state in &mut history.final_states {
+        state.checkouts.push(HeldCheckout {
+            handle: 9,
+            session: "b".into(),
+            feature: "f".into(),
+            count: 1,
+        });
+    }
+    let report = check(&history, &CheckerOptions::default());
+    match report.violations.as_slice() {
+        [Violation::PhantomSeat { handle: 9, session, .. }] => assert_eq!(session, "b"),
+        other => panic!("one phantom seat (handle 9) expected: {other:?}"),
+    }
+    // Had one of b's checkouts gone unanswered, the seat may be that one's: no violation.
+    let call = Call::Checkout { feature: "f".into(), count: 1, wait: true };
+    history.ops.push(op(2, "b", call, 1_000, 3_000, Answer::Unknown("deadline".into())));
+    let report = check(&history, &CheckerOptions::default());
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+}
