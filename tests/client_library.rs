@@ -216,3 +216,36 @@ async fn a_bad_version_is_an_invalid_argument() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn a_wait_given_up_leaves_the_queue() {
+    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let client = client_of(&node.servers());
+    let ann = session(&client, "ann").await;
+    let bob = session(&client, "bob").await;
+    let held = ann.checkout("vhdl", CheckoutOptions::default()).await.unwrap();
+
+    // Bob waits, then gives up: his application wraps the checkout in a timeout.
+    let options = CheckoutOptions { wait: true, ..Default::default() };
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(300), bob.checkout("vhdl", options)).await;
+    assert!(gave_up.is_err(), "the seat is taken: the wait cannot end by itself");
+
+    // The seat that comes back goes to the next one who asks, not to Bob's abandoned wait.
+    held.checkin().await.unwrap();
+    let carl = session(&client, "carl").await;
+    let mut seat = None;
+    for _ in 0..50 {
+        match carl.checkout("vhdl", CheckoutOptions::default()).await {
+            Ok(granted) => {
+                seat = Some(granted);
+                break;
+            }
+            Err(ClientError::Denied { .. }) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    let seat = seat.expect("the seat Ann gave back, within a second");
+    assert_eq!(node.node.held(), [seat.handle()], "Bob holds nothing");
+    drop(bob);
+}

@@ -12,6 +12,10 @@
 //! - Dropping a guard that was not checked in sends the Checkin from a spawned task,
 //!   best-effort: nothing reports its failure, and a runtime that is shutting down may never
 //!   run it. Closing the session (or its expiry) releases the seats in any case.
+//! - A wait given up (the checkout's future dropped, say by a timeout around it) or failed
+//!   (the stream to follow it could not be kept) takes the request out of its queue the same
+//!   way: a Checkin of the queued handle, sent from a spawned task. Without it, the queue
+//!   would later grant the session seats that nobody knows it holds.
 //! - The guard does not keep its session alive: when the [`crate::client::Session`] is
 //!   closed or dropped, the cluster releases the checkout, and a later checkin answers
 //!   NOT_FOUND.
@@ -90,17 +94,40 @@ impl Checkout {
 
 impl Drop for Checkout {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            checkin_in_background(&self.core, self.granted.handle);
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let core = self.core.clone();
-            let handle = self.granted.handle;
-            runtime.spawn(async move {
-                if let Err(error) = checkin(&core, handle).await {
-                    tracing::debug!(session = %core.id, handle, %error, "checkin on drop failed");
-                }
-            });
+    }
+}
+
+/// Sends a Checkin of `handle` from a spawned task, best-effort (nothing reports a failure,
+/// and without a runtime nothing is sent).
+fn checkin_in_background(core: &Arc<SessionCore>, handle: u64) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let core = core.clone();
+        runtime.spawn(async move {
+            if let Err(error) = checkin(&core, handle).await {
+                tracing::debug!(session = %core.id, handle, %error, "checkin on drop failed");
+            }
+        });
+    }
+}
+
+/// A request waiting in a queue, while the client follows it. Dropped armed (the
+/// application gave up the wait, or following it failed), it checks the handle in, which
+/// takes the request out of its queue, or gives the seats back if they were granted
+/// meanwhile: otherwise the queue could grant the session seats nobody knows it holds, for
+/// as long as the session lives.
+struct Waiting {
+    core: Arc<SessionCore>,
+    handle: u64,
+    armed: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.armed {
+            checkin_in_background(&self.core, self.handle);
         }
     }
 }
@@ -133,7 +160,17 @@ pub(crate) async fn checkout(
         Some(Answer::Granted(granted)) => granted,
         Some(Answer::Denied(denied)) => return Err(denial(denied)),
         Some(Answer::Left(left)) => return Err(left_error(&left)),
-        Some(Answer::Queued(queued)) if options.wait => wait_queued(core, queued.handle).await?,
+        Some(Answer::Queued(queued)) if options.wait => {
+            let mut waiting = Waiting { core: core.clone(), handle: queued.handle, armed: true };
+            let outcome = wait_queued(core, queued.handle).await;
+            // Granted: the Checkout guard takes the handle over. Denied or Left: the request
+            // is out of the queue already. Anything else: cancel it on the way out.
+            waiting.armed = !matches!(
+                outcome,
+                Ok(_) | Err(ClientError::Denied { .. } | ClientError::Left { .. })
+            );
+            outcome?
+        }
         Some(Answer::Queued(queued)) => {
             return Err(ClientError::Protocol(format!(
                 "Checkout without wait answered Queued (handle {})",
