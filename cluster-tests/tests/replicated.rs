@@ -272,6 +272,12 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let oversized =
         v1::CheckoutRequest { feature: "x".repeat(8 << 20), ..checkout_request(&session, "e") };
     assert!(client.checkout(oversized).await.is_err(), "an 8 MiB message is refused");
+    for (session_id, handle, field) in [("", 7, "session_id"), (session.as_str(), 0, "handle")] {
+        let request = v1::WaitQueuedRequest { session_id: session_id.into(), handle };
+        let status = client.wait_queued(request).await.expect_err("a bad WaitQueued");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{field}");
+        assert!(status.message().contains(field), "{field}: {}", status.message());
+    }
     // Nothing changed, and the node still serves.
     assert_eq!(seats_in_use(&cluster, 1, false).await, 0);
     let fine = client.checkout(checkout_request(&session, "f")).await.expect("answer");

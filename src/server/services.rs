@@ -170,6 +170,12 @@ impl LicenseService for ClientServices {
         request: Request<v1::WaitQueuedRequest>,
     ) -> Result<Response<Self::WaitQueuedStream>, Status> {
         let request = request.into_inner();
+        if request.session_id.is_empty() {
+            return Err(Status::invalid_argument("`session_id` is empty"));
+        }
+        if request.handle == 0 {
+            return Err(Status::invalid_argument("`handle` is 0: give the handle from Queued"));
+        }
         let (sender, receiver) = tokio::sync::mpsc::channel(8);
         let node = self.node.clone();
         tokio::spawn(async move {
