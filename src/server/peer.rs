@@ -276,14 +276,35 @@ fn forward_to_leader(forward: &ForwardToLeader<NodeId, BasicNode>) -> Status {
     not_leader(forward.leader_id, None)
 }
 
+/// Rounds of leadership confirmation a read index tries before it answers UNAVAILABLE.
+const CONFIRM_ATTEMPTS: u32 = 3;
+
 /// A leader's read index: leadership confirmed with a majority, and the index of the last
 /// entry committed (0 when none). A non-leader answers UNAVAILABLE with the leader's id.
+///
+/// openraft 0.9 gives each follower one heartbeat interval (50 ms by default) to answer a
+/// confirmation round. A burst of work (100,000 sessions opening) can keep followers on two
+/// busy cores longer than that while the leader still leads: the round fails, and every
+/// heartbeat waiting on it would be answered UNAVAILABLE. So a failed round is tried again, up
+/// to [`CONFIRM_ATTEMPTS`] in all; each is a new round, begun after the caller arrived, which is
+/// all a linearizable read needs. A node that learns it does not lead answers at once.
 pub async fn read_index(raft: &Raft) -> Result<u64, Status> {
-    match raft.ensure_linearizable().await {
-        Ok(index) => Ok(index.map_or(0, |log_id| log_id.index)),
-        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
-            Err(forward_to_leader(&forward))
+    let mut attempt = 1;
+    loop {
+        match raft.ensure_linearizable().await {
+            Ok(index) => return Ok(index.map_or(0, |log_id| log_id.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                return Err(forward_to_leader(&forward));
+            }
+            Err(e) if attempt >= CONFIRM_ATTEMPTS => {
+                return Err(Status::unavailable(format!(
+                    "confirm leadership ({attempt} rounds): {e}"
+                )));
+            }
+            Err(e) => {
+                tracing::debug!(attempt, error = %e, "leadership confirmation failed; once more");
+                attempt += 1;
+            }
         }
-        Err(e) => Err(Status::unavailable(format!("confirm leadership: {e}"))),
     }
 }
