@@ -249,3 +249,23 @@ async fn a_wait_given_up_leaves_the_queue() {
     assert_eq!(node.node.held(), [seat.handle()], "Bob holds nothing");
     drop(bob);
 }
+
+#[tokio::test]
+async fn a_checkout_given_up_before_its_answer_gives_back_what_it_was_granted() {
+    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let client = client_of(&node.servers());
+    let ann = session(&client, "ann").await;
+    // The server grants the seat, then holds its answer back; Ann's application gives up first.
+    node.node.delay_next_checkout_answer_ms.store(1_000, Ordering::SeqCst);
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(200), ann.checkout("vhdl", Default::default()))
+            .await;
+    assert!(gave_up.is_err(), "the answer is held back: the checkout cannot end by itself");
+    assert_eq!(node.node.held().len(), 1, "the cluster did grant it");
+    // The library asks again under the same request id and checks the grant in.
+    assert!(eventually(|| node.node.held().is_empty()).await, "the seat comes back");
+    assert_eq!(node.node.checkout_calls.load(Ordering::SeqCst), 2, "one follow-up");
+    let bob = session(&client, "bob").await;
+    let seat = bob.checkout("vhdl", CheckoutOptions::default()).await.unwrap();
+    assert_eq!(node.node.held(), [seat.handle()]);
+}

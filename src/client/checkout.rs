@@ -16,6 +16,11 @@
 //!   (the stream to follow it could not be kept) takes the request out of its queue the same
 //!   way: a Checkin of the queued handle, sent from a spawned task. Without it, the queue
 //!   would later grant the session seats that nobody knows it holds.
+//! - A checkout dropped before its answer came is resolved from a spawned task: the same
+//!   request again (same request id, so nothing is granted twice) tells what the cluster did,
+//!   and whatever it granted or queued is checked in. An attempt that failed with an error
+//!   (the cluster unreachable) is not followed up: its seats, if any, come back when the
+//!   session is closed.
 //! - The guard does not keep its session alive: when the [`crate::client::Session`] is
 //!   closed or dropped, the cluster releases the checkout, and a later checkin answers
 //!   NOT_FOUND.
@@ -149,13 +154,10 @@ pub(crate) async fn checkout(
         wait: options.wait,
         borrow_until_unix_ms,
     };
-    let client = &core.client;
-    let answer = client
-        .call("Checkout", |channel| {
-            let request = client.request(request.clone());
-            async move { LicenseServiceClient::new(channel).checkout(request).await }
-        })
-        .await?;
+    let mut in_flight = InFlight { core: core.clone(), request, armed: true };
+    let answer = send_checkout(core, &in_flight.request).await;
+    in_flight.armed = false;
+    let answer = answer?;
     let granted = match answer.result {
         Some(Answer::Granted(granted)) => granted,
         Some(Answer::Denied(denied)) => return Err(denial(denied)),
@@ -180,6 +182,55 @@ pub(crate) async fn checkout(
         None => return Err(ClientError::Protocol("Checkout answered no result".into())),
     };
     Ok(Checkout { core: core.clone(), granted, armed: true })
+}
+
+async fn send_checkout(
+    core: &SessionCore,
+    request: &v1::CheckoutRequest,
+) -> Result<v1::CheckoutResponse, ClientError> {
+    let client = &core.client;
+    client
+        .call("Checkout", |channel| {
+            let request = client.request(request.clone());
+            async move { LicenseServiceClient::new(channel).checkout(request).await }
+        })
+        .await
+}
+
+/// A Checkout sent and not yet answered. Dropped armed (the application gave up before the
+/// answer came), it learns the outcome by sending the same request again (the same request
+/// id: the cluster answers what it did the first time, or does it now) and checks in whatever
+/// was granted or queued, from a spawned task, best-effort.
+struct InFlight {
+    core: Arc<SessionCore>,
+    request: v1::CheckoutRequest,
+    armed: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let request = std::mem::take(&mut self.request);
+        let core = self.core.clone();
+        runtime.spawn(async move {
+            let handle = match send_checkout(&core, &request).await.map(|a| a.result) {
+                Ok(Some(Answer::Granted(granted))) => granted.handle,
+                Ok(Some(Answer::Queued(queued))) => queued.handle,
+                Ok(_) => return,
+                Err(error) => {
+                    let id = &request.request_id;
+                    tracing::debug!(session = %core.id, request = %id, %error, "abandoned checkout");
+                    return;
+                }
+            };
+            if let Err(error) = checkin(&core, handle).await {
+                tracing::debug!(session = %core.id, handle, %error, "checkin on drop failed");
+            }
+        });
+    }
 }
 
 /// Follows a queued request until it is granted, denied or leaves its queue.

@@ -1,7 +1,8 @@
 //! A stand-in node for client tests: LicenseService, StatusService and AdminService backed by
 //! one engine behind a mutex (no Raft), on a real port of 127.0.0.1. It counts heartbeats
 //! and checkout calls, and can be told to lose the answer of the next checkout after
-//! applying it (the "outcome unknown" case a client must retry with the same request id).
+//! applying it (the "outcome unknown" case a client must retry with the same request id), or
+//! to hold that answer back (a client that gives up before it comes).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct StandIn {
     pub checkout_calls: AtomicU64,
     /// When set, the next checkout is applied and then answered UNAVAILABLE.
     pub lose_next_checkout_answer: AtomicBool,
+    /// Milliseconds the next checkout's answer is held back after it is applied (0: none).
+    pub delay_next_checkout_answer_ms: AtomicU64,
 }
 
 impl StandIn {
@@ -189,6 +192,10 @@ impl LicenseService for StandIn {
         let mut response = convert::checkout_response(self.apply(command))?;
         if self.lose_next_checkout_answer.swap(false, Ordering::SeqCst) {
             return Err(Status::unavailable("answer lost on the way back (test)"));
+        }
+        let delay = self.delay_next_checkout_answer_ms.swap(0, Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         response.leader = self.leader();
         Ok(Response::new(response))
