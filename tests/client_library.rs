@@ -269,3 +269,21 @@ async fn a_checkout_given_up_before_its_answer_gives_back_what_it_was_granted() 
     let seat = bob.checkout("vhdl", CheckoutOptions::default()).await.unwrap();
     assert_eq!(node.node.held(), [seat.handle()]);
 }
+
+#[tokio::test]
+async fn a_checkout_that_failed_unreachable_gives_back_what_it_was_granted() {
+    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let client = client_of(&node.servers()).with_failover_budget(Duration::from_millis(300));
+    let ann = session(&client, "ann").await;
+    // Every answer is lost while the call tries: the application is told "unreachable", though
+    // the cluster granted the seat at the first attempt.
+    node.node.lose_checkout_answers.store(1_000, Ordering::SeqCst);
+    let error = ann.checkout("vhdl", CheckoutOptions::default()).await.unwrap_err();
+    assert!(error.is_unreachable(), "{error:?}");
+    assert_eq!(node.node.held().len(), 1, "the cluster did grant it");
+    // The cluster answers again: the library learns the grant and gives the seat back.
+    node.node.lose_checkout_answers.store(0, Ordering::SeqCst);
+    assert!(eventually(|| node.node.held().is_empty()).await, "the seat comes back");
+    let seat = ann.checkout("vhdl", CheckoutOptions::default()).await.unwrap();
+    assert_eq!(node.node.held(), [seat.handle()], "one seat, handed to the application");
+}

@@ -16,11 +16,12 @@
 //!   (the stream to follow it could not be kept) takes the request out of its queue the same
 //!   way: a Checkin of the queued handle, sent from a spawned task. Without it, the queue
 //!   would later grant the session seats that nobody knows it holds.
-//! - A checkout dropped before its answer came is resolved from a spawned task: the same
-//!   request again (same request id, so nothing is granted twice) tells what the cluster did,
-//!   and whatever it granted or queued is checked in. An attempt that failed with an error
-//!   (the cluster unreachable) is not followed up: its seats, if any, come back when the
-//!   session is closed.
+//! - A checkout dropped before its answer came, or failed as
+//!   [`ClientError::Unreachable`] (the outcome unknown), is settled from a spawned task: the
+//!   same request again (same request id, so nothing is granted twice) tells what the cluster
+//!   did, and whatever it granted or queued is checked in; while the cluster cannot be
+//!   reached it tries again for up to the session's TTL. The application may simply check
+//!   out again: it never holds a seat it was not handed.
 //! - The guard does not keep its session alive: when the [`crate::client::Session`] is
 //!   closed or dropped, the cluster releases the checkout, and a later checkin answers
 //!   NOT_FOUND.
@@ -36,6 +37,9 @@ use crate::proto::v1;
 use crate::proto::v1::checkout_response::Result as Answer;
 use crate::proto::v1::license_service_client::LicenseServiceClient;
 use crate::proto::v1::queue_update::Update;
+
+/// Pause between the tries of a checkout whose outcome is being settled (see `InFlight`).
+const UNSETTLED_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Times in a row a WaitQueued stream may break or end early before the wait gives up.
 pub const MAX_WAIT_RECONNECTS: u32 = 10;
@@ -156,7 +160,9 @@ pub(crate) async fn checkout(
     };
     let mut in_flight = InFlight { core: core.clone(), request, armed: true };
     let answer = send_checkout(core, &in_flight.request).await;
-    in_flight.armed = false;
+    // An answer, or a definite refusal, settles it. Unreachable leaves the outcome unknown to
+    // the application, which will act as if nothing was granted: the guard settles it later.
+    in_flight.armed = matches!(&answer, Err(error) if error.is_unreachable());
     let answer = answer?;
     let granted = match answer.result {
         Some(Answer::Granted(granted)) => granted,
@@ -197,10 +203,13 @@ async fn send_checkout(
         .await
 }
 
-/// A Checkout sent and not yet answered. Dropped armed (the application gave up before the
-/// answer came), it learns the outcome by sending the same request again (the same request
-/// id: the cluster answers what it did the first time, or does it now) and checks in whatever
-/// was granted or queued, from a spawned task, best-effort.
+/// A Checkout whose outcome the application does not know: sent and not yet answered, or
+/// failed with [`ClientError::Unreachable`]. Dropped armed (the application gave up before the
+/// answer came, or got the error), it learns the outcome from a spawned task by sending the
+/// same request again (the same request id: the cluster answers what it did the first time,
+/// or does it now) and checks in whatever was granted or queued. While the cluster cannot be
+/// reached it tries again, for as long as the session's TTL: a session that cannot reach the
+/// cluster for that long is expired there, and its seats come back anyway.
 struct InFlight {
     core: Arc<SessionCore>,
     request: v1::CheckoutRequest,
@@ -216,14 +225,20 @@ impl Drop for InFlight {
         let request = std::mem::take(&mut self.request);
         let core = self.core.clone();
         runtime.spawn(async move {
-            let handle = match send_checkout(&core, &request).await.map(|a| a.result) {
-                Ok(Some(Answer::Granted(granted))) => granted.handle,
-                Ok(Some(Answer::Queued(queued))) => queued.handle,
-                Ok(_) => return,
-                Err(error) => {
-                    let id = &request.request_id;
-                    tracing::debug!(session = %core.id, request = %id, %error, "abandoned checkout");
-                    return;
+            let give_up = tokio::time::Instant::now() + core.ttl();
+            let handle = loop {
+                match send_checkout(&core, &request).await.map(|a| a.result) {
+                    Ok(Some(Answer::Granted(granted))) => break granted.handle,
+                    Ok(Some(Answer::Queued(queued))) => break queued.handle,
+                    Ok(_) => return,
+                    Err(error) if error.is_unreachable() && tokio::time::Instant::now() < give_up => {
+                        tokio::time::sleep(UNSETTLED_RETRY).await;
+                    }
+                    Err(error) => {
+                        let id = &request.request_id;
+                        tracing::debug!(session = %core.id, request = %id, %error, "abandoned checkout");
+                        return;
+                    }
                 }
             };
             if let Err(error) = checkin(&core, handle).await {

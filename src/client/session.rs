@@ -229,6 +229,11 @@ impl Drop for Session {
 }
 
 impl SessionCore {
+    /// The TTL in force when the session opened.
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// A fresh request id: the session's random prefix and a counter.
     pub(crate) fn next_request_id(&self) -> String {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);

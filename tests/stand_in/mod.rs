@@ -46,6 +46,8 @@ pub struct StandIn {
     pub checkout_calls: AtomicU64,
     /// When set, the next checkout is applied and then answered UNAVAILABLE.
     pub lose_next_checkout_answer: AtomicBool,
+    /// Checkouts to answer UNAVAILABLE after applying them, from now on (0: none).
+    pub lose_checkout_answers: AtomicU64,
     /// Milliseconds the next checkout's answer is held back after it is applied (0: none).
     pub delay_next_checkout_answer_ms: AtomicU64,
 }
@@ -191,6 +193,11 @@ impl LicenseService for StandIn {
         let command = convert::checkout_command(request.into_inner())?;
         let mut response = convert::checkout_response(self.apply(command))?;
         if self.lose_next_checkout_answer.swap(false, Ordering::SeqCst) {
+            return Err(Status::unavailable("answer lost on the way back (test)"));
+        }
+        let lose = self.lose_checkout_answers.load(Ordering::SeqCst);
+        if lose > 0 {
+            self.lose_checkout_answers.store(lose - 1, Ordering::SeqCst);
             return Err(Status::unavailable("answer lost on the way back (test)"));
         }
         let delay = self.delay_next_checkout_answer_ms.swap(0, Ordering::SeqCst);
