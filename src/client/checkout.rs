@@ -114,11 +114,14 @@ impl Drop for Checkout {
 fn checkin_in_background(core: &Arc<SessionCore>, handle: u64) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let core = core.clone();
-        runtime.spawn(async move {
-            if let Err(error) = checkin(&core, handle).await {
-                tracing::debug!(session = %core.id, handle, %error, "checkin on drop failed");
-            }
-        });
+        runtime.spawn(async move { checkin_quietly(&core, handle).await });
+    }
+}
+
+/// A Checkin nobody waits for: a failure is only logged (at debug).
+async fn checkin_quietly(core: &SessionCore, handle: u64) {
+    if let Err(error) = checkin(core, handle).await {
+        tracing::debug!(session = %core.id, handle, %error, "checkin on drop failed");
     }
 }
 
@@ -241,9 +244,7 @@ impl Drop for InFlight {
                     }
                 }
             };
-            if let Err(error) = checkin(&core, handle).await {
-                tracing::debug!(session = %core.id, handle, %error, "checkin on drop failed");
-            }
+            checkin_quietly(&core, handle).await;
         });
     }
 }
