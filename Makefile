@@ -57,13 +57,15 @@ bench-scale:
 	$(CARGO) build --release --bins -p quorumlm
 	$(CARGO) run --release -p cluster-tests --bin scale
 
-## The same load against a 3-member etcd (Debian's etcd-server, installed when missing), then
-## both side by side with QuorumLM/etcd ratios. protoc for the etcd client is the vendored one.
-bench-etcd: bench-load
+## The same load against a 3-member etcd (Debian's etcd-server, installed when missing),
+## interleaved with QuorumLM's per client count, BENCH_ROUNDS times (1); then both side by side
+## with QuorumLM/etcd ratios (medians over the rounds). protoc for the etcd client is vendored.
+bench-etcd:
 	@command -v etcd >/dev/null || (apt-get update && apt-get install -y etcd-server etcd-client)
+	$(CARGO) build --release --bins -p quorumlm
 	PROTOC="$$(ls -d $${CARGO_HOME:-$$HOME/.cargo}/registry/src/*/protoc-bin-vendored-linux-x86_64-*/bin/protoc | head -n1)" \
-	    $(CARGO) run --release -p cluster-tests --features etcd --bin etcd_load
-	python3 scripts/bench-compare.py target/bench/quorumlm.json target/bench/etcd.json
+	    $(CARGO) build --release -p cluster-tests --features etcd --bin load --bin etcd_load
+	./scripts/bench-etcd.sh
 
 ## A flame graph of the three servers under the load benchmark (perf + inferno; docs/flamegraph.svg).
 flamegraph:

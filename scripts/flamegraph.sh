@@ -8,7 +8,7 @@
 #
 # Needs perf (Debian: linux-perf) and inferno (`cargo install inferno`); installs inferno when
 # missing. FLAME_TARGET_DIR overrides the frame-pointer build's target directory. Run as root,
-# or with kernel.perf_event_paranoid <= 1.
+# or with kernel.perf_event_paranoid <= 1. FLAME_FOLDED=PATH also keeps the folded stacks there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +44,7 @@ wait "$load" || true
 grep 'C=' "$work/load.out" | head -n1
 
 perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf >"$work/folded"
+[ -n "${FLAME_FOLDED:-}" ] && cp "$work/folded" "$FLAME_FOLDED"
 inferno-flamegraph --title "qlmd x3 under checkout+checkin load, C=$clients" \
     --width 1600 <"$work/folded" >"$out"
 echo "wrote $out ($(wc -l <"$work/folded") distinct stacks)"
