@@ -17,6 +17,7 @@
 //! - [`tls`]: certificate files for the client port, mutual TLS between peers and clients,
 //!   and making a cluster CA and node certificates (`qlm cert`).
 //! - [`report`]: the usage report log's line format and the summary `qlm report` prints.
+//! - [`wire`]: the TCP connection under every channel the crate dials (writes coalesced).
 //!
 //! The binaries (`qlmd`, `qlm`) sit on top; see ARCHITECTURE.md for the whole picture.
 
@@ -28,3 +29,4 @@ pub mod raft;
 pub mod report;
 pub mod server;
 pub mod tls;
+pub mod wire;

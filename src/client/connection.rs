@@ -375,7 +375,7 @@ impl Client {
                 Endpoint::from_shared(format!("https://{server}"))?.tls_config(tls.clone())?
             }
         };
-        let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy();
+        let channel = crate::wire::connect_lazy(&endpoint.connect_timeout(CONNECT_TIMEOUT));
         channels.insert(server.clone(), channel.clone());
         Ok(channel)
     }

@@ -41,14 +41,13 @@ impl PeerDialer {
         let scheme = if self.is_tls() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|e| format!("peer address {addr:?}: {e}"))?
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true);
+            .connect_timeout(connect_timeout);
         if let Some(tls) = &self.tls {
             endpoint = endpoint
                 .tls_config(tls.clone())
                 .map_err(|e| format!("peer address {addr:?}: TLS: {e}"))?;
         }
-        Ok(endpoint.connect_lazy())
+        Ok(crate::wire::connect_lazy(&endpoint))
     }
 }
 

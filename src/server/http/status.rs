@@ -166,10 +166,10 @@ impl PeerViews {
         if let Some(channel) = channels.get(addr) {
             return Some(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .ok()?
-            .connect_timeout(PEER_VIEW_DEADLINE)
-            .connect_lazy();
+            .connect_timeout(PEER_VIEW_DEADLINE);
+        let channel = crate::wire::connect_lazy(&endpoint);
         channels.insert(addr.to_owned(), channel.clone());
         Some(channel)
     }
