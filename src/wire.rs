@@ -142,9 +142,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if me.written < me.buf.len() {
-            let turn = me.turn.get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
-            ready!(turn.as_mut().poll(cx));
-            me.turn = None;
+            // The turn is waited once per buffer: a drain the socket held up goes on at once.
+            if me.written == 0 {
+                let turn = me.turn.get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
+                ready!(turn.as_mut().poll(cx));
+                me.turn = None;
+            }
             ready!(me.poll_drain(cx))?;
         }
         Pin::new(&mut me.io).poll_flush(cx)
