@@ -16,7 +16,11 @@
 //! buffer in one call. Netty's flush consolidation does the same on its event loop. The wait is
 //! one turn of the scheduler, not a timer: an idle process writes at once.
 //!
-//! TLS (tonic's, on top of this) writes its records here too, so they coalesce the same way.
+//! TLS (tonic's, on top of this) writes its records here too, so they coalesce the same way;
+//! its handshake must come back to a flush that was pending, which tokio-rustls does from 0.26.6
+//! (hence the direct requirement in Cargo.toml). Of the endpoint's settings, the connect
+//! timeout (over resolution, TCP and TLS, the addresses a name resolves to tried in turn) and
+//! TLS apply; `tcp_keepalive` and `local_address` would not, and the crate sets neither.
 
 use std::future::Future;
 use std::io;
@@ -28,9 +32,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
-/// Past this many buffered bytes a write drains the buffer first (a snapshot chunk, a long
-/// batch of entries): coalescing is for small messages.
+/// Past this many buffered bytes a write drains the buffer first, and a write this large goes
+/// straight through: coalescing is for small messages.
 const MAX_BUFFERED: usize = 64 * 1024;
+
+/// A flush waits its turn only while less than this is buffered. h2 hands over a large body
+/// one DATA frame (16 KiB by default) at a time and flushes after each: a full frame needs no
+/// company, and waiting a turn per frame would slow a snapshot chunk down.
+const HOLD_BELOW: usize = 16 * 1024;
 
 /// A lazily connected channel to `endpoint` over a [`Coalesced`] TCP connection with
 /// `TCP_NODELAY`. The endpoint's connect timeout and TLS settings apply as with
@@ -61,11 +70,13 @@ pub struct Coalesced<S> {
     written: usize,
     /// The turn a flush is waiting out, once it has started to.
     turn: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The buffer is being written out (its turn is over): a flush goes on at once.
+    draining: bool,
 }
 
 impl<S> Coalesced<S> {
     pub fn new(io: S) -> Coalesced<S> {
-        Coalesced { io, buf: Vec::new(), written: 0, turn: None }
+        Coalesced { io, buf: Vec::new(), written: 0, turn: None, draining: false }
     }
 }
 
@@ -81,6 +92,8 @@ impl<S: AsyncWrite + Unpin> Coalesced<S> {
         }
         self.buf.clear();
         self.written = 0;
+        self.draining = false;
+        self.turn = None;
         Poll::Ready(Ok(()))
     }
 
@@ -142,12 +155,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if me.written < me.buf.len() {
-            // The turn is waited once per buffer: a drain the socket held up goes on at once.
-            if me.written == 0 {
+            // One turn per buffer; a drain the socket held up goes on without another.
+            if !me.draining && me.buf.len() < HOLD_BELOW {
                 let turn = me.turn.get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
                 ready!(turn.as_mut().poll(cx));
-                me.turn = None;
             }
+            me.turn = None;
+            me.draining = true;
             ready!(me.poll_drain(cx))?;
         }
         Pin::new(&mut me.io).poll_flush(cx)
@@ -205,6 +219,22 @@ mod tests {
         assert_eq!(*recorder.0.lock().expect("recorder"), vec![b"HEADERS DATA".to_vec()]);
         // Nothing buffered: a flush does not wait.
         assert!(matches!(io.as_mut().poll_flush(&mut cx), Poll::Ready(Ok(()))));
+    }
+
+    /// A large body's frames, flushed one by one by h2, do not wait a turn each.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_frame_is_written_without_waiting_a_turn() {
+        let recorder = Recorder::default();
+        let mut io = Coalesced::new(recorder.clone());
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut io = Pin::new(&mut io);
+        let frame = vec![1u8; HOLD_BELOW];
+        for _ in 0..3 {
+            assert!(matches!(io.as_mut().poll_write(&mut cx, &frame), Poll::Ready(Ok(_))));
+            assert!(matches!(io.as_mut().poll_flush(&mut cx), Poll::Ready(Ok(()))));
+        }
+        assert_eq!(recorder.0.lock().expect("recorder").len(), 3);
     }
 
     /// A flush waits until the tasks already ready have run, and no longer.
