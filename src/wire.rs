@@ -122,13 +122,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        ready!(me.poll_room(cx, data.len()))?;
-        if me.buf.is_empty() && data.len() >= MAX_BUFFERED {
-            return Pin::new(&mut me.io).poll_write(cx, data);
-        }
-        me.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
 
     fn poll_write_vectored(
