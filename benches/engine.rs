@@ -67,6 +67,7 @@ fn run(name: &str, sessions: usize, policy: Policy) {
         engine.apply(
             Command::OpenSession {
                 session_id: session_id(s),
+                secret: "s3cret".into(),
                 user: format!("user-{}", s % 1_000),
                 host: format!("host-{}", s % 300),
                 pid: s as u32,

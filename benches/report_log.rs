@@ -55,6 +55,7 @@ fn history(cycles: u64) -> Vec<Entry> {
     for s in 0..SESSIONS {
         let command = Command::OpenSession {
             session_id: format!("session-{s:08}"),
+            secret: "s3cret".into(),
             user: format!("user-{}", s % 1_000),
             host: format!("host-{}", s % 300),
             pid: s as u32,

@@ -646,6 +646,7 @@ fn bad_requests_are_rejected_and_change_nothing() {
     assert_eq!(rejected_kind(&past), RejectKind::InvalidArgument);
     let open = |id: &str, user: &str, ttl_ms| Command::OpenSession {
         session_id: id.into(),
+        secret: "s3cret".into(),
         user: user.into(),
         host: "h".into(),
         pid: 1,

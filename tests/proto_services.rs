@@ -71,15 +71,19 @@ impl LicenseService for TestNode {
     ) -> Result<Response<v1::OpenSessionResponse>, Status> {
         let request = request.into_inner();
         let session_id = format!("s-{}-{}", request.user, request.pid);
-        let command = convert::open_session_command(request, session_id, DEFAULT_TTL_MS);
+        let secret = format!("secret-of-{session_id}");
+        let command = convert::open_session_command(request, session_id, secret, DEFAULT_TTL_MS);
         let Command::OpenSession { ttl_ms, .. } = command else { unreachable!() };
         match self.apply(command) {
-            Outcome::SessionOpened { session_id } => Ok(Response::new(v1::OpenSessionResponse {
-                session_id,
-                ttl_ms,
-                heartbeat_interval_ms: ttl_ms / 3,
-                leader: None,
-            })),
+            Outcome::SessionOpened { session_id, secret } => {
+                Ok(Response::new(v1::OpenSessionResponse {
+                    session_id,
+                    session_secret: secret,
+                    ttl_ms,
+                    heartbeat_interval_ms: ttl_ms / 3,
+                    leader: None,
+                }))
+            }
             Outcome::Rejected(rejection) => Err(rejection.into()),
             other => Err(Status::internal(format!("{other:?}"))),
         }
@@ -377,6 +381,7 @@ async fn a_client_checks_out_is_denied_and_checks_in_over_grpc() {
 
     let checkout = |session_id: &str, request_id: &str| v1::CheckoutRequest {
         session_id: session_id.into(),
+        session_secret: format!("secret-of-{session_id}"),
         request_id: request_id.into(),
         feature: "vhdl".into(),
         version: String::new(),
@@ -414,16 +419,21 @@ async fn a_client_checks_out_is_denied_and_checks_in_over_grpc() {
 
     let checkin = v1::CheckinRequest {
         session_id: ann.session_id.clone(),
+        session_secret: ann.session_secret.clone(),
         request_id: "r2".into(),
         handle: grant.handle,
     };
     assert_eq!(license.checkin(checkin).await.unwrap().into_inner().handle, grant.handle);
     let features = status.features(v1::FeaturesRequest::default()).await.unwrap().into_inner();
     assert_eq!(features.features[0].seats_in_use, 0);
-    let close = v1::CloseSessionRequest { session_id: bob.session_id.clone() };
+    let close = v1::CloseSessionRequest {
+        session_id: bob.session_id.clone(),
+        session_secret: bob.session_secret.clone(),
+    };
     assert!(license.close_session(close).await.unwrap().into_inner().released.is_empty());
 
-    let heartbeat = v1::HeartbeatRequest { session_id: ann.session_id };
+    let heartbeat =
+        v1::HeartbeatRequest { session_id: ann.session_id, session_secret: ann.session_secret };
     assert_eq!(license.heartbeat(heartbeat).await.unwrap_err().code(), Code::Unimplemented);
     stop.send(()).unwrap();
 }

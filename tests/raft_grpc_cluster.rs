@@ -194,6 +194,7 @@ async fn agreed_leader(nodes: &[&TestNode], not: Option<NodeId>) -> NodeId {
 fn open_session(session_id: &str) -> Command {
     Command::OpenSession {
         session_id: session_id.into(),
+        secret: "s3cret".into(),
         user: "alice".into(),
         host: "ws1".into(),
         pid: 7,

@@ -125,6 +125,7 @@ async fn a_restarted_node_has_the_same_engine_and_log() {
     assert!(matches!(write(&raft, licenses).await.1, Outcome::LicensesLoaded { serving: 1, .. }));
     let session = Command::OpenSession {
         session_id: "s1".into(),
+        secret: "s3cret".into(),
         user: "alice".into(),
         host: "ws1".into(),
         pid: 7,

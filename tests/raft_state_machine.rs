@@ -41,6 +41,7 @@ fn membership_entry(index: u64) -> Entry {
 fn open_session(id: &str) -> Command {
     Command::OpenSession {
         session_id: id.into(),
+        secret: "s3cret".into(),
         user: "alice".into(),
         host: "ws1".into(),
         pid: 7,

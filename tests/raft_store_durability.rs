@@ -45,6 +45,7 @@ fn entry(index: u64) -> Entry {
     };
     let command = Command::OpenSession {
         session_id: format!("session-{index}"),
+        secret: "s3cret".into(),
         user: "alice".into(),
         host: "ws1".into(),
         pid: 4242,

@@ -29,6 +29,7 @@ fn entry(index: u64, command: Command) -> Entry {
 fn open_session(id: &str, user: &str) -> Command {
     Command::OpenSession {
         session_id: id.into(),
+        secret: "s3cret".into(),
         user: user.into(),
         host: format!("{user}-ws"),
         pid: 7,

@@ -50,7 +50,8 @@ pub const SEAT_FEATURE: &str = "scale-seats";
 #[derive(Default)]
 pub struct SessionSlot {
     /// The server-made id, once the session is open.
-    id: OnceLock<String>,
+    /// The session's id and secret, once open.
+    id: OnceLock<(String, String)>,
     /// Index (node id - 1) of the node this session sends to: the last leader it was told of.
     target: AtomicUsize,
     /// A heartbeat was answered NOT_FOUND: the cluster lost the session.
@@ -262,17 +263,18 @@ impl Fleet {
             self.follow(i, hint.id);
         }
         if checkout {
-            self.checkout(i, &opened.session_id).await?;
+            self.checkout(i, &opened.session_id, &opened.session_secret).await?;
         }
-        let _ = self.sessions[i].id.set(opened.session_id);
+        let _ = self.sessions[i].id.set((opened.session_id, opened.session_secret));
         self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(took)
     }
 
     /// Checks out one seat of [`SEAT_FEATURE`] for session `i`, from its leader.
-    async fn checkout(&self, i: usize, session_id: &str) -> Result<(), String> {
+    async fn checkout(&self, i: usize, session_id: &str, secret: &str) -> Result<(), String> {
         let checkout = v1::CheckoutRequest {
             session_id: session_id.into(),
+            session_secret: secret.into(),
             request_id: format!("{}-checkout-{i}", self.run),
             feature: SEAT_FEATURE.into(),
             version: String::new(),
@@ -303,8 +305,9 @@ impl Fleet {
 
     /// One heartbeat of session 0 (which must be open), returning the server's interval hint.
     pub async fn first_heartbeat(&self) -> Result<Duration, String> {
-        let session_id = self.sessions[0].id.get().cloned().ok_or("session 0 is not open")?;
-        let heartbeat = v1::HeartbeatRequest { session_id };
+        let (session_id, session_secret) =
+            self.sessions[0].id.get().cloned().ok_or("session 0 is not open")?;
+        let heartbeat = v1::HeartbeatRequest { session_id, session_secret };
         let answer = self.client(self.target(0), 0).heartbeat(request(heartbeat)).await;
         let answer = answer.map_err(|e| format!("the first heartbeat failed: {e}"))?;
         Ok(Duration::from_millis(answer.into_inner().heartbeat_interval_ms))
@@ -313,10 +316,13 @@ impl Fleet {
     /// Sends the `k`-th heartbeat of the schedule (session `i`), counting it in `phase`.
     async fn heartbeat(&self, i: usize, k: usize, phase: Phase) {
         let slot = &self.sessions[i];
-        let Some(session_id) = slot.id.get() else { return };
+        let Some((session_id, session_secret)) = slot.id.get() else { return };
         let tally = self.tally(phase);
         tally.sent.fetch_add(1, Ordering::Relaxed);
-        let heartbeat = v1::HeartbeatRequest { session_id: session_id.clone() };
+        let heartbeat = v1::HeartbeatRequest {
+            session_id: session_id.clone(),
+            session_secret: session_secret.clone(),
+        };
         let started = Instant::now();
         let answer = self.client(self.target(i), k).heartbeat(request(heartbeat)).await;
         let took = started.elapsed();

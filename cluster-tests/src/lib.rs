@@ -147,6 +147,28 @@ fn free_addr(holders: &mut Vec<TcpListener>) -> String {
 }
 
 /// The `qlmd` binary built next to this test.
+/// A session opened through the raw gRPC API: its public id and the secret its requests
+/// present. Derefs to the id, which is what status views and report lines show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawSession {
+    pub id: String,
+    pub secret: String,
+}
+
+impl std::ops::Deref for RawSession {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.id
+    }
+}
+
+impl From<v1::OpenSessionResponse> for RawSession {
+    fn from(opened: v1::OpenSessionResponse) -> RawSession {
+        RawSession { id: opened.session_id, secret: opened.session_secret }
+    }
+}
+
 pub fn qlmd_binary() -> PathBuf {
     if let Ok(path) = std::env::var("QLMD_BIN") {
         return PathBuf::from(path);

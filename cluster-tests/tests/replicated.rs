@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cluster_tests::Cluster;
+use cluster_tests::{Cluster, RawSession};
 use quorumlm::proto::v1;
 use quorumlm::proto::v1::license_service_client::LicenseServiceClient;
 use quorumlm::proto::v1::status_service_client::StatusServiceClient;
@@ -15,7 +15,7 @@ async fn license_client(cluster: &Cluster, id: u64) -> LicenseServiceClient<Chan
         .expect("a connection to the node")
 }
 
-async fn open(client: &mut LicenseServiceClient<Channel>, user: &str, ttl_ms: u64) -> String {
+async fn open(client: &mut LicenseServiceClient<Channel>, user: &str, ttl_ms: u64) -> RawSession {
     let request = v1::OpenSessionRequest {
         user: user.into(),
         host: "ws1".into(),
@@ -24,12 +24,13 @@ async fn open(client: &mut LicenseServiceClient<Channel>, user: &str, ttl_ms: u6
         ttl_ms,
         request_id: String::new(),
     };
-    client.open_session(request).await.expect("a session").into_inner().session_id
+    client.open_session(request).await.expect("a session").into_inner().into()
 }
 
-fn checkout_request(session_id: &str, request_id: &str) -> v1::CheckoutRequest {
+fn checkout_request(session: &RawSession, request_id: &str) -> v1::CheckoutRequest {
     v1::CheckoutRequest {
-        session_id: session_id.into(),
+        session_id: session.id.clone(),
+        session_secret: session.secret.clone(),
         request_id: request_id.into(),
         feature: "vhdl-editor".into(),
         version: String::new(),
@@ -157,7 +158,10 @@ async fn a_silent_client_loses_its_seats_after_its_ttl_and_a_heartbeating_one_ke
     }
     for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let beat = v1::HeartbeatRequest { session_id: alive.clone() };
+        let beat = v1::HeartbeatRequest {
+            session_id: alive.id.clone(),
+            session_secret: alive.secret.clone(),
+        };
         client.heartbeat(beat).await.expect("the heartbeat is taken");
     }
     assert_eq!(
@@ -226,7 +230,10 @@ async fn a_client_that_heartbeats_through_a_leader_change_keeps_its_seat() {
     // Heartbeat every 500 ms for 6 s (twice the TTL), through the election; some beats fail
     // while there is no leader, as a real client's would.
     for _ in 0..12 {
-        let mut beat = tonic::Request::new(v1::HeartbeatRequest { session_id: session.clone() });
+        let mut beat = tonic::Request::new(v1::HeartbeatRequest {
+            session_id: session.id.clone(),
+            session_secret: session.secret.clone(),
+        });
         beat.set_timeout(Duration::from_millis(400));
         let _ = client.heartbeat(beat).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -258,7 +265,8 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         client.checkout(no_id).await.expect_err("empty request id").code(),
         tonic::Code::InvalidArgument
     );
-    let stranger = checkout_request("not-a-session", "c");
+    let not_a_session = RawSession { id: "not-a-session".into(), secret: "guess".into() };
+    let stranger = checkout_request(&not_a_session, "c");
     assert_eq!(
         client.checkout(stranger).await.expect_err("unknown session").code(),
         tonic::Code::NotFound
@@ -272,8 +280,12 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let oversized =
         v1::CheckoutRequest { feature: "x".repeat(8 << 20), ..checkout_request(&session, "e") };
     assert!(client.checkout(oversized).await.is_err(), "an 8 MiB message is refused");
-    for (session_id, handle, field) in [("", 7, "session_id"), (session.as_str(), 0, "handle")] {
-        let request = v1::WaitQueuedRequest { session_id: session_id.into(), handle };
+    for (session_id, handle, field) in [("", 7, "session_id"), (session.id.as_str(), 0, "handle")] {
+        let request = v1::WaitQueuedRequest {
+            session_id: session_id.into(),
+            session_secret: session.secret.clone(),
+            handle,
+        };
         let status = client.wait_queued(request).await.expect_err("a bad WaitQueued");
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{field}");
         assert!(status.message().contains(field), "{field}: {}", status.message());
@@ -307,10 +319,14 @@ async fn a_pool_bound_to_hosts_serves_only_while_a_majority_of_the_nodes_match()
 /// The first update of a WaitQueued stream, within 10 s.
 async fn first_queue_update(
     client: &mut LicenseServiceClient<Channel>,
-    session_id: &str,
+    session: &RawSession,
     handle: u64,
 ) -> v1::queue_update::Update {
-    let request = v1::WaitQueuedRequest { session_id: session_id.into(), handle };
+    let request = v1::WaitQueuedRequest {
+        session_id: session.id.clone(),
+        session_secret: session.secret.clone(),
+        handle,
+    };
     let mut stream = client.wait_queued(request).await.expect("a WaitQueued stream").into_inner();
     let message = tokio::time::timeout(Duration::from_secs(10), stream.message())
         .await
@@ -362,7 +378,10 @@ async fn a_follower_follows_a_request_it_forwarded_to_the_queue() {
             }
         }
         if round < 29 {
-            let close = v1::CloseSessionRequest { session_id: session.clone() };
+            let close = v1::CloseSessionRequest {
+                session_id: session.id.clone(),
+                session_secret: session.secret.clone(),
+            };
             client.close_session(close).await.expect("the waiter's session closes");
         } else {
             last = Some((session, handle));
@@ -371,12 +390,17 @@ async fn a_follower_follows_a_request_it_forwarded_to_the_queue() {
     // The last waiter is granted the seat once the holder checks it in.
     let (session, handle) = last.expect("the last waiter");
     let checkin = v1::CheckinRequest {
-        session_id: holder_session.clone(),
+        session_id: holder_session.id.clone(),
+        session_secret: holder_session.secret.clone(),
         request_id: "back".into(),
         handle: hold_handle,
     };
     holder.checkin(checkin).await.expect("the holder checks in");
-    let request = v1::WaitQueuedRequest { session_id: session.clone(), handle };
+    let request = v1::WaitQueuedRequest {
+        session_id: session.id.clone(),
+        session_secret: session.secret.clone(),
+        handle,
+    };
     let mut stream = client.wait_queued(request).await.expect("a stream").into_inner();
     let granted = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(message) = stream.message().await.expect("no stream error") {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_tests::{Cluster, TEST_ADMIN_TOKEN, qlmd_binary};
+use cluster_tests::{Cluster, RawSession, TEST_ADMIN_TOKEN, qlmd_binary};
 use quorumlm::proto::v1;
 use quorumlm::proto::v1::admin_service_client::AdminServiceClient;
 use quorumlm::proto::v1::license_service_client::LicenseServiceClient;
@@ -37,7 +37,7 @@ fn with_token<T>(message: T) -> tonic::Request<T> {
     request
 }
 
-async fn open(client: &mut LicenseServiceClient<Channel>, user: &str, ttl_ms: u64) -> String {
+async fn open(client: &mut LicenseServiceClient<Channel>, user: &str, ttl_ms: u64) -> RawSession {
     let request = v1::OpenSessionRequest {
         user: user.into(),
         host: format!("{user}-ws"),
@@ -46,18 +46,19 @@ async fn open(client: &mut LicenseServiceClient<Channel>, user: &str, ttl_ms: u6
         ttl_ms,
         request_id: String::new(),
     };
-    client.open_session(request).await.expect("a session").into_inner().session_id
+    client.open_session(request).await.expect("a session").into_inner().into()
 }
 
 /// Checks out; returns the handle when granted, the denial reason otherwise.
 async fn checkout(
     client: &mut LicenseServiceClient<Channel>,
-    session: &str,
+    session: &RawSession,
     feature: &str,
     count: u32,
 ) -> Result<u64, i32> {
     let request = v1::CheckoutRequest {
-        session_id: session.into(),
+        session_id: session.id.clone(),
+        session_secret: session.secret.clone(),
         request_id: format!("{feature}-{count}"),
         feature: feature.into(),
         version: String::new(),
@@ -72,9 +73,10 @@ async fn checkout(
     }
 }
 
-async fn checkin(client: &mut LicenseServiceClient<Channel>, session: &str, handle: u64) {
+async fn checkin(client: &mut LicenseServiceClient<Channel>, session: &RawSession, handle: u64) {
     let request = v1::CheckinRequest {
-        session_id: session.into(),
+        session_id: session.id.clone(),
+        session_secret: session.secret.clone(),
         request_id: format!("in-{handle}"),
         handle,
     };
@@ -219,7 +221,7 @@ async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_s
     let expiry = lines.iter().find(|l| is(l, Expiry, "rep-carol")).expect("the expiry");
     assert_eq!(expiry.host.as_deref(), Some("rep-carol-ws"), "an expired session's host");
     assert_eq!(expiry.version.as_deref(), Some("4.0"));
-    assert_eq!(expiry.session.as_deref(), Some(carol.as_str()));
+    assert_eq!(expiry.session.as_deref(), Some(carol.id.as_str()));
     let alice_out = lines.iter().find(|l| is(l, Checkout, "rep-alice")).expect("alice's checkout");
     let alice_in = lines.iter().find(|l| is(l, Checkin, "rep-alice")).expect("alice's checkin");
     assert_eq!(alice_in.handle, Some(synthesis));

@@ -154,6 +154,7 @@ pub(crate) async fn checkout(
         .map(|at| at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
     let request = v1::CheckoutRequest {
         session_id: core.id.clone(),
+        session_secret: core.secret.clone(),
         request_id: core.next_request_id(),
         feature: feature.to_owned(),
         version: options.version.unwrap_or_default(),
@@ -251,7 +252,11 @@ impl Drop for InFlight {
 
 /// Follows a queued request until it is granted, denied or leaves its queue.
 async fn wait_queued(core: &SessionCore, handle: u64) -> Result<v1::Granted, ClientError> {
-    let request = v1::WaitQueuedRequest { session_id: core.id.clone(), handle };
+    let request = v1::WaitQueuedRequest {
+        session_id: core.id.clone(),
+        session_secret: core.secret.clone(),
+        handle,
+    };
     let client = &core.client;
     let mut breaks = 0;
     loop {
@@ -291,6 +296,7 @@ async fn wait_queued(core: &SessionCore, handle: u64) -> Result<v1::Granted, Cli
 pub(crate) async fn checkin(core: &SessionCore, handle: u64) -> Result<(), ClientError> {
     let request = v1::CheckinRequest {
         session_id: core.id.clone(),
+        session_secret: core.secret.clone(),
         request_id: core.next_request_id(),
         handle,
     };

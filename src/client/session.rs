@@ -90,6 +90,8 @@ pub struct Session {
 pub(crate) struct SessionCore {
     pub(crate) client: Client,
     pub(crate) id: String,
+    /// What every request of the session presents besides its id; never logged or shown.
+    pub(crate) secret: String,
     /// Random per session, so that request ids of two sessions (or two runs) never meet.
     request_prefix: String,
     next_request: AtomicU64,
@@ -121,13 +123,18 @@ impl Client {
                 async move { LicenseServiceClient::new(channel).open_session(request).await }
             })
             .await?;
-        if opened.session_id.is_empty() {
-            return Err(ClientError::Protocol("OpenSession answered no session_id".into()));
+        if opened.session_id.is_empty() || opened.session_secret.is_empty() {
+            return Err(ClientError::Protocol(
+                "OpenSession answered no session_id or no session_secret (a server older than \
+                 this client?)"
+                    .into(),
+            ));
         }
         let ttl = Duration::from_millis(opened.ttl_ms);
         let core = Arc::new(SessionCore {
             client: self.clone(),
             id: opened.session_id,
+            secret: opened.session_secret,
             request_prefix,
             next_request: AtomicU64::new(1),
             ttl,
@@ -241,7 +248,10 @@ impl SessionCore {
     }
 
     async fn close(&self) -> Result<Vec<u64>, ClientError> {
-        let request = v1::CloseSessionRequest { session_id: self.id.clone() };
+        let request = v1::CloseSessionRequest {
+            session_id: self.id.clone(),
+            session_secret: self.secret.clone(),
+        };
         let closed = self
             .client
             .call("CloseSession", |channel| {
@@ -253,7 +263,10 @@ impl SessionCore {
     }
 
     async fn heartbeat(&self) -> Result<v1::HeartbeatResponse, ClientError> {
-        let request = v1::HeartbeatRequest { session_id: self.id.clone() };
+        let request = v1::HeartbeatRequest {
+            session_id: self.id.clone(),
+            session_secret: self.secret.clone(),
+        };
         self.client
             .call("Heartbeat", |channel| {
                 let request = self.client.request(request.clone());
@@ -296,12 +309,14 @@ fn interval(hint_ms: u64, ttl: Duration) -> Duration {
 
 /// 64 random bits as hex; falls back to the pid and the clock if the OS has no randomness.
 fn random_prefix() -> String {
-    let mut bytes = [0u8; 8];
+    // 128 bits: the open's request id, made from this prefix, is what a retried OpenSession
+    // presents to get the session's secret back, so it must be as hard to guess as the secret.
+    let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        bytes = (nanos ^ (u64::from(std::process::id()) << 32)).to_le_bytes();
+            .map_or(0, |d| d.as_nanos());
+        bytes = (nanos ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -321,7 +336,7 @@ mod tests {
     #[test]
     fn request_prefixes_differ_between_sessions() {
         let (a, b) = (random_prefix(), random_prefix());
-        assert_eq!(a.len(), 16);
+        assert_eq!(a.len(), 32, "128 bits, as hex");
         assert_ne!(a, b);
     }
 }

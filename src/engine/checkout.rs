@@ -2,6 +2,7 @@
 
 use smallvec::SmallVec;
 
+use crate::engine::request_key::{RequestKey, checkin_key, checkout_key};
 use crate::engine::state::{Checkout, QueuedRequest, SeatHold, Session, Timer};
 use crate::engine::{
     Denial, DenialReason, Effects, Engine, Event, Grant, Handle, Holder, MAX_CHECKOUT_COUNT,
@@ -36,12 +37,13 @@ impl Engine {
         let Some(session) = self.sessions.get(&req.session_id).filter(|s| s.live) else {
             return unknown_session(&req.session_id);
         };
+        let key = checkout_key(&req.feature, &req.version, req.count, wait, req.borrow_until);
         if let Some(previous) = session.requests.get(&req.request_id) {
-            return previous.clone();
+            return retried(previous, key);
         }
         let outcome = self.checkout_once(&req, wait, fx);
         if let Some(session) = self.sessions.get_mut(&req.session_id) {
-            session.requests.remember(req.request_id, &outcome);
+            session.requests.remember(req.request_id, key, &outcome);
         }
         outcome
     }
@@ -479,8 +481,9 @@ impl Engine {
         let Some(session) = self.sessions.get(session_id) else {
             return unknown_session(session_id);
         };
+        let key = checkin_key(handle);
         if let Some(previous) = session.requests.get(&request_id) {
-            return previous.clone();
+            return retried(previous, key);
         }
         if let Err(rejected) = check_name("request_id", &request_id) {
             return rejected;
@@ -498,7 +501,7 @@ impl Engine {
             )
         };
         if let Some(session) = self.sessions.get_mut(session_id) {
-            session.requests.remember(request_id, &outcome);
+            session.requests.remember(request_id, key, &outcome);
         }
         self.forget_session_if_done(session_id);
         outcome
@@ -621,4 +624,19 @@ pub(super) fn unknown_session(session_id: &str) -> Outcome {
         RejectKind::UnknownSession,
         format!("session `{session_id}` does not exist (closed, expired or never opened)"),
     )
+}
+
+/// The answer to a request whose id the session used before: the first outcome when the
+/// request is the same, a refusal when the id was reused for a different request (answering
+/// it with another request's outcome would tell a client it holds what it never asked for).
+fn retried((key, previous): (RequestKey, &Outcome), asked: RequestKey) -> Outcome {
+    if key == asked {
+        previous.clone()
+    } else {
+        Outcome::rejected(
+            RejectKind::InvalidArgument,
+            "`request_id` was used by this session for a different request; make a new \
+             request id for each request (only a retry of the same request may repeat one)",
+        )
+    }
 }

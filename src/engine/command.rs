@@ -43,6 +43,9 @@ pub enum Command {
     /// A client process starts talking to the cluster.
     OpenSession {
         session_id: SessionId,
+        /// What the session's own requests present (made by the server, like the id); a
+        /// retried open is answered with the secret of the session it opened first.
+        secret: String,
         user: String,
         host: String,
         pid: u32,
@@ -88,6 +91,7 @@ pub enum RemoveTarget {
 pub enum Outcome {
     SessionOpened {
         session_id: SessionId,
+        secret: String,
     },
     SessionClosed {
         released: Vec<Handle>,

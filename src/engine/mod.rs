@@ -41,6 +41,7 @@ mod invariants;
 mod licenses;
 mod query;
 mod queue;
+mod request_key;
 mod sessions;
 mod state;
 
@@ -53,6 +54,8 @@ pub use command::{
     RejectKind, Rejection, ReleaseCause, RemoveTarget, RequestId, SessionId,
 };
 pub use query::{CheckoutView, FeatureView, PoolView, QueuedView, ReservationView, SessionView};
+pub use request_key::{RequestKey, checkin_key, checkout_key};
+pub use sessions::{Admission, secrets_equal};
 pub use state::REMEMBERED_REQUESTS_PER_SESSION;
 
 use crate::license::{Policy, PoolId, Timestamp};
@@ -124,8 +127,9 @@ impl Engine {
         self.fire_timers(&mut fx);
         let outcome = match command {
             Command::LoadLicenses { pools, policy } => self.load_licenses(pools, policy, &mut fx),
-            Command::OpenSession { session_id, user, host, pid, display, ttl_ms } => {
-                self.open_session(session_id, user, host, pid, display, ttl_ms, &mut fx)
+            Command::OpenSession { session_id, secret, user, host, pid, display, ttl_ms } => {
+                let client = sessions::Client { user, host, pid, display };
+                self.open_session(session_id, secret, client, ttl_ms, &mut fx)
             }
             Command::CloseSession { session_id } => self.close_session(&session_id, &mut fx),
             Command::Checkout {
@@ -229,15 +233,30 @@ impl Engine {
     }
 }
 
-/// Checks a client-supplied name: not empty, no control characters, not huge.
+/// Whether `c` may not appear in a name: a control character, or a bidirectional formatting
+/// character, which would let a listing (`qlm status`, the dashboard, the report log) show
+/// another name than the one stored.
+pub fn forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}')
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// Checks a client-supplied name: not empty, no control or bidirectional formatting
+/// characters, not huge. The server checks the same before it proposes (`proto::validate`);
+/// the engine checks again because every replica must refuse what any replica refuses.
 fn check_name(field: &str, value: &str) -> Result<(), Outcome> {
     if value.is_empty() {
         return Err(Outcome::rejected(RejectKind::InvalidArgument, format!("`{field}` is empty")));
     }
-    if value.chars().any(char::is_control) {
+    if let Some(c) = value.chars().find(|&c| forbidden_in_name(c)) {
         return Err(Outcome::rejected(
             RejectKind::InvalidArgument,
-            format!("`{field}` contains a control character"),
+            format!(
+                "`{field}` contains the character U+{:04X}, which names may not hold",
+                c as u32
+            ),
         ));
     }
     if value.len() > MAX_NAME_BYTES {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, Handle, Name};
-use crate::license::{Pool, Timestamp, Version, Who};
+use crate::license::{Pool, PoolId, Timestamp, Version, Who};
 
 /// One pool with its use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,8 @@ pub struct FeatureView {
 pub struct CheckoutView {
     pub handle: Handle,
     pub feature: Name,
+    /// The pool the seats come from (empty if it is gone, which a held checkout's never is).
+    pub pool: PoolId,
     pub version: Version,
     pub count: u32,
     pub session_id: Name,
@@ -161,11 +163,12 @@ impl Engine {
         let checkout = self.checkouts.get(&handle)?;
         let session = self.sessions.get(&checkout.session_id)?;
         let hold = self.holds.get(&checkout.hold)?;
-        let version = self.pools.get(&hold.pool).map(|p| p.pool.version).unwrap_or_default();
+        let pool = self.pools.get(&hold.pool);
         Some(CheckoutView {
             handle,
             feature: checkout.feature.clone(),
-            version,
+            pool: pool.map(|p| p.pool.id.clone()).unwrap_or_default(),
+            version: pool.map(|p| p.pool.version).unwrap_or_default(),
             count: checkout.count,
             session_id: checkout.session_id.clone(),
             user: session.user.clone(),

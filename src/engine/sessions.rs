@@ -6,19 +6,77 @@ use crate::engine::{
     QueueExit, RejectKind, ReleaseCause, RemoveTarget, SessionId, check_name,
 };
 
+/// Who opens a session: the process as its OpenSession describes it.
+pub(super) struct Client {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    pub display: String,
+}
+
+/// What this replica says of a request for a session, before the server proposes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The secret is the session's and its request id is free or names the same request;
+    /// `live` is false for a session closed or expired that still has borrowed checkouts
+    /// (it may only check those in).
+    Admitted { live: bool },
+    /// This replica holds no such session (it may lag behind: catch up before refusing).
+    UnknownSession,
+    /// The secret presented is not the session's.
+    WrongSecret,
+    /// The session already used this request id for a different request.
+    RequestIdReused,
+}
+
+/// Equality that takes the same time wherever the first difference is, for secrets.
+pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
 impl Engine {
-    #[allow(clippy::too_many_arguments)]
+    /// Whether a request of `session_id` presenting `secret` (and, for a request a client may
+    /// retry, its request id and key) may be proposed. Read-only: the server asks its replica
+    /// before proposing, so a request that can only be refused never reaches the log.
+    pub fn admit(
+        &self,
+        session_id: &str,
+        secret: &str,
+        retry: Option<(&str, crate::engine::RequestKey)>,
+    ) -> Admission {
+        let Some(session) = self.sessions.get(session_id) else {
+            return Admission::UnknownSession;
+        };
+        if !secrets_equal(session.secret.as_bytes(), secret.as_bytes()) {
+            return Admission::WrongSecret;
+        }
+        if let Some((request_id, key)) = retry
+            && session.requests.get(request_id).is_some_and(|(stored, _)| stored != key)
+        {
+            return Admission::RequestIdReused;
+        }
+        Admission::Admitted { live: session.live }
+    }
+
     pub(super) fn open_session(
         &mut self,
         session_id: SessionId,
-        user: String,
-        host: String,
-        pid: u32,
-        display: String,
+        secret: String,
+        client: Client,
         ttl_ms: u64,
         fx: &mut Effects,
     ) -> Outcome {
-        for (field, value) in [("session_id", &session_id), ("user", &user), ("host", &host)] {
+        let Client { user, host, pid, display } = client;
+        for (field, value) in [
+            ("session_id", &session_id),
+            ("session_secret", &secret),
+            ("user", &user),
+            ("host", &host),
+        ] {
             if let Err(rejected) = check_name(field, value) {
                 return rejected;
             }
@@ -44,7 +102,7 @@ impl Engine {
                 && existing.pid == pid
                 && *existing.display == *display;
             return if same {
-                Outcome::SessionOpened { session_id }
+                Outcome::SessionOpened { session_id, secret: existing.secret.to_string() }
             } else {
                 Outcome::rejected(
                     RejectKind::SessionConflict,
@@ -66,6 +124,7 @@ impl Engine {
                 host,
                 pid,
                 display: display.into(),
+                secret: secret.as_str().into(),
                 ttl_ms,
                 opened: self.now,
                 live: true,
@@ -74,7 +133,7 @@ impl Engine {
                 requests: Default::default(),
             },
         );
-        Outcome::SessionOpened { session_id }
+        Outcome::SessionOpened { session_id, secret }
     }
 
     /// Closing is idempotent: closing a session that is gone answers with nothing released.

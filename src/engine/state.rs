@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::engine::command::{Handle, Name, Outcome, RequestId};
+use crate::engine::request_key::RequestKey;
 use crate::license::{Pool, Timestamp, Version};
 
 /// Outcomes remembered per session for retries. A client retries the requests it has in
@@ -100,6 +101,9 @@ pub struct Session {
     pub host: Name,
     pub pid: u32,
     pub display: Name,
+    /// What the session's own requests present; the server checks it before it proposes
+    /// them. Never shown by a view.
+    pub secret: Name,
     pub ttl_ms: u64,
     pub opened: Timestamp,
     /// False once closed or expired while it still has borrowed checkouts; such a session
@@ -114,29 +118,34 @@ pub struct Session {
 }
 
 /// The outcomes of a session's recent requests that changed something (a grant, a place in a
-/// queue, a checkin), oldest forgotten first. Denials and rejections are not remembered: they
-/// changed nothing, so a retry may simply be decided again.
+/// queue, a checkin), oldest forgotten first, each with the key of what the request asked.
+/// Denials and rejections are not remembered: they changed nothing, so a retry may simply be
+/// decided again.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestLog {
-    recent: VecDeque<(RequestId, Outcome)>,
+    recent: VecDeque<(RequestId, RequestKey, Outcome)>,
 }
 
 impl RequestLog {
-    pub fn get(&self, request_id: &str) -> Option<&Outcome> {
-        self.recent.iter().find(|(id, _)| id == request_id).map(|(_, outcome)| outcome)
+    /// The remembered outcome of `request_id` and the key of the request that had it.
+    pub fn get(&self, request_id: &str) -> Option<(RequestKey, &Outcome)> {
+        self.recent
+            .iter()
+            .find(|(id, ..)| id == request_id)
+            .map(|(_, key, outcome)| (*key, outcome))
     }
 
     /// Remembers `outcome` for `request_id` if it changed the state, forgetting the oldest
     /// beyond the bound. A request still waiting in a queue is in flight however old it is,
     /// so it is forgotten last.
-    pub fn remember(&mut self, request_id: RequestId, outcome: &Outcome) {
+    pub fn remember(&mut self, request_id: RequestId, key: RequestKey, outcome: &Outcome) {
         if matches!(
             outcome,
             Outcome::Granted(_) | Outcome::Queued { .. } | Outcome::CheckedIn { .. }
         ) {
             if self.recent.len() >= REMEMBERED_REQUESTS_PER_SESSION {
                 let oldest_settled =
-                    self.recent.iter().position(|(_, o)| !matches!(o, Outcome::Queued { .. }));
+                    self.recent.iter().position(|(.., o)| !matches!(o, Outcome::Queued { .. }));
                 self.recent.remove(oldest_settled.unwrap_or(0));
             }
             // Grow one slot at a time: most sessions remember one or two outcomes, and the
@@ -145,14 +154,14 @@ impl RequestLog {
             if self.recent.len() == self.recent.capacity() {
                 self.recent.reserve_exact(1);
             }
-            self.recent.push_back((request_id, outcome.clone()));
+            self.recent.push_back((request_id, key, outcome.clone()));
         }
     }
 
     /// Replaces the remembered outcome (a queued request granted or dropped later), if the
     /// request is still remembered.
     pub fn update(&mut self, request_id: &str, outcome: Outcome) {
-        if let Some((_, slot)) = self.recent.iter_mut().find(|(id, _)| id == request_id) {
+        if let Some((.., slot)) = self.recent.iter_mut().find(|(id, ..)| id == request_id) {
             *slot = outcome;
         }
     }
@@ -219,10 +228,10 @@ mod tests {
     #[test]
     fn the_request_log_takes_memory_for_what_it_remembers_and_keeps_its_bound() {
         let mut log = RequestLog::default();
-        log.remember("r0".into(), &Outcome::CheckedIn { handle: Handle(1) });
+        log.remember("r0".into(), 0, &Outcome::CheckedIn { handle: Handle(1) });
         assert!(log.recent.capacity() <= 2, "one outcome took {} slots", log.recent.capacity());
         for i in 1..20 {
-            log.remember(format!("r{i}"), &Outcome::CheckedIn { handle: Handle(i) });
+            log.remember(format!("r{i}"), i, &Outcome::CheckedIn { handle: Handle(i) });
         }
         assert_eq!(log.recent.len(), REMEMBERED_REQUESTS_PER_SESSION);
         assert!(log.get("r19").is_some() && log.get("r11").is_none());

@@ -13,6 +13,7 @@
 //!   messages, and the one table from failures to gRPC status codes.
 
 pub mod convert;
+pub mod validate;
 
 /// Generated code, in a module tree that mirrors the protobuf package `quorumlm.v1`.
 pub mod quorumlm {

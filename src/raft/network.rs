@@ -61,7 +61,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 pub const MAX_PEER_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The payload format this release writes and reads.
-pub const PAYLOAD_FORMAT: RaftPayloadFormat = RaftPayloadFormat::PostcardV1;
+pub const PAYLOAD_FORMAT: RaftPayloadFormat = RaftPayloadFormat::PostcardV2;
 
 /// Encodes a payload (an openraft message, an engine command) in [`PAYLOAD_FORMAT`].
 pub fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {

@@ -40,8 +40,9 @@ use super::{LogId, StorageError};
 /// Version of the on-disk layout above. Bumped when a tree, key or encoding changes; a node
 /// refuses a database of another version instead of misreading it. Format 2: a log entry
 /// carries a batch of commands (format 1 carried one). Format 3: the log is in segment files
-/// (`log/`), no longer in sled.
-pub const STORAGE_FORMAT: u32 = 3;
+/// (`log/`), no longer in sled. Format 4: sessions carry their secret and remembered requests
+/// their key (engine commands and snapshots encode both).
+pub const STORAGE_FORMAT: u32 = 4;
 
 /// The log's directory, in the data directory.
 const LOG_DIR: &str = "log";

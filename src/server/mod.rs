@@ -21,6 +21,7 @@ pub mod admin;
 pub mod cluster_check;
 pub mod compaction;
 pub mod config;
+pub mod edge;
 pub mod http;
 pub mod leases;
 pub mod node;

@@ -13,10 +13,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Handle, Outcome};
-use crate::proto::convert;
-use crate::proto::v1;
 use crate::proto::v1::license_service_server::LicenseService;
 use crate::proto::v1::status_service_server::StatusService;
+use crate::proto::{convert, v1, validate};
+use crate::server::edge::{Known, session_gone};
 use crate::server::node::{DEFAULT_SESSION_TTL_MS, Node};
 
 /// How often a WaitQueued stream looks at the replica for its request's fate.
@@ -81,24 +81,33 @@ impl ClientServices {
     }
 }
 
-/// A session id the server makes: derived from the request id when the client gives one (a
-/// retried OpenSession then finds its session), else random.
+/// A session id the server makes: derived from the request id when the client gives one, so
+/// that a retried OpenSession finds its session on any node and the same request id from
+/// another process finds it taken (ALREADY_EXISTS); else random.
 fn new_session_id(request: &v1::OpenSessionRequest) -> Result<String, Status> {
-    let mut bytes = [0u8; 16];
     if request.request_id.is_empty() {
-        getrandom::fill(&mut bytes).map_err(|e| Status::internal(format!("no randomness: {e}")))?;
-    } else {
-        let digest = Sha256::new()
-            .chain_update(request.user.as_bytes())
-            .chain_update([0])
-            .chain_update(request.host.as_bytes())
-            .chain_update([0])
-            .chain_update(request.pid.to_be_bytes())
-            .chain_update(request.request_id.as_bytes())
-            .finalize();
-        bytes.copy_from_slice(&digest[..16]);
+        return random_hex();
     }
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let digest = Sha256::new()
+        .chain_update(b"quorumlm.v1 session id\0")
+        .chain_update(request.request_id.as_bytes())
+        .finalize();
+    Ok(hex(&digest[..SESSION_ID_BYTES]))
+}
+
+/// Bytes of a session id and of a session secret (shown as twice as many hex digits).
+const SESSION_ID_BYTES: usize = 16;
+
+/// A random session id or secret: 128 bits from the operating system.
+fn random_hex() -> Result<String, Status> {
+    let mut bytes = [0u8; SESSION_ID_BYTES];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Status::internal(format!("no randomness for a session: {e}")))?;
+    Ok(hex(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tonic::async_trait]
@@ -108,20 +117,26 @@ impl LicenseService for ClientServices {
         request: Request<v1::OpenSessionRequest>,
     ) -> Result<Response<v1::OpenSessionResponse>, Status> {
         let request = request.into_inner();
+        validate::open_session(&request).map_err(|e| self.hinted(e.into()))?;
         let session_id = new_session_id(&request)?;
-        let command = convert::open_session_command(request, session_id, DEFAULT_SESSION_TTL_MS);
+        let secret = random_hex()?;
+        let command =
+            convert::open_session_command(request, session_id, secret, DEFAULT_SESSION_TTL_MS);
         let ttl_ms = match &command {
             crate::engine::Command::OpenSession { ttl_ms, .. } => *ttl_ms,
             _ => DEFAULT_SESSION_TTL_MS,
         };
-        match self.node.propose(command).await?.outcome {
-            Outcome::SessionOpened { session_id } => Ok(Response::new(v1::OpenSessionResponse {
-                session_id,
-                ttl_ms,
-                heartbeat_interval_ms: ttl_ms / HEARTBEATS_PER_TTL,
-                leader: self.leader_hint(),
-            })),
-            Outcome::Rejected(rejection) => Err(convert::rejection_status(&rejection)),
+        match self.node.propose(command).await.map_err(|e| self.hinted(e))?.outcome {
+            Outcome::SessionOpened { session_id, secret } => {
+                Ok(Response::new(v1::OpenSessionResponse {
+                    session_id,
+                    session_secret: secret,
+                    ttl_ms,
+                    heartbeat_interval_ms: ttl_ms / HEARTBEATS_PER_TTL,
+                    leader: self.leader_hint(),
+                }))
+            }
+            Outcome::Rejected(rejection) => Err(self.hinted(convert::rejection_status(&rejection))),
             other => Err(Status::internal(format!("OpenSession answered {other:?}"))),
         }
     }
@@ -130,11 +145,14 @@ impl LicenseService for ClientServices {
         &self,
         request: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
-        let session_id = request.into_inner().session_id;
-        if session_id.is_empty() {
-            return Err(Status::invalid_argument("`session_id` is empty"));
+        let request = request.into_inner();
+        let ttl_ms = async {
+            validate::heartbeat(&request)?;
+            self.admit_live(&request.session_id, &request.session_secret, None).await?;
+            self.node.heartbeat(&request.session_id).await
         }
-        let ttl_ms = self.node.heartbeat(&session_id).await?;
+        .await
+        .map_err(|e| self.hinted(e))?;
         Ok(Response::new(v1::HeartbeatResponse {
             ttl_ms,
             heartbeat_interval_ms: ttl_ms / HEARTBEATS_PER_TTL,
@@ -146,9 +164,27 @@ impl LicenseService for ClientServices {
         &self,
         request: Request<v1::CheckoutRequest>,
     ) -> Result<Response<v1::CheckoutResponse>, Status> {
-        let command = convert::checkout_command(request.into_inner())?;
-        let applied = self.node.propose(command).await?;
-        let mut answer = convert::checkout_response(applied.outcome)?;
+        let request = request.into_inner();
+        let mut answer = async {
+            validate::checkout(&request)?;
+            let secret = request.session_secret.clone();
+            let command = convert::checkout_command(request)?;
+            let (session_id, request_id, key) =
+                command.retry_identity().ok_or_else(|| Status::internal("not a checkout"))?;
+            let now = self.admit_live(session_id, &secret, Some((request_id, key))).await?;
+            if let crate::engine::Command::Checkout { borrow_until: Some(until), .. } = &command
+                && *until <= now
+            {
+                return Err(Status::invalid_argument(format!(
+                    "`borrow_until_unix_ms` {until} is not in the future (the cluster's time is \
+                     {now})"
+                )));
+            }
+            let applied = self.node.propose(command).await?;
+            convert::checkout_response(applied.outcome)
+        }
+        .await
+        .map_err(|e| self.hinted(e))?;
         answer.leader = self.leader_hint();
         Ok(Response::new(answer))
     }
@@ -157,8 +193,23 @@ impl LicenseService for ClientServices {
         &self,
         request: Request<v1::CheckinRequest>,
     ) -> Result<Response<v1::CheckinResponse>, Status> {
-        let applied = self.node.propose(convert::checkin_command(request.into_inner())).await?;
-        let mut answer = convert::checkin_response(applied.outcome)?;
+        let request = request.into_inner();
+        let mut answer = async {
+            validate::checkin(&request)?;
+            let secret = request.session_secret.clone();
+            let command = convert::checkin_command(request);
+            let (session_id, request_id, key) =
+                command.retry_identity().ok_or_else(|| Status::internal("not a checkin"))?;
+            // A borrowed checkout is checked in under its session even once that session is
+            // closed, so a closed session is admitted here; the engine says what it holds.
+            if self.admit(session_id, &secret, Some((request_id, key))).await? == Known::Unknown {
+                return Err(session_gone(session_id));
+            }
+            let applied = self.node.propose(command).await?;
+            convert::checkin_response(applied.outcome)
+        }
+        .await
+        .map_err(|e| self.hinted(e))?;
         answer.leader = self.leader_hint();
         Ok(Response::new(answer))
     }
@@ -170,60 +221,15 @@ impl LicenseService for ClientServices {
         request: Request<v1::WaitQueuedRequest>,
     ) -> Result<Response<Self::WaitQueuedStream>, Status> {
         let request = request.into_inner();
-        if request.session_id.is_empty() {
-            return Err(Status::invalid_argument("`session_id` is empty"));
-        }
-        if request.handle == 0 {
-            return Err(Status::invalid_argument("`handle` is 0: give the handle from Queued"));
-        }
+        validate::wait_queued(&request).map_err(|e| self.hinted(e.into()))?;
+        // A session unknown even after catching up is answered in the stream (Left), as the
+        // contract says; only a wrong secret fails the call.
+        self.admit(&request.session_id, &request.session_secret, None)
+            .await
+            .map_err(|e| self.hinted(e))?;
         let (sender, receiver) = tokio::sync::mpsc::channel(8);
-        let node = self.node.clone();
-        tokio::spawn(async move {
-            let handle = Handle(request.handle);
-            let mut last_position = None;
-            let mut caught_up = false;
-            loop {
-                let update = {
-                    let replica = node.replica.read().await;
-                    queue_update(replica.engine(), &request.session_id, handle)
-                };
-                if matches!(update, QueueState::Done(v1::queue_update::Update::Left(_)))
-                    && !caught_up
-                {
-                    // The leader answered Queued once the entry committed; this replica may
-                    // not have applied it yet. "Left" would tell the client it holds nothing
-                    // while the queue may still grant it a seat, so first catch up with
-                    // everything the leader had committed, then look again.
-                    if let Err(status) = node.read_barrier(false).await {
-                        let _ = sender.send(Err(status)).await;
-                        return;
-                    }
-                    caught_up = true;
-                    continue;
-                }
-                let (update, done) = match update {
-                    QueueState::Waiting(position) if last_position == Some(position) => {
-                        (None, false)
-                    }
-                    QueueState::Waiting(position) => {
-                        last_position = Some(position);
-                        let position = v1::QueuePosition { handle: handle.0, position };
-                        (Some(v1::queue_update::Update::Position(position)), false)
-                    }
-                    QueueState::Done(update) => (Some(update), true),
-                };
-                if let Some(update) = update {
-                    let message = v1::QueueUpdate { update: Some(update), leader: None };
-                    if sender.send(Ok(message)).await.is_err() {
-                        return; // The client went away.
-                    }
-                }
-                if done {
-                    return;
-                }
-                tokio::time::sleep(QUEUE_POLL).await;
-            }
-        });
+        let services = self.clone();
+        tokio::spawn(async move { services.follow_queued(request, sender).await });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 
@@ -231,11 +237,75 @@ impl LicenseService for ClientServices {
         &self,
         request: Request<v1::CloseSessionRequest>,
     ) -> Result<Response<v1::CloseSessionResponse>, Status> {
-        let command = convert::close_session_command(request.into_inner());
-        let applied = self.node.propose(command).await?;
-        let mut answer = convert::close_session_response(applied.outcome)?;
+        let request = request.into_inner();
+        let mut answer = async {
+            validate::close_session(&request)?;
+            // Closing a session that is gone releases nothing: answered without a log entry.
+            match self.admit(&request.session_id, &request.session_secret, None).await? {
+                Known::Session { live: true, .. } => {}
+                Known::Session { live: false, .. } | Known::Unknown => {
+                    return Ok(v1::CloseSessionResponse { released: Vec::new(), leader: None });
+                }
+            }
+            let command = convert::close_session_command(request);
+            let applied = self.node.propose(command).await?;
+            convert::close_session_response(applied.outcome)
+        }
+        .await
+        .map_err(|e| self.hinted(e))?;
         answer.leader = self.leader_hint();
         Ok(Response::new(answer))
+    }
+}
+
+impl ClientServices {
+    /// Sends `request`'s queue updates to `sender` until its final one (or the client leaves).
+    async fn follow_queued(
+        &self,
+        request: v1::WaitQueuedRequest,
+        sender: tokio::sync::mpsc::Sender<Result<v1::QueueUpdate, Status>>,
+    ) {
+        let node = &self.node;
+        let handle = Handle(request.handle);
+        let mut last_position = None;
+        let mut caught_up = false;
+        loop {
+            let update = {
+                let replica = node.replica.read().await;
+                queue_update(replica.engine(), &request.session_id, handle)
+            };
+            if matches!(update, QueueState::Done(v1::queue_update::Update::Left(_))) && !caught_up {
+                // The leader answered Queued once the entry committed; this replica may not
+                // have applied it yet. "Left" would tell the client it holds nothing while the
+                // queue may still grant it a seat, so first catch up with everything the
+                // leader had committed, then look again.
+                if let Err(status) = node.read_barrier(false).await {
+                    let _ = sender.send(Err(self.hinted(status))).await;
+                    return;
+                }
+                caught_up = true;
+                continue;
+            }
+            let (update, done) = match update {
+                QueueState::Waiting(position) if last_position == Some(position) => (None, false),
+                QueueState::Waiting(position) => {
+                    last_position = Some(position);
+                    let position = v1::QueuePosition { handle: handle.0, position };
+                    (Some(v1::queue_update::Update::Position(position)), false)
+                }
+                QueueState::Done(update) => (Some(update), true),
+            };
+            if let Some(update) = update {
+                let message = v1::QueueUpdate { update: Some(update), leader: self.leader_hint() };
+                if sender.send(Ok(message)).await.is_err() {
+                    return; // The client went away.
+                }
+            }
+            if done {
+                return;
+            }
+            tokio::time::sleep(QUEUE_POLL).await;
+        }
     }
 }
 

@@ -65,6 +65,7 @@ impl World {
         let outcome = self
             .apply(Command::OpenSession {
                 session_id: id.into(),
+                secret: "s3cret".into(),
                 user: user.into(),
                 host: host.into(),
                 pid: 4242,
@@ -72,7 +73,10 @@ impl World {
                 ttl_ms: 30_000,
             })
             .outcome;
-        assert_eq!(outcome, Outcome::SessionOpened { session_id: id.into() });
+        assert_eq!(
+            outcome,
+            Outcome::SessionOpened { session_id: id.into(), secret: "s3cret".into() }
+        );
     }
 
     pub fn request_id(&mut self) -> String {
@@ -176,6 +180,7 @@ pub async fn open_sessions_at_once(
             let proposer = proposer.clone();
             let open = Command::OpenSession {
                 session_id: format!("s{i}").as_str().into(),
+                secret: "s3cret".into(),
                 user: "alice".into(),
                 host: "ws1".into(),
                 pid: 7,
@@ -193,7 +198,7 @@ pub async fn open_sessions_at_once(
             .expect("the writer finishes")
             .expect("the write is applied");
         match applied.outcome {
-            Outcome::SessionOpened { session_id } => assert_eq!(session_id, format!("s{i}")),
+            Outcome::SessionOpened { session_id, .. } => assert_eq!(session_id, format!("s{i}")),
             other => panic!("write {i}: {other:?}"),
         }
         indexes.insert(index);

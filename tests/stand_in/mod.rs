@@ -38,7 +38,7 @@ const WAIT_POLL: Duration = Duration::from_millis(20);
 pub struct StandIn {
     engine: Arc<Mutex<Engine>>,
     /// Session ids handed out, by OpenSession request id (so a retried open gets the same).
-    opened: Mutex<HashMap<String, String>>,
+    opened: Mutex<HashMap<String, (String, String)>>,
     next_session: AtomicU64,
     /// This node's address, for the leader hint.
     addr: Mutex<String>,
@@ -133,6 +133,18 @@ pub fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+impl StandIn {
+    /// UNAUTHENTICATED when `secret` is not the session's, as a node answers.
+    fn authenticate(&self, session_id: &str, secret: &str) -> Result<(), Status> {
+        match self.engine.lock().unwrap().admit(session_id, secret, None) {
+            quorumlm::engine::Admission::WrongSecret => {
+                Err(Status::unauthenticated("not the session's secret"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl LicenseService for StandIn {
     async fn open_session(
@@ -140,26 +152,30 @@ impl LicenseService for StandIn {
         request: Request<v1::OpenSessionRequest>,
     ) -> Result<Response<v1::OpenSessionResponse>, Status> {
         let request = request.into_inner();
-        if let Some(session_id) = self.opened.lock().unwrap().get(&request.request_id) {
+        if let Some((session_id, secret)) = self.opened.lock().unwrap().get(&request.request_id) {
             let ttl_ms = self.engine.lock().unwrap().session_ttl_ms(session_id).unwrap_or(0);
             return Ok(Response::new(v1::OpenSessionResponse {
                 session_id: session_id.clone(),
+                session_secret: secret.clone(),
                 ttl_ms,
                 heartbeat_interval_ms: ttl_ms / 3,
                 leader: self.leader(),
             }));
         }
-        let session_id = format!("s{}", self.next_session.fetch_add(1, Ordering::SeqCst) + 1);
+        let n = self.next_session.fetch_add(1, Ordering::SeqCst) + 1;
+        let (session_id, secret) = (format!("s{n}"), format!("secret-of-s{n}"));
         let request_id = request.request_id.clone();
-        let command = convert::open_session_command(request, session_id, DEFAULT_TTL_MS);
+        let command = convert::open_session_command(request, session_id, secret, DEFAULT_TTL_MS);
         let Command::OpenSession { ttl_ms, .. } = command else { unreachable!() };
         match self.apply(command) {
-            Outcome::SessionOpened { session_id } => {
+            Outcome::SessionOpened { session_id, secret } => {
                 if !request_id.is_empty() {
-                    self.opened.lock().unwrap().insert(request_id, session_id.clone());
+                    let opened = (session_id.clone(), secret.clone());
+                    self.opened.lock().unwrap().insert(request_id, opened);
                 }
                 Ok(Response::new(v1::OpenSessionResponse {
                     session_id,
+                    session_secret: secret,
                     ttl_ms,
                     heartbeat_interval_ms: ttl_ms / 3,
                     leader: self.leader(),
@@ -175,6 +191,7 @@ impl LicenseService for StandIn {
         request: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
         let session_id = &request.get_ref().session_id;
+        self.authenticate(session_id, &request.get_ref().session_secret)?;
         let ttl_ms = self.engine.lock().unwrap().session_ttl_ms(session_id);
         let Some(ttl_ms) = ttl_ms else { return Err(Status::not_found("no such session")) };
         self.heartbeats.fetch_add(1, Ordering::SeqCst);
@@ -190,6 +207,7 @@ impl LicenseService for StandIn {
         request: Request<v1::CheckoutRequest>,
     ) -> Result<Response<v1::CheckoutResponse>, Status> {
         self.checkout_calls.fetch_add(1, Ordering::SeqCst);
+        self.authenticate(&request.get_ref().session_id, &request.get_ref().session_secret)?;
         let command = convert::checkout_command(request.into_inner())?;
         let mut response = convert::checkout_response(self.apply(command))?;
         if self.lose_next_checkout_answer.swap(false, Ordering::SeqCst) {
@@ -212,6 +230,7 @@ impl LicenseService for StandIn {
         &self,
         request: Request<v1::CheckinRequest>,
     ) -> Result<Response<v1::CheckinResponse>, Status> {
+        self.authenticate(&request.get_ref().session_id, &request.get_ref().session_secret)?;
         let command = convert::checkin_command(request.into_inner());
         let mut response = convert::checkin_response(self.apply(command))?;
         response.leader = self.leader();
@@ -224,6 +243,7 @@ impl LicenseService for StandIn {
         &self,
         request: Request<v1::WaitQueuedRequest>,
     ) -> Result<Response<Self::WaitQueuedStream>, Status> {
+        self.authenticate(&request.get_ref().session_id, &request.get_ref().session_secret)?;
         let handle = Handle(request.get_ref().handle);
         if handle_state(&self.engine, handle).is_none() {
             return Err(Status::not_found(format!("handle {handle} is neither queued nor held")));
@@ -262,6 +282,7 @@ impl LicenseService for StandIn {
         &self,
         request: Request<v1::CloseSessionRequest>,
     ) -> Result<Response<v1::CloseSessionResponse>, Status> {
+        self.authenticate(&request.get_ref().session_id, &request.get_ref().session_secret)?;
         let command = convert::close_session_command(request.into_inner());
         let mut response = convert::close_session_response(self.apply(command))?;
         response.leader = self.leader();

@@ -13,16 +13,18 @@ use crate::license::Timestamp;
 use crate::proto::convert::{ConvertError, not_an_answer, version_from_wire};
 use crate::proto::v1;
 
-/// The command that opens a session for `request`, under the id the server made for it.
-/// A TTL of 0 asks for `default_ttl_ms`.
+/// The command that opens a session for `request`, under the id and secret the server made
+/// for it. A TTL of 0 asks for `default_ttl_ms`.
 pub fn open_session_command(
     request: v1::OpenSessionRequest,
     session_id: SessionId,
+    secret: String,
     default_ttl_ms: u64,
 ) -> Command {
     let ttl_ms = if request.ttl_ms == 0 { default_ttl_ms } else { request.ttl_ms };
     Command::OpenSession {
         session_id,
+        secret,
         user: request.user,
         host: request.host,
         pid: request.pid,
@@ -101,7 +103,7 @@ pub fn granted_view(view: &CheckoutView) -> v1::Granted {
     v1::Granted {
         handle: view.handle.0,
         feature: view.feature.to_string(),
-        pool_id: String::new(),
+        pool_id: view.pool.0.clone(),
         version: view.version.to_string(),
         count: view.count,
         shared: view.shared,
@@ -186,6 +188,7 @@ mod tests {
     fn checkout_request() -> v1::CheckoutRequest {
         v1::CheckoutRequest {
             session_id: "s1".into(),
+            session_secret: "k1".into(),
             request_id: "r1".into(),
             feature: "vhdl-editor".into(),
             version: "4.0".into(),
@@ -259,13 +262,14 @@ mod tests {
             request_id: String::new(),
         };
         let Command::OpenSession { ttl_ms, session_id, pid, .. } =
-            open_session_command(request.clone(), "s9".into(), 30_000)
+            open_session_command(request.clone(), "s9".into(), "k9".into(), 30_000)
         else {
             panic!("not an open")
         };
         assert_eq!((ttl_ms, session_id.as_str(), pid), (30_000, "s9", 42));
         let request = v1::OpenSessionRequest { ttl_ms: 5_000, ..request };
-        let Command::OpenSession { ttl_ms, .. } = open_session_command(request, "s9".into(), 1)
+        let Command::OpenSession { ttl_ms, .. } =
+            open_session_command(request, "s9".into(), "k9".into(), 1)
         else {
             panic!("not an open")
         };

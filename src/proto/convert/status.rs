@@ -181,6 +181,7 @@ mod tests {
         for (id, user) in [("s-ann", "ann"), ("s-bob", "bob")] {
             let open = Command::OpenSession {
                 session_id: id.into(),
+                secret: "s3cret".into(),
                 user: user.into(),
                 host: "ws1".into(),
                 pid: 1,
