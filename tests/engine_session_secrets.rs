@@ -126,3 +126,29 @@ fn names_with_bidirectional_overrides_are_refused() {
     assert_eq!(rejection.kind, RejectKind::InvalidArgument);
     assert!(rejection.message.contains("U+202E"), "{}", rejection.message);
 }
+
+#[test]
+fn the_cluster_holds_at_most_max_sessions_and_a_full_cluster_refuses_new_ones_only() {
+    use quorumlm::engine::{Engine, MAX_SESSIONS};
+    use quorumlm::license::Timestamp;
+    let mut engine = Engine::new();
+    let open = |i: usize| Command::OpenSession {
+        session_id: format!("s{i}"),
+        secret: format!("k{i}"),
+        user: "flood".into(),
+        host: "ws".into(),
+        pid: 1,
+        display: String::new(),
+        ttl_ms: 30_000,
+    };
+    for i in 0..MAX_SESSIONS {
+        let outcome = engine.apply(open(i), Timestamp(1)).outcome;
+        assert!(matches!(outcome, Outcome::SessionOpened { .. }), "{i}: {outcome:?}");
+    }
+    let refused = engine.apply(open(MAX_SESSIONS), Timestamp(1)).outcome;
+    assert_eq!(rejected_kind(&refused), Some(RejectKind::TooManySessions), "{refused:?}");
+    assert_eq!(engine.session_count(), MAX_SESSIONS);
+    // A retried open of a session it holds is still answered.
+    let retried = engine.apply(open(7), Timestamp(1)).outcome;
+    assert_eq!(retried, Outcome::SessionOpened { session_id: "s7".into(), secret: "k7".into() });
+}

@@ -223,6 +223,8 @@ pub enum RejectKind {
     UnknownHandle,
     /// The session id is taken by another client.
     SessionConflict,
+    /// The cluster holds as many sessions as it may ([`crate::engine::MAX_SESSIONS`]).
+    TooManySessions,
 }
 
 /// A failed command, with a message that names the problem.

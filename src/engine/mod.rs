@@ -73,6 +73,12 @@ pub const MIN_SESSION_TTL_MS: u64 = 1_000;
 /// Longest session TTL, in milliseconds (one day).
 pub const MAX_SESSION_TTL_MS: u64 = 86_400_000;
 
+/// Most sessions the cluster holds at once (open ones and closed ones kept for their
+/// borrows). Each costs every node about a kilobyte and the leader a lease; the bound keeps a
+/// flood of OpenSession calls from growing the state without end. Twice the 100,000 sessions
+/// the scale benchmark runs.
+pub const MAX_SESSIONS: usize = 200_000;
+
 /// Most seats one checkout may ask for.
 pub const MAX_CHECKOUT_COUNT: u32 = crate::license::pool::MAX_POOL_SEATS;
 

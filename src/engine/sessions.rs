@@ -110,6 +110,15 @@ impl Engine {
                 )
             };
         }
+        if self.sessions.len() >= crate::engine::MAX_SESSIONS {
+            return Outcome::rejected(
+                RejectKind::TooManySessions,
+                format!(
+                    "the cluster holds {} sessions, its limit: wait for idle ones to expire",
+                    self.sessions.len()
+                ),
+            );
+        }
         let (id, user, host): (Name, Name, Name) =
             (session_id.as_str().into(), user.into(), host.into());
         fx.events.push(Event::SessionOpened {

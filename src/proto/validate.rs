@@ -164,6 +164,7 @@ pub fn checkouts(request: &v1::CheckoutsRequest) -> Result<(), ConvertError> {
     optional_name("session_id", &request.session_id)
 }
 
+/// The holder's names; a missing target or handle 0 is `convert::remove_command`'s to refuse.
 pub fn remove(request: &v1::RemoveRequest) -> Result<(), ConvertError> {
     match &request.target {
         Some(v1::remove_request::Target::Holder(holder)) => {
@@ -171,8 +172,7 @@ pub fn remove(request: &v1::RemoveRequest) -> Result<(), ConvertError> {
             optional_name("holder.host", &holder.host)?;
             optional_name("holder.feature", &holder.feature)
         }
-        Some(v1::remove_request::Target::Handle(h)) => handle(*h),
-        None => Ok(()),
+        Some(v1::remove_request::Target::Handle(_)) | None => Ok(()),
     }
 }
 
@@ -191,6 +191,9 @@ pub fn add_node(request: &v1::AddNodeRequest) -> Result<(), ConvertError> {
         return Err(invalid("id", "is 0; node ids start at 1".to_string()));
     }
     address("peer_addr", &request.peer_addr)?;
+    if request.client_addr.is_empty() {
+        return Ok(()); // learned from the node itself (Hello) once it runs
+    }
     address("client_addr", &request.client_addr)
 }
 

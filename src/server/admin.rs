@@ -70,6 +70,7 @@ impl AdminService for AdminServices {
         request: Request<v1::RemoveRequest>,
     ) -> Result<Response<v1::RemoveResponse>, Status> {
         self.authorize(&request)?;
+        crate::proto::validate::remove(request.get_ref())?;
         let command = convert::remove_command(request.into_inner())?;
         let applied = self.services.node.propose(command).await?;
         let mut answer = convert::remove_response(applied.outcome)?;
@@ -119,9 +120,7 @@ impl AdminService for AdminServices {
         self.authorize(&request)?;
         self.must_lead()?;
         let request = request.into_inner();
-        if request.id == 0 || request.peer_addr.is_empty() {
-            return Err(Status::invalid_argument("`id` must be above 0 and `peer_addr` set"));
-        }
+        crate::proto::validate::add_node(&request)?;
         let node = &self.services.node;
         node.peers.set_addr(request.id, request.peer_addr.clone());
         if !request.client_addr.is_empty() {

@@ -13,7 +13,7 @@
 
 use tonic::Status;
 
-use crate::engine::{Admission, RequestKey};
+use crate::engine::{Admission, MAX_SESSIONS, RequestKey};
 use crate::license::Timestamp;
 use crate::proto::validate::quote;
 use crate::server::services::ClientServices;
@@ -76,6 +76,18 @@ impl ClientServices {
                 }
             }
         }
+    }
+
+    /// RESOURCE_EXHAUSTED when the replica holds [`MAX_SESSIONS`] sessions already: the open
+    /// could only be refused.
+    pub async fn room_for_a_session(&self) -> Result<(), Status> {
+        let held = self.node.replica.read().await.engine().session_count();
+        if held >= MAX_SESSIONS {
+            return Err(Status::resource_exhausted(format!(
+                "the cluster holds {held} sessions, its limit: wait for idle ones to expire"
+            )));
+        }
+        Ok(())
     }
 
     /// [`ClientServices::admit`] for a request that needs an open session: an unknown, closed

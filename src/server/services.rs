@@ -118,6 +118,7 @@ impl LicenseService for ClientServices {
     ) -> Result<Response<v1::OpenSessionResponse>, Status> {
         let request = request.into_inner();
         validate::open_session(&request).map_err(|e| self.hinted(e.into()))?;
+        self.room_for_a_session().await.map_err(|e| self.hinted(e))?;
         let session_id = new_session_id(&request)?;
         let secret = random_hex()?;
         let command =
@@ -337,6 +338,7 @@ impl StatusService for ClientServices {
         request: Request<v1::FeaturesRequest>,
     ) -> Result<Response<v1::FeaturesResponse>, Status> {
         let request = request.into_inner();
+        validate::features(&request).map_err(|e| self.hinted(e.into()))?;
         self.node.read_barrier(request.stale).await?;
         let replica = self.node.replica.read().await;
         let mut answer = convert::features_response(replica.engine(), &request.feature);
@@ -349,6 +351,7 @@ impl StatusService for ClientServices {
         request: Request<v1::CheckoutsRequest>,
     ) -> Result<Response<v1::CheckoutsResponse>, Status> {
         let request = request.into_inner();
+        validate::checkouts(&request).map_err(|e| self.hinted(e.into()))?;
         self.node.read_barrier(request.stale).await?;
         let replica = self.node.replica.read().await;
         let mut answer = convert::checkouts_response(replica.engine(), &request);

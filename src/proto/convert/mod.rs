@@ -72,6 +72,7 @@ pub fn rejection_code(kind: RejectKind) -> Code {
         RejectKind::InvalidArgument => Code::InvalidArgument,
         RejectKind::UnknownSession | RejectKind::UnknownHandle => Code::NotFound,
         RejectKind::SessionConflict => Code::AlreadyExists,
+        RejectKind::TooManySessions => Code::ResourceExhausted,
     }
 }
 
