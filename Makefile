@@ -71,17 +71,20 @@ bench-etcd:
 flamegraph:
 	./scripts/flamegraph.sh
 
-## Fuzz the license and options parsers (cargo-fuzz on the stable toolchain).
+## Fuzz the license and options parsers and the client port's request checks (cargo-fuzz on
+## the stable toolchain).
 fuzz: FUZZ_SECONDS = 300
 fuzz: fuzz-smoke
 
 fuzz-smoke:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
-	mkdir -p fuzz/corpus/license_file fuzz/corpus/options_file
+	mkdir -p fuzz/corpus/license_file fuzz/corpus/options_file fuzz/corpus/requests
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run license_file corpus/license_file \
 	    seeds/license_file -- -max_total_time=$(FUZZ_SECONDS)
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run options_file corpus/options_file \
 	    seeds/options_file -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run requests corpus/requests \
+	    seeds/requests -- -max_total_time=$(FUZZ_SECONDS)
 
 ## The long chaos run: random fault scenarios under load for DURATION seconds, every history
 ## checked (docs/CHAOS.md). CHAOS_SEED=<seed> replays a run.

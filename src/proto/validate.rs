@@ -22,6 +22,17 @@ pub const MAX_VERSION_BYTES: usize = 64;
 /// Most characters of a client's input that an error message quotes.
 pub const MAX_QUOTED_CHARS: usize = 32;
 
+/// Largest encoded engine command that a request passing these checks can become (the log's
+/// payload encoding, postcard): three names of [`MAX_NAME_BYTES`] and a few numbers. The
+/// proposer batches commands into one log entry, so this bounds an entry's size too; the
+/// unit tests and the `requests` fuzz target check it.
+pub const MAX_COMMAND_BYTES: usize = 1024;
+
+/// Longest error message a refusal of these checks carries: the field, the limit and a quote
+/// of at most [`MAX_QUOTED_CHARS`] characters (each escaped to at most 10 bytes), which fits
+/// in any client's trailer limit.
+pub const MAX_ERROR_BYTES: usize = 512;
+
 /// `value` for an error message: at most [`MAX_QUOTED_CHARS`] characters, control and
 /// formatting characters escaped, and `...` when it was cut.
 pub fn quote(value: &str) -> String {
@@ -286,6 +297,44 @@ mod tests {
         let both =
             v1::CheckoutRequest { wait: true, borrow_until_unix_ms: Some(1), ..base.clone() };
         assert!(message(checkout(&both).unwrap_err()).starts_with("`wait` cannot"));
+    }
+
+    #[test]
+    fn the_largest_valid_requests_make_commands_under_the_documented_bound() {
+        use crate::proto::convert;
+        let big = |c: char| c.to_string().repeat(MAX_NAME_BYTES);
+        let open = v1::OpenSessionRequest {
+            user: big('u'),
+            host: big('h'),
+            pid: u32::MAX,
+            display: big('d'),
+            ttl_ms: u64::MAX,
+            request_id: big('r'),
+        };
+        open_session(&open).unwrap();
+        let id = "f".repeat(32);
+        let open = convert::open_session_command(open, id.clone(), id, u64::MAX);
+        let checkout_request = v1::CheckoutRequest {
+            session_id: big('s'),
+            session_secret: big('k'),
+            request_id: big('r'),
+            feature: big('f'),
+            version: "4294967295.4294967295.4294967295.4294967295".into(),
+            count: MAX_CHECKOUT_COUNT,
+            wait: false,
+            borrow_until_unix_ms: Some(u64::MAX),
+        };
+        checkout(&checkout_request).unwrap();
+        let checkout = convert::checkout_command(checkout_request).unwrap();
+        let holder = v1::HolderSelector { user: big('u'), host: big('h'), feature: big('f') };
+        let remove_request =
+            v1::RemoveRequest { target: Some(v1::remove_request::Target::Holder(holder)) };
+        remove(&remove_request).unwrap();
+        let remove = convert::remove_command(remove_request).unwrap();
+        for command in [open, checkout, remove] {
+            let bytes = crate::raft::network::encode_payload(&command).unwrap().len();
+            assert!(bytes <= MAX_COMMAND_BYTES, "{bytes} bytes: {command:?}");
+        }
     }
 
     #[test]

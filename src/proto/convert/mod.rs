@@ -147,7 +147,15 @@ fn version_from_wire(field: &'static str, text: &str) -> Result<Version, Convert
     if text.is_empty() {
         return Ok(Version::ZERO);
     }
-    text.parse().map_err(|message| ConvertError::InvalidField { field, message })
+    // The parser's own message repeats the text as written; a client's text is quoted short
+    // and escaped instead, so the error names it without echoing what a caller sent.
+    text.parse().map_err(|_| ConvertError::InvalidField {
+        field,
+        message: format!(
+            "{} is not a version: at most 4 dotted numbers below 2^32, like 4.0 or 2.1.3",
+            crate::proto::validate::quote(text)
+        ),
+    })
 }
 
 /// The variant's name, for [`ConvertError::UnexpectedOutcome`].
