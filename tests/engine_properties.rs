@@ -177,7 +177,7 @@ impl Log {
         match step.clone() {
             Step::Open { session, user, host } => Command::OpenSession {
                 session_id: sid(session),
-                secret: format!("secret-{session}"),
+                secret: format!("secret-{session}").into(),
                 user: USERS[user].into(),
                 host: HOSTS[host].into(),
                 pid: 7,

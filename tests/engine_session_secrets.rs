@@ -134,7 +134,7 @@ fn the_cluster_holds_at_most_max_sessions_and_a_full_cluster_refuses_new_ones_on
     let mut engine = Engine::new();
     let open = |i: usize| Command::OpenSession {
         session_id: format!("s{i}"),
-        secret: format!("k{i}"),
+        secret: format!("k{i}").into(),
         user: "flood".into(),
         host: "ws".into(),
         pid: 1,

@@ -78,7 +78,7 @@ impl LicenseService for TestNode {
             Outcome::SessionOpened { session_id, secret } => {
                 Ok(Response::new(v1::OpenSessionResponse {
                     session_id,
-                    session_secret: secret,
+                    session_secret: secret.expose().to_owned(),
                     ttl_ms,
                     heartbeat_interval_ms: ttl_ms / 3,
                     leader: None,

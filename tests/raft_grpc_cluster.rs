@@ -217,7 +217,7 @@ fn forward_request(command: Vec<u8>) -> ForwardRequest {
     ForwardRequest {
         cluster_id: CLUSTER.into(),
         sender_id: 9,
-        format: RaftPayloadFormat::PostcardV1.into(),
+        format: RaftPayloadFormat::PostcardV2.into(),
         command,
     }
 }
@@ -323,7 +323,7 @@ async fn a_node_refuses_what_is_not_for_it() {
     let raft_request = |cluster_id: &str, target_id: NodeId, format: i32, payload: Vec<u8>| {
         RaftRequest { cluster_id: cluster_id.into(), sender_id: 2, target_id, format, payload }
     };
-    let postcard = i32::from(RaftPayloadFormat::PostcardV1);
+    let postcard = i32::from(RaftPayloadFormat::PostcardV2);
     let garbage = vec![0xff; 7];
 
     let other_cluster = client.vote(raft_request("another-cluster", 1, postcard, garbage.clone()));

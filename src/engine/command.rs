@@ -17,6 +17,38 @@ pub type Name = std::sync::Arc<str>;
 /// engine needs no randomness.
 pub type SessionId = String;
 
+/// A session's secret: what the session's own requests present. Its `Debug` hides the value,
+/// so that no log line, panic or test failure that prints a command, an outcome or the
+/// engine's state shows it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionSecret(String);
+
+impl SessionSecret {
+    /// The secret itself, to answer the session's own OpenSession or compare with a request's.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(..)")
+    }
+}
+
+impl From<String> for SessionSecret {
+    fn from(secret: String) -> SessionSecret {
+        SessionSecret(secret)
+    }
+}
+
+impl From<&str> for SessionSecret {
+    fn from(secret: &str) -> SessionSecret {
+        SessionSecret(secret.to_owned())
+    }
+}
+
 /// A client-made id of one mutating request; a retry carries the same id and gets the first
 /// outcome back.
 pub type RequestId = String;
@@ -45,7 +77,7 @@ pub enum Command {
         session_id: SessionId,
         /// What the session's own requests present (made by the server, like the id); a
         /// retried open is answered with the secret of the session it opened first.
-        secret: String,
+        secret: SessionSecret,
         user: String,
         host: String,
         pid: u32,
@@ -91,7 +123,7 @@ pub enum RemoveTarget {
 pub enum Outcome {
     SessionOpened {
         session_id: SessionId,
-        secret: String,
+        secret: SessionSecret,
     },
     SessionClosed {
         released: Vec<Handle>,

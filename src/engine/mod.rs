@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{
     Applied, Command, Denial, DenialReason, Event, Grant, Handle, Holder, Name, Outcome, QueueExit,
-    RejectKind, Rejection, ReleaseCause, RemoveTarget, RequestId, SessionId,
+    RejectKind, Rejection, ReleaseCause, RemoveTarget, RequestId, SessionId, SessionSecret,
 };
 pub use query::{CheckoutView, FeatureView, PoolView, QueuedView, ReservationView, SessionView};
 pub use request_key::{RequestKey, checkin_key, checkout_key};

@@ -3,7 +3,7 @@
 use crate::engine::state::Session;
 use crate::engine::{
     Effects, Engine, Event, Handle, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS, Name, Outcome,
-    QueueExit, RejectKind, ReleaseCause, RemoveTarget, SessionId, check_name,
+    QueueExit, RejectKind, ReleaseCause, RemoveTarget, SessionId, SessionSecret, check_name,
 };
 
 /// Who opens a session: the process as its OpenSession describes it.
@@ -51,7 +51,7 @@ impl Engine {
         let Some(session) = self.sessions.get(session_id) else {
             return Admission::UnknownSession;
         };
-        if !secrets_equal(session.secret.as_bytes(), secret.as_bytes()) {
+        if !secrets_equal(session.secret.expose().as_bytes(), secret.as_bytes()) {
             return Admission::WrongSecret;
         }
         if let Some((request_id, key)) = retry
@@ -65,17 +65,17 @@ impl Engine {
     pub(super) fn open_session(
         &mut self,
         session_id: SessionId,
-        secret: String,
+        secret: SessionSecret,
         client: Client,
         ttl_ms: u64,
         fx: &mut Effects,
     ) -> Outcome {
         let Client { user, host, pid, display } = client;
         for (field, value) in [
-            ("session_id", &session_id),
-            ("session_secret", &secret),
-            ("user", &user),
-            ("host", &host),
+            ("session_id", session_id.as_str()),
+            ("session_secret", secret.expose()),
+            ("user", user.as_str()),
+            ("host", host.as_str()),
         ] {
             if let Err(rejected) = check_name(field, value) {
                 return rejected;
@@ -102,7 +102,7 @@ impl Engine {
                 && existing.pid == pid
                 && *existing.display == *display;
             return if same {
-                Outcome::SessionOpened { session_id, secret: existing.secret.to_string() }
+                Outcome::SessionOpened { session_id, secret: existing.secret.clone() }
             } else {
                 Outcome::rejected(
                     RejectKind::SessionConflict,
@@ -133,7 +133,7 @@ impl Engine {
                 host,
                 pid,
                 display: display.into(),
-                secret: secret.as_str().into(),
+                secret: secret.clone(),
                 ttl_ms,
                 opened: self.now,
                 live: true,

@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, DefaultHasher};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::engine::command::{Handle, Name, Outcome, RequestId};
+use crate::engine::command::{Handle, Name, Outcome, RequestId, SessionSecret};
 use crate::engine::request_key::RequestKey;
 use crate::license::{Pool, Timestamp, Version};
 
@@ -103,7 +103,7 @@ pub struct Session {
     pub display: Name,
     /// What the session's own requests present; the server checks it before it proposes
     /// them. Never shown by a view.
-    pub secret: Name,
+    pub secret: SessionSecret,
     pub ttl_ms: u64,
     pub opened: Timestamp,
     /// False once closed or expired while it still has borrowed checkouts; such a session

@@ -131,7 +131,7 @@ impl LicenseService for ClientServices {
             Outcome::SessionOpened { session_id, secret } => {
                 Ok(Response::new(v1::OpenSessionResponse {
                     session_id,
-                    session_secret: secret,
+                    session_secret: secret.expose().to_owned(),
                     ttl_ms,
                     heartbeat_interval_ms: ttl_ms / HEARTBEATS_PER_TTL,
                     leader: self.leader_hint(),

@@ -169,6 +169,7 @@ impl LicenseService for StandIn {
         let Command::OpenSession { ttl_ms, .. } = command else { unreachable!() };
         match self.apply(command) {
             Outcome::SessionOpened { session_id, secret } => {
+                let secret = secret.expose().to_owned();
                 if !request_id.is_empty() {
                     let opened = (session_id.clone(), secret.clone());
                     self.opened.lock().unwrap().insert(request_id, opened);

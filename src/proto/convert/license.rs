@@ -24,7 +24,7 @@ pub fn open_session_command(
     let ttl_ms = if request.ttl_ms == 0 { default_ttl_ms } else { request.ttl_ms };
     Command::OpenSession {
         session_id,
-        secret,
+        secret: secret.into(),
         user: request.user,
         host: request.host,
         pid: request.pid,
