@@ -55,7 +55,7 @@ pub use command::{
 };
 pub use query::{CheckoutView, FeatureView, PoolView, QueuedView, ReservationView, SessionView};
 pub use request_key::{RequestKey, checkin_key, checkout_key};
-pub use sessions::{Admission, secrets_equal};
+pub use sessions::{Admission, Client, OpenCheck, secrets_equal};
 pub use state::REMEMBERED_REQUESTS_PER_SESSION;
 
 use crate::license::{Policy, PoolId, Timestamp};

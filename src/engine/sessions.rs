@@ -7,11 +7,33 @@ use crate::engine::{
 };
 
 /// Who opens a session: the process as its OpenSession describes it.
-pub(super) struct Client {
+pub struct Client {
     pub user: String,
     pub host: String,
     pub pid: u32,
     pub display: String,
+}
+
+impl Client {
+    /// Whether `session` is this client's own, still open: a retried open finds it so.
+    fn owns(&self, session: &Session) -> bool {
+        session.live
+            && *session.user == *self.user
+            && *session.host == *self.host
+            && session.pid == self.pid
+            && *session.display == *self.display
+    }
+}
+
+/// What this replica says of an OpenSession under a session id, before it is proposed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenCheck {
+    /// No session has the id: the open goes to the log.
+    New,
+    /// The same client opened it already (a retry): its secret, answered without a proposal.
+    Retry(SessionSecret),
+    /// Another client holds the id (the request id was used by another process).
+    Conflict,
 }
 
 /// What this replica says of a request for a session, before the server proposes it.
@@ -62,6 +84,16 @@ impl Engine {
         Admission::Admitted { live: session.live }
     }
 
+    /// What an OpenSession of `client` under `session_id` would meet: the server asks before
+    /// proposing, so a retry is answered from the replica and a conflict refused at once.
+    pub fn open_check(&self, session_id: &str, client: &Client) -> OpenCheck {
+        match self.sessions.get(session_id) {
+            None => OpenCheck::New,
+            Some(existing) if client.owns(existing) => OpenCheck::Retry(existing.secret.clone()),
+            Some(_) => OpenCheck::Conflict,
+        }
+    }
+
     pub(super) fn open_session(
         &mut self,
         session_id: SessionId,
@@ -70,6 +102,17 @@ impl Engine {
         ttl_ms: u64,
         fx: &mut Effects,
     ) -> Outcome {
+        if let Some(existing) = self.sessions.get(session_id.as_str()) {
+            // A retried open is answered again; a different client may not take the id.
+            return if client.owns(existing) {
+                Outcome::SessionOpened { session_id, secret: existing.secret.clone() }
+            } else {
+                Outcome::rejected(
+                    RejectKind::SessionConflict,
+                    format!("session id `{session_id}` is already in use"),
+                )
+            };
+        }
         let Client { user, host, pid, display } = client;
         for (field, value) in [
             ("session_id", session_id.as_str()),
@@ -93,22 +136,6 @@ impl Engine {
                     "`ttl_ms` is {ttl_ms}; it must be {MIN_SESSION_TTL_MS}..={MAX_SESSION_TTL_MS}"
                 ),
             );
-        }
-        if let Some(existing) = self.sessions.get(session_id.as_str()) {
-            // A retried open is answered again; a different client may not take the id.
-            let same = existing.live
-                && *existing.user == *user
-                && *existing.host == *host
-                && existing.pid == pid
-                && *existing.display == *display;
-            return if same {
-                Outcome::SessionOpened { session_id, secret: existing.secret.clone() }
-            } else {
-                Outcome::rejected(
-                    RejectKind::SessionConflict,
-                    format!("session id `{session_id}` is already in use"),
-                )
-            };
         }
         if self.sessions.len() >= crate::engine::MAX_SESSIONS {
             return Outcome::rejected(

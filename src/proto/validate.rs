@@ -12,7 +12,9 @@
 //! `server::edge`'s. The engine checks names again when it applies, because every replica
 //! must refuse what any replica refuses.
 
-use crate::engine::{MAX_CHECKOUT_COUNT, MAX_NAME_BYTES, forbidden_in_name};
+use crate::engine::{
+    MAX_CHECKOUT_COUNT, MAX_NAME_BYTES, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS, forbidden_in_name,
+};
 use crate::proto::convert::ConvertError;
 use crate::proto::v1;
 
@@ -122,7 +124,18 @@ pub fn open_session(request: &v1::OpenSessionRequest) -> Result<(), ConvertError
     name("user", &request.user)?;
     name("host", &request.host)?;
     optional_name("display", &request.display)?;
-    optional_name("request_id", &request.request_id)
+    optional_name("request_id", &request.request_id)?;
+    let ttl = request.ttl_ms;
+    if ttl != 0 && !(MIN_SESSION_TTL_MS..=MAX_SESSION_TTL_MS).contains(&ttl) {
+        return Err(invalid(
+            "ttl_ms",
+            format!(
+                "is {ttl}; it must be 0 (the server's default) or \
+                 {MIN_SESSION_TTL_MS}..={MAX_SESSION_TTL_MS}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub fn heartbeat(request: &v1::HeartbeatRequest) -> Result<(), ConvertError> {
@@ -294,6 +307,18 @@ mod tests {
         assert!(checkout(&base).is_ok());
         let huge = v1::CheckoutRequest { count: MAX_CHECKOUT_COUNT + 1, ..base.clone() };
         assert!(message(checkout(&huge).unwrap_err()).starts_with("`count` is 1000001"));
+        let open = |ttl_ms| v1::OpenSessionRequest {
+            user: "u".into(),
+            host: "h".into(),
+            ttl_ms,
+            ..Default::default()
+        };
+        for ttl in [0, MIN_SESSION_TTL_MS, MAX_SESSION_TTL_MS] {
+            assert!(open_session(&open(ttl)).is_ok(), "{ttl}");
+        }
+        for ttl in [1, MAX_SESSION_TTL_MS + 1] {
+            assert!(message(open_session(&open(ttl)).unwrap_err()).starts_with("`ttl_ms` is"));
+        }
         let both =
             v1::CheckoutRequest { wait: true, borrow_until_unix_ms: Some(1), ..base.clone() };
         assert!(message(checkout(&both).unwrap_err()).starts_with("`wait` cannot"));
@@ -308,7 +333,7 @@ mod tests {
             host: big('h'),
             pid: u32::MAX,
             display: big('d'),
-            ttl_ms: u64::MAX,
+            ttl_ms: MAX_SESSION_TTL_MS,
             request_id: big('r'),
         };
         open_session(&open).unwrap();

@@ -85,7 +85,11 @@ pub enum StoreError {
     Sync { path: PathBuf, source: io::Error },
     #[error("cannot start the thread that fsyncs the Raft log in {path}: {source}")]
     Flusher { path: PathBuf, source: io::Error },
-    #[error("the Raft database in {path} has storage format {found}; this qlmd reads {expected}")]
+    #[error(
+        "the Raft database in {path} has storage format {found}; this qlmd reads {expected}: \
+         run the release that wrote it, or move the cluster to this release as docs/DEPLOY.md \
+         says (Upgrading across a storage format change)"
+    )]
     Format { path: PathBuf, found: String, expected: u32 },
     #[error("the Raft database in {path} is inconsistent: {detail}; {REJOIN}")]
     Inconsistent { path: PathBuf, detail: String },

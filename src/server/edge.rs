@@ -13,8 +13,9 @@
 
 use tonic::Status;
 
-use crate::engine::{Admission, MAX_SESSIONS, RequestKey};
+use crate::engine::{Admission, Client, MAX_SESSIONS, OpenCheck, RequestKey, SessionSecret};
 use crate::license::Timestamp;
+use crate::proto::v1;
 use crate::proto::validate::quote;
 use crate::server::services::ClientServices;
 
@@ -75,6 +76,34 @@ impl ClientServices {
                     )));
                 }
             }
+        }
+    }
+
+    /// An OpenSession checked against the replica: the secret of the session a retried open
+    /// opened already (answered without a proposal), ALREADY_EXISTS when another client holds
+    /// the id its request id makes, `None` when the open is new and goes to the log.
+    pub async fn open_retried(
+        &self,
+        request: &v1::OpenSessionRequest,
+        session_id: &str,
+    ) -> Result<Option<SessionSecret>, Status> {
+        if request.request_id.is_empty() {
+            return Ok(None);
+        }
+        let client = Client {
+            user: request.user.clone(),
+            host: request.host.clone(),
+            pid: request.pid,
+            display: request.display.clone(),
+        };
+        match self.node.replica.read().await.engine().open_check(session_id, &client) {
+            OpenCheck::New => Ok(None),
+            OpenCheck::Retry(secret) => Ok(Some(secret)),
+            OpenCheck::Conflict => Err(Status::already_exists(format!(
+                "`request_id` {} opened a session for another process; make a new request id \
+                 for each OpenSession",
+                quote(&request.request_id)
+            ))),
         }
     }
 

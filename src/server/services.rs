@@ -118,24 +118,27 @@ impl LicenseService for ClientServices {
     ) -> Result<Response<v1::OpenSessionResponse>, Status> {
         let request = request.into_inner();
         validate::open_session(&request).map_err(|e| self.hinted(e.into()))?;
-        self.room_for_a_session().await.map_err(|e| self.hinted(e))?;
         let session_id = new_session_id(&request)?;
+        let ttl_ms = if request.ttl_ms == 0 { DEFAULT_SESSION_TTL_MS } else { request.ttl_ms };
+        let opened = |session_id, secret: crate::engine::SessionSecret| v1::OpenSessionResponse {
+            session_id,
+            session_secret: secret.expose().to_owned(),
+            ttl_ms,
+            heartbeat_interval_ms: ttl_ms / HEARTBEATS_PER_TTL,
+            leader: self.leader_hint(),
+        };
+        if let Some(secret) =
+            self.open_retried(&request, &session_id).await.map_err(|e| self.hinted(e))?
+        {
+            return Ok(Response::new(opened(session_id, secret)));
+        }
+        self.room_for_a_session().await.map_err(|e| self.hinted(e))?;
         let secret = random_hex()?;
         let command =
             convert::open_session_command(request, session_id, secret, DEFAULT_SESSION_TTL_MS);
-        let ttl_ms = match &command {
-            crate::engine::Command::OpenSession { ttl_ms, .. } => *ttl_ms,
-            _ => DEFAULT_SESSION_TTL_MS,
-        };
         match self.node.propose(command).await.map_err(|e| self.hinted(e))?.outcome {
             Outcome::SessionOpened { session_id, secret } => {
-                Ok(Response::new(v1::OpenSessionResponse {
-                    session_id,
-                    session_secret: secret.expose().to_owned(),
-                    ttl_ms,
-                    heartbeat_interval_ms: ttl_ms / HEARTBEATS_PER_TTL,
-                    leader: self.leader_hint(),
-                }))
+                Ok(Response::new(opened(session_id, secret)))
             }
             Outcome::Rejected(rejection) => Err(self.hinted(convert::rejection_status(&rejection))),
             other => Err(Status::internal(format!("OpenSession answered {other:?}"))),
