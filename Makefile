@@ -9,7 +9,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build test test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd bench-scale flamegraph fuzz fuzz-smoke chaos image \
+.PHONY: all build test test-deps test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd bench-scale flamegraph fuzz fuzz-smoke chaos image \
         compose-up compose-down compose-chaos deploy-check clean
 
 all: build
@@ -17,8 +17,12 @@ all: build
 build:
 	$(CARGO) build --workspace --all-targets
 
-## The README's test command: lints, then every test of the workspace.
-test: lint test-unit
+## The README's test command: what the tests need (scripts/test-deps.sh installs Chromium and
+## strace when missing), lints, then every test of the workspace.
+test: test-deps lint test-unit
+
+test-deps:
+	./scripts/test-deps.sh
 
 test-unit:
 	$(CARGO) test --workspace --all-targets

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# What `make test` needs beyond Rust and make, installed when missing (Debian packages):
+#   chromium  headless browser for the dashboard test (cluster-tests/tests/http.rs)
+#   strace    proves the fsync before each acknowledgement (tests/raft_store_durability.rs;
+#             that test is skipped with a notice without it)
+# Runs apt-get as root, or through sudo when there is one. Where neither works it says what to
+# install and goes on: the test that needs the tool then fails (Chromium) or is skipped
+# (strace) with the same instructions.
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${CHROMIUM:-}" ] \
+    || missing+=(chromium)
+command -v strace >/dev/null || missing+=(strace)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+    apt=(apt-get)
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    apt=(sudo apt-get)
+else
+    echo "test-deps: please install ${missing[*]} (Debian: apt-get install ${missing[*]})" >&2
+    exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+    echo "test-deps: no apt-get here; please install ${missing[*]} with your package manager" >&2
+    exit 0
+fi
+echo "test-deps: installing ${missing[*]}"
+"${apt[@]}" update -qq
+DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null
