@@ -431,8 +431,8 @@ pub fn id_from_host_name(name: &str) -> Result<u64, ConfigError> {
 
 /// The admin token: the first line of the token file, else `QLM_ADMIN_TOKEN`.
 fn admin_token(file: Option<PathBuf>) -> Result<Option<String>, ConfigError> {
-    let token = match file {
-        Some(path) => std::fs::read_to_string(&path)
+    let token = match &file {
+        Some(path) => std::fs::read_to_string(path)
             .map_err(|e| {
                 config_error("--admin-token-file", format!("cannot read {}: {e}", path.display()))
             })?
@@ -443,6 +443,18 @@ fn admin_token(file: Option<PathBuf>) -> Result<Option<String>, ConfigError> {
             .to_owned(),
         None => std::env::var("QLM_ADMIN_TOKEN").unwrap_or_default().trim().to_owned(),
     };
+    if token.len() > crate::server::admin::MAX_ADMIN_TOKEN_BYTES {
+        // Every call would be refused: say so at start instead.
+        let setting = if file.is_some() { "--admin-token-file" } else { "QLM_ADMIN_TOKEN" };
+        return Err(config_error(
+            setting,
+            format!(
+                "the admin token is {} bytes; the limit is {} bytes",
+                token.len(),
+                crate::server::admin::MAX_ADMIN_TOKEN_BYTES
+            ),
+        ));
+    }
     Ok((!token.is_empty()).then_some(token))
 }
 
