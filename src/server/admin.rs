@@ -5,7 +5,8 @@
 //! and a token over [`MAX_ADMIN_TOKEN_BYTES`] is refused as such. A node without a token
 //! refuses every admin call (PERMISSION_DENIED): an unconfigured cluster is not an open one.
 //! Membership changes run on the leader; another node answers UNAVAILABLE with the leader
-//! hint, which the client follows.
+//! hint, which the client follows. Every failed call carries the leader hint in its trailing
+//! metadata (`ClientServices::hinted`).
 
 use std::collections::BTreeSet;
 
@@ -92,9 +93,8 @@ impl AdminServices {
     }
 }
 
-#[tonic::async_trait]
-impl AdminService for AdminServices {
-    async fn remove(
+impl AdminServices {
+    async fn remove_call(
         &self,
         request: Request<v1::RemoveRequest>,
     ) -> Result<Response<v1::RemoveResponse>, Status> {
@@ -106,7 +106,7 @@ impl AdminService for AdminServices {
         Ok(Response::new(answer))
     }
 
-    async fn reload(
+    async fn reload_call(
         &self,
         request: Request<v1::ReloadRequest>,
     ) -> Result<Response<v1::ReloadResponse>, Status> {
@@ -141,7 +141,7 @@ impl AdminService for AdminServices {
         }))
     }
 
-    async fn add_node(
+    async fn add_node_call(
         &self,
         request: Request<v1::AddNodeRequest>,
     ) -> Result<Response<v1::AddNodeResponse>, Status> {
@@ -178,7 +178,7 @@ impl AdminService for AdminServices {
         }))
     }
 
-    async fn remove_node(
+    async fn remove_node_call(
         &self,
         request: Request<v1::RemoveNodeRequest>,
     ) -> Result<Response<v1::RemoveNodeResponse>, Status> {
@@ -203,6 +203,38 @@ impl AdminService for AdminServices {
             members: self.services.members(),
             leader: self.services.leader_hint(),
         }))
+    }
+}
+
+/// Every rpc answers from its `_call` above; a failure gets the leader hint.
+#[tonic::async_trait]
+impl AdminService for AdminServices {
+    async fn remove(
+        &self,
+        request: Request<v1::RemoveRequest>,
+    ) -> Result<Response<v1::RemoveResponse>, Status> {
+        self.remove_call(request).await.map_err(|status| self.services.hinted(status))
+    }
+
+    async fn reload(
+        &self,
+        request: Request<v1::ReloadRequest>,
+    ) -> Result<Response<v1::ReloadResponse>, Status> {
+        self.reload_call(request).await.map_err(|status| self.services.hinted(status))
+    }
+
+    async fn add_node(
+        &self,
+        request: Request<v1::AddNodeRequest>,
+    ) -> Result<Response<v1::AddNodeResponse>, Status> {
+        self.add_node_call(request).await.map_err(|status| self.services.hinted(status))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<v1::RemoveNodeRequest>,
+    ) -> Result<Response<v1::RemoveNodeResponse>, Status> {
+        self.remove_node_call(request).await.map_err(|status| self.services.hinted(status))
     }
 }
 
