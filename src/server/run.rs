@@ -197,7 +197,10 @@ pub async fn run_node(
 
     let services = ClientServices { node: node.clone(), client_addr: advertised };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;
+    health_reporter.set_serving::<StatusServiceServer<ClientServices>>().await;
+    health_reporter.set_serving::<AdminServiceServer<AdminServices>>().await;
     let reflection = crate::proto::client_port_reflection()
         .map_err(|e| RunError::Config(format!("reflection: {e}")))?;
     let mut client_stop = stop_rx.clone();
