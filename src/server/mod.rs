@@ -8,6 +8,7 @@
 //! - `peers`: the client side of the peer port: reaching the leader, learning client addresses
 //! - `node`: one node: proposing through the leader, read barriers, leases, the leader's duties
 //! - `services`: the client port's LicenseService and StatusService
+//! - `refusals`: the client port's size limits, and tonic's own refusals in the contract's codes
 //! - `http`: the HTTP port: dashboard, `/metrics`, `/healthz`, `/readyz`
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
 //! - `compaction`: a snapshot when the log since the last one passes `--snapshot-log-mb`
@@ -28,6 +29,7 @@ pub mod peer;
 pub mod peers;
 pub mod preflight;
 pub mod proposer;
+pub mod refusals;
 pub mod report_file;
 pub mod report_log;
 pub mod run;
