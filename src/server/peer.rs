@@ -6,9 +6,10 @@
 //! - openraft's messages (AppendEntries, Vote, InstallSnapshot), sent by
 //!   [`crate::raft::GrpcNetwork`]: decoded and handed to the local [`Raft`], whose result,
 //!   `Ok` or a Raft-level `Err`, goes back encoded with status OK.
-//! - what a follower asks of the leader on a client's behalf (Forward, Renew, ReadIndex) and
-//!   Hello. The leader side of those lives in the node, behind the small [`LeaderOps`] trait,
-//!   so that this file is only the wire: checks, decoding, encoding, status codes.
+//! - what a follower asks of the leader on a client's behalf (Forward, Renew, ReadIndex,
+//!   ClusterView) and Hello. The leader side of those lives in the node, behind the small
+//!   [`LeaderOps`] trait, so that this file is only the wire: checks, decoding, encoding,
+//!   status codes.
 //!   [`propose`] and [`read_index`] are the Raft halves a `LeaderOps` builds on.
 //!
 //! Every request is checked before anything is decoded, in this order: the cluster id
@@ -30,8 +31,9 @@ use tonic::{Request, Response, Status};
 use crate::engine::{Applied, Command};
 use crate::proto::v1::raft_service_server::{RaftService, RaftServiceServer};
 use crate::proto::v1::{
-    ForwardRequest, ForwardResponse, HelloRequest, HelloResponse, RaftRequest, RaftResponse,
-    ReadIndexRequest, ReadIndexResponse, RenewRequest, RenewResponse,
+    ClusterResponse, ClusterViewRequest, ForwardRequest, ForwardResponse, HelloRequest,
+    HelloResponse, RaftRequest, RaftResponse, ReadIndexRequest, ReadIndexResponse, RenewRequest,
+    RenewResponse,
 };
 use crate::raft::network::{
     MAX_PEER_MESSAGE_BYTES, PAYLOAD_FORMAT, decode_payload, encode_payload,
@@ -75,6 +77,11 @@ pub trait LeaderOps: Send + Sync + 'static {
     /// Confirms leadership with a majority and answers the index a follower must have applied
     /// before it serves a linearizable read. [`read_index`] does exactly this.
     fn read_index(&self) -> impl Future<Output = Result<u64, Status>> + Send;
+
+    /// Confirms leadership with a majority, waits until this leader has applied everything
+    /// committed, and answers its own view of the cluster (a linearizable
+    /// `StatusService.Cluster` asked of a follower).
+    fn cluster_view(&self) -> impl Future<Output = Result<ClusterResponse, Status>> + Send;
 
     /// This node's id, client address and HTTP address.
     fn hello(&self) -> HelloResponse;
@@ -264,6 +271,15 @@ impl<H: LeaderOps> RaftService for PeerService<H> {
         self.check_cluster(&request.cluster_id, request.sender_id)?;
         let index = self.leader.read_index().await?;
         Ok(Response::new(ReadIndexResponse { index }))
+    }
+
+    async fn cluster_view(
+        &self,
+        request: Request<ClusterViewRequest>,
+    ) -> Result<Response<ClusterResponse>, Status> {
+        let request = request.into_inner();
+        self.check_cluster(&request.cluster_id, request.sender_id)?;
+        Ok(Response::new(self.leader.cluster_view().await?))
     }
 
     async fn hello(

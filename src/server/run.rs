@@ -80,6 +80,8 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunEr
 /// The leader-side operations the peer service calls, answered by the node.
 struct NodeOps {
     node: Arc<Node>,
+    /// The client services, for the leader's view of the cluster.
+    services: ClientServices,
     client_addr: String,
     http_addr: String,
 }
@@ -100,6 +102,10 @@ impl LeaderOps for NodeOps {
 
     async fn read_index(&self) -> Result<u64, tonic::Status> {
         self.node.read_index_here().await
+    }
+
+    async fn cluster_view(&self) -> Result<crate::proto::v1::ClusterResponse, tonic::Status> {
+        self.services.leader_view_here().await
     }
 
     fn hello(&self) -> crate::proto::v1::HelloResponse {
@@ -180,8 +186,10 @@ pub async fn run_node(
     node.propose_on(&replicated);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let services = ClientServices { node: node.clone(), client_addr: advertised.clone() };
     let ops = NodeOps {
         node: node.clone(),
+        services: services.clone(),
         client_addr: advertised.clone(),
         http_addr: http_addr.to_string(),
     };
@@ -196,7 +204,6 @@ pub async fn run_node(
             }),
     );
 
-    let services = ClientServices { node: node.clone(), client_addr: advertised };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;

@@ -41,7 +41,7 @@ impl ClientServices {
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
         let replication = metrics.replication.clone().unwrap_or_default();
         let last_log = metrics.last_log_index.unwrap_or(0);
-        membership
+        let mut members = membership
             .nodes()
             .map(|(&id, node)| {
                 let matched = replication.get(&id).and_then(|m| m.map(|log| log.index));
@@ -67,7 +67,10 @@ impl ClientServices {
                     reachable: id == self.node.id || matched.is_some(),
                 }
             })
-            .collect()
+            .collect::<Vec<_>>();
+        // status.proto: voters then learners, each by id.
+        members.sort_by_key(|m| (m.role != i32::from(v1::MemberRole::Voter), m.id));
+        members
     }
 
     pub fn leader_hint(&self) -> Option<v1::LeaderHint> {
@@ -316,28 +319,13 @@ impl StatusService for ClientServices {
         &self,
         request: Request<v1::ClusterRequest>,
     ) -> Result<Response<v1::ClusterResponse>, Status> {
-        let stale = request.into_inner().stale;
-        self.node.read_barrier(stale).await.map_err(|status| self.hinted(status))?;
-        // The applied index and the digest under one read lock, so they describe one state.
-        let (applied_index, state_digest) = {
-            let replica = self.node.replica.read().await;
-            let digest = Sha256::digest(replica.engine().snapshot());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            (replica.last_applied().map_or(0, |l| l.index), hex)
+        // status.proto: a linearizable answer is the leader's view, wherever it is asked.
+        let answer = if request.into_inner().stale {
+            Ok(self.own_cluster_view().await)
+        } else {
+            self.leader_cluster_view().await
         };
-        let metrics = self.node.raft.metrics().borrow().clone();
-        let members = self.members();
-        let last_log = metrics.last_log_index.unwrap_or(0);
-        Ok(Response::new(v1::ClusterResponse {
-            node_id: self.node.id,
-            state_digest,
-            applied_index,
-            term: metrics.current_term,
-            commit_index: metrics.last_applied.map_or(0, |l| l.index),
-            last_log_index: last_log,
-            members,
-            leader: self.leader_hint(),
-        }))
+        answer.map(Response::new).map_err(|status| self.hinted(status))
     }
 }
 
