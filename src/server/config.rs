@@ -595,6 +595,19 @@ mod tests {
     }
 
     #[test]
+    fn an_admin_token_over_the_limit_is_refused_at_start_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let max = crate::server::admin::MAX_ADMIN_TOKEN_BYTES;
+        std::fs::write(&path, "t".repeat(max + 1)).unwrap();
+        let err = admin_token(Some(path.clone())).unwrap_err().to_string();
+        assert!(err.contains("--admin-token-file") && err.contains(&max.to_string()), "{err}");
+        assert!(!err.contains("ttt"), "{err}");
+        std::fs::write(&path, "t".repeat(max)).unwrap();
+        assert_eq!(admin_token(Some(path)).unwrap().map(|t| t.len()), Some(max));
+    }
+
+    #[test]
     fn tls_files_come_from_the_file_too_and_half_a_pair_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("qlmd.toml");
