@@ -31,6 +31,18 @@ pub struct AdminServices {
 /// before it is compared with anything.
 pub const MAX_ADMIN_TOKEN_BYTES: usize = 1024;
 
+/// `Err(reason)` for an admin token longer than [`MAX_ADMIN_TOKEN_BYTES`]: a node configured
+/// with one could never be administered. The reason gives lengths, never the token.
+pub fn check_token_length(token: &str) -> Result<(), String> {
+    if token.len() <= MAX_ADMIN_TOKEN_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "the admin token is {} bytes; the limit is {MAX_ADMIN_TOKEN_BYTES} bytes",
+        token.len()
+    ))
+}
+
 /// The authentication scheme of the `authorization` metadata, compared without case.
 const SCHEME: &[u8] = b"bearer";
 
@@ -240,7 +252,7 @@ impl AdminService for AdminServices {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_ADMIN_TOKEN_BYTES, bearer_token, constant_time_eq};
+    use super::{MAX_ADMIN_TOKEN_BYTES, bearer_token, check_token_length, constant_time_eq};
     use tonic::Code;
 
     #[test]
@@ -275,5 +287,13 @@ mod tests {
         assert!(!constant_time_eq(b"s3cret", b"s3cre"));
         assert!(!constant_time_eq(b"s3cret", b"s3cret!"));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn a_configured_token_over_the_limit_is_refused_by_length_alone() {
+        assert!(check_token_length(&"t".repeat(MAX_ADMIN_TOKEN_BYTES)).is_ok());
+        let reason = check_token_length(&"t".repeat(MAX_ADMIN_TOKEN_BYTES + 1)).unwrap_err();
+        assert!(reason.contains(&MAX_ADMIN_TOKEN_BYTES.to_string()), "{reason}");
+        assert!(!reason.contains("ttt"), "{reason}");
     }
 }
