@@ -42,15 +42,24 @@ impl ClientServices {
     }
 
     /// The leader's view, linearizable: made here when this node leads, asked of the leader
-    /// otherwise. UNAVAILABLE (with the leader hint where known) when no leader answers
-    /// within [`READ_DEADLINE`].
+    /// otherwise (a leader too old to answer gets this node's own view after a read
+    /// barrier). UNAVAILABLE when no leader answers within [`READ_DEADLINE`].
     pub async fn leader_cluster_view(&self) -> Result<v1::ClusterResponse, Status> {
         let view = async {
             let leader = self.node.known_leader().await?;
             if leader == self.node.id {
-                self.leader_view_here().await
-            } else {
-                self.node.peers.cluster_view(leader).await
+                return self.leader_view_here().await;
+            }
+            match self.node.peers.cluster_view(leader).await {
+                Err(status) if status.code() == tonic::Code::Unimplemented => {
+                    // A leader of an earlier release, during a rolling upgrade: the best
+                    // linearizable answer left is this node's own view once it has caught up;
+                    // `node_id` says whose view it is.
+                    tracing::debug!(node = self.node.id, leader, "the leader has no ClusterView");
+                    self.node.read_barrier(false).await?;
+                    Ok(self.own_cluster_view().await)
+                }
+                answer => answer,
             }
         };
         match tokio::time::timeout(READ_DEADLINE, view).await {
