@@ -120,9 +120,18 @@ async fn leader_hinted(
     let deadline = Instant::now() + SETTLE;
     let addr = cluster.client_addr(leader);
     loop {
-        let status = call(cluster.client_channel(node).await.expect("a channel")).await;
-        if trailer(&status, "qlm-leader-addr") == Some(addr.as_str()) || Instant::now() > deadline {
-            return status;
+        // A connection refused on a busy machine is tried again, like a hint not yet known.
+        match cluster.client_channel(node).await {
+            Ok(channel) => {
+                let status = call(channel).await;
+                if trailer(&status, "qlm-leader-addr") == Some(addr.as_str())
+                    || Instant::now() > deadline
+                {
+                    return status;
+                }
+            }
+            Err(e) if Instant::now() > deadline => panic!("node {node} takes no connection: {e}"),
+            Err(e) => eprintln!("node {node}: {e}; trying again"),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
