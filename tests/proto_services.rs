@@ -233,6 +233,13 @@ impl RaftService for TestNode {
         unimplemented()
     }
 
+    async fn cluster_view(
+        &self,
+        _: Request<v1::ClusterViewRequest>,
+    ) -> Result<Response<v1::ClusterResponse>, Status> {
+        unimplemented()
+    }
+
     async fn hello(
         &self,
         _: Request<v1::HelloRequest>,

@@ -66,6 +66,10 @@ impl LeaderOps for TestLeader {
         async move { peer::read_index(&raft).await }
     }
 
+    async fn cluster_view(&self) -> Result<quorumlm::proto::v1::ClusterResponse, Status> {
+        Err(Status::unimplemented("no cluster view in this test"))
+    }
+
     fn hello(&self) -> quorumlm::proto::v1::HelloResponse {
         quorumlm::proto::v1::HelloResponse {
             id: self.id,

@@ -6,8 +6,10 @@
 //! would only see its calls refused, over and over, and an admin would read nothing useful.
 //! So a node asks each peer (`Hello`) at start and then every few seconds:
 //!
-//! - a peer that refuses is named in an ERROR line with both lists (the peer's refusal names
-//!   its own, this node logs its own), and the refusing peer logs an ERROR of its own;
+//! - a peer that refuses is named in an ERROR line with this node's list, and the refusing
+//!   peer logs an ERROR of its own with its list (its refusal tells the caller nothing about
+//!   its cluster: whoever reaches a peer port is not told the members; the admin compares the
+//!   two logs);
 //! - when so many peers refuse that the nodes agreeing with this one (itself included) could
 //!   never make a majority of its `--initial-cluster`, this node is the one misconfigured: it
 //!   stops with that message (exit 2) instead of running a node that can never serve. At
@@ -65,17 +67,20 @@ impl Refusals {
             self.0.iter().map(|(peer, message)| format!("node {peer}: {message}")).collect();
         Err(format!(
             "configuration: --initial-cluster: this node's list ({}) disagrees with its peers'; \
-             {} of {members} members refuse it ({}). Start every node with the same \
+             {} of {members} members refuse it ({}). Each refusing node logs its own list at \
+             ERROR (`refused node {}`): compare the two. Start every node with the same \
              --initial-cluster (a node added later keeps the founders' list and sets --join)",
             members_text(config),
             self.0.len(),
-            theirs.join("; ")
+            theirs.join("; "),
+            config.id
         ))
     }
 }
 
 /// Asks `peer` whether it accepts this node's cluster: `Some(its message)` when it refuses,
-/// `None` when it accepts or cannot be reached. A refusal is logged at ERROR with both lists.
+/// `None` when it accepts or cannot be reached. A refusal is logged at ERROR with this node's
+/// list (the peer logs its own).
 pub async fn ask(peers: &Peers, config: &NodeConfig, peer: NodeId) -> Option<String> {
     let status = peers.hello(peer).await.err()?;
     if status.code() != tonic::Code::PermissionDenied
@@ -89,8 +94,9 @@ pub async fn ask(peers: &Peers, config: &NodeConfig, peer: NodeId) -> Option<Str
         peer_addr = config.initial_cluster.get(&peer).map(String::as_str).unwrap_or("?"),
         initial_cluster = %members_text(config),
         peer_says = status.message(),
-        "node {peer} refuses this node: it was started with another --initial-cluster; every \
-         node must be started with the same list"
+        "node {peer} refuses this node: one of the two was started with another \
+         --initial-cluster (node {peer}'s log names its list); every node must be started with \
+         the same list"
     );
     Some(status.message().to_owned())
 }

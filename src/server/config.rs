@@ -431,8 +431,8 @@ pub fn id_from_host_name(name: &str) -> Result<u64, ConfigError> {
 
 /// The admin token: the first line of the token file, else `QLM_ADMIN_TOKEN`.
 fn admin_token(file: Option<PathBuf>) -> Result<Option<String>, ConfigError> {
-    let token = match file {
-        Some(path) => std::fs::read_to_string(&path)
+    let token = match &file {
+        Some(path) => std::fs::read_to_string(path)
             .map_err(|e| {
                 config_error("--admin-token-file", format!("cannot read {}: {e}", path.display()))
             })?
@@ -443,6 +443,10 @@ fn admin_token(file: Option<PathBuf>) -> Result<Option<String>, ConfigError> {
             .to_owned(),
         None => std::env::var("QLM_ADMIN_TOKEN").unwrap_or_default().trim().to_owned(),
     };
+    // A token no call could present is refused at start, not at every call.
+    crate::server::admin::check_token_length(&token).map_err(|reason| {
+        config_error(if file.is_some() { "--admin-token-file" } else { "QLM_ADMIN_TOKEN" }, reason)
+    })?;
     Ok((!token.is_empty()).then_some(token))
 }
 
@@ -580,6 +584,15 @@ mod tests {
         let shown = format!("{config:?} {config:#?}");
         assert!(!shown.contains("s3cret-token-value"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn an_admin_token_over_the_limit_is_refused_at_start_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "t".repeat(crate::server::admin::MAX_ADMIN_TOKEN_BYTES + 1)).unwrap();
+        let err = admin_token(Some(path)).unwrap_err().to_string();
+        assert!(err.contains("--admin-token-file") && !err.contains("ttt"), "{err}");
     }
 
     #[test]

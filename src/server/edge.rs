@@ -30,11 +30,6 @@ pub enum Known {
 }
 
 impl ClientServices {
-    /// `status` with the leader hint in its trailing metadata, when a leader is known.
-    pub fn hinted(&self, status: Status) -> Status {
-        status
-    }
-
     /// Checks a request of `session_id` presenting `secret` (and, for one a client may
     /// retry, its request id and key) against this replica, catching up once before it says
     /// the session is unknown. A wrong secret is UNAUTHENTICATED and a request id reused for

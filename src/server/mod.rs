@@ -8,6 +8,8 @@
 //! - `peers`: the client side of the peer port: reaching the leader, learning client addresses
 //! - `node`: one node: proposing through the leader, read barriers, leases, the leader's duties
 //! - `services`: the client port's LicenseService and StatusService
+//! - `cluster_view`: StatusService.Cluster's answers, the leader's view asked of the leader
+//! - `refusals`: the client port's size limits, and tonic's own refusals in the contract's codes
 //! - `http`: the HTTP port: dashboard, `/metrics`, `/healthz`, `/readyz`
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
 //! - `compaction`: a snapshot when the log since the last one passes `--snapshot-log-mb`
@@ -19,6 +21,7 @@
 
 pub mod admin;
 pub mod cluster_check;
+pub mod cluster_view;
 pub mod compaction;
 pub mod config;
 pub mod edge;
@@ -29,6 +32,7 @@ pub mod peer;
 pub mod peers;
 pub mod preflight;
 pub mod proposer;
+pub mod refusals;
 pub mod report_file;
 pub mod report_log;
 pub mod run;

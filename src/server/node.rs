@@ -152,7 +152,7 @@ impl Node {
     }
 
     /// The leader, waiting (within the caller's deadline) while an election is under way.
-    async fn known_leader(&self) -> Result<NodeId, Status> {
+    pub async fn known_leader(&self) -> Result<NodeId, Status> {
         let mut metrics = self.raft.metrics();
         loop {
             if let Some(leader) = self.leader_with_addr(&metrics.borrow()) {

@@ -6,16 +6,18 @@
 //! - openraft's messages (AppendEntries, Vote, InstallSnapshot), sent by
 //!   [`crate::raft::GrpcNetwork`]: decoded and handed to the local [`Raft`], whose result,
 //!   `Ok` or a Raft-level `Err`, goes back encoded with status OK.
-//! - what a follower asks of the leader on a client's behalf (Forward, Renew, ReadIndex) and
-//!   Hello. The leader side of those lives in the node, behind the small [`LeaderOps`] trait,
-//!   so that this file is only the wire: checks, decoding, encoding, status codes.
+//! - what a follower asks of the leader on a client's behalf (Forward, Renew, ReadIndex,
+//!   ClusterView) and Hello. The leader side of those lives in the node, behind the small
+//!   [`LeaderOps`] trait, so that this file is only the wire: checks, decoding, encoding,
+//!   status codes.
 //!   [`propose`] and [`read_index`] are the Raft halves a `LeaderOps` builds on.
 //!
 //! Every request is checked before anything is decoded, in this order: the cluster id
-//! (PERMISSION_DENIED: a node of another cluster never votes or appends here), the target id
-//! (FAILED_PRECONDITION: the address now belongs to another node), the payload format
-//! (UNIMPLEMENTED), then the payload (INVALID_ARGUMENT). Nothing that comes from the network
-//! can make this code panic.
+//! (PERMISSION_DENIED: a node of another cluster never votes or appends here; the refusal is a
+//! fixed text that tells the caller nothing about this cluster, and the details go to this
+//! node's log), the target id (FAILED_PRECONDITION: the address now belongs to another node),
+//! the payload format (UNIMPLEMENTED), then the payload (INVALID_ARGUMENT). Nothing that comes
+//! from the network can make this code panic.
 
 use std::future::Future;
 
@@ -29,8 +31,9 @@ use tonic::{Request, Response, Status};
 use crate::engine::{Applied, Command};
 use crate::proto::v1::raft_service_server::{RaftService, RaftServiceServer};
 use crate::proto::v1::{
-    ForwardRequest, ForwardResponse, HelloRequest, HelloResponse, RaftRequest, RaftResponse,
-    ReadIndexRequest, ReadIndexResponse, RenewRequest, RenewResponse,
+    ClusterResponse, ClusterViewRequest, ForwardRequest, ForwardResponse, HelloRequest,
+    HelloResponse, RaftRequest, RaftResponse, ReadIndexRequest, ReadIndexResponse, RenewRequest,
+    RenewResponse,
 };
 use crate::raft::network::{
     MAX_PEER_MESSAGE_BYTES, PAYLOAD_FORMAT, decode_payload, encode_payload,
@@ -40,6 +43,15 @@ use crate::raft::{NodeId, Raft};
 /// How a refusal of a peer of another cluster starts (PERMISSION_DENIED), so the refused
 /// node can tell it from other refusals.
 pub const CLUSTER_MISMATCH: &str = "another cluster";
+
+/// The whole message of a refusal of a peer of another cluster. It is the same for every
+/// caller and names nothing of this node's cluster (id, members, node id): whoever can reach
+/// the peer port learns nothing from a wrong guess. The misconfigured node names its own
+/// list, and this node logs both cluster ids and its list, so the two admins can compare.
+pub const CLUSTER_REFUSAL: &str = concat!(
+    "another cluster: this node belongs to a cluster other than the caller's (their ",
+    "--initial-cluster lists differ); the refusing node's log names its list"
+);
 
 /// Trailing metadata naming the leader's node id (decimal) on a refusal (common.proto).
 pub const LEADER_ID_METADATA: &str = "qlm-leader-id";
@@ -66,6 +78,11 @@ pub trait LeaderOps: Send + Sync + 'static {
     /// before it serves a linearizable read. [`read_index`] does exactly this.
     fn read_index(&self) -> impl Future<Output = Result<u64, Status>> + Send;
 
+    /// Confirms leadership with a majority, waits until this leader has applied everything
+    /// committed, and answers its own view of the cluster (a linearizable
+    /// `StatusService.Cluster` asked of a follower).
+    fn cluster_view(&self) -> impl Future<Output = Result<ClusterResponse, Status>> + Send;
+
     /// This node's id, client address and HTTP address.
     fn hello(&self) -> HelloResponse;
 }
@@ -80,8 +97,9 @@ pub struct PeerService<H> {
     node_id: NodeId,
     /// The leader-side operations.
     leader: H,
-    /// This node's `--initial-cluster`, as written, named in refusals so that the admin of a
-    /// misconfigured node reads both lists (see `server::cluster_check`).
+    /// This node's `--initial-cluster`, as written, logged with a refusal so that its admin
+    /// can compare it with the misconfigured node's (see `server::cluster_check`); never sent
+    /// to the refused caller.
     members: String,
     /// When a refusal was last logged, per sender: a misconfigured peer retries every few
     /// hundred milliseconds, and one ERROR line per [`REFUSAL_LOG_EVERY`] is enough.
@@ -90,6 +108,13 @@ pub struct PeerService<H> {
 
 /// How often a refusal of the same misconfigured peer is logged again.
 pub const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Senders whose last refusal is remembered (for [`REFUSAL_LOG_EVERY`]); a flood of made-up
+/// sender ids past this is not logged one by one.
+pub const REFUSALS_REMEMBERED: usize = 256;
+
+/// How much of a refused caller's cluster id is logged.
+const LOGGED_CLUSTER_ID_CHARS: usize = 64;
 
 impl<H: LeaderOps> PeerService<H> {
     /// The peer service of node `node_id` of cluster `cluster_id`.
@@ -109,7 +134,7 @@ impl<H: LeaderOps> PeerService<H> {
         }
     }
 
-    /// Names this node's `--initial-cluster` in refusals of peers of another cluster.
+    /// Logs this node's `--initial-cluster` with refusals of peers of another cluster.
     pub fn with_members(mut self, initial_cluster: impl Into<String>) -> PeerService<H> {
         self.members = initial_cluster.into();
         self
@@ -128,30 +153,36 @@ impl<H: LeaderOps> PeerService<H> {
         }
         let now = std::time::Instant::now();
         let log_now = self.refusals_logged.lock().is_ok_and(|mut logged| {
-            let due = logged.get(&sender_id).is_none_or(|at| now - *at >= REFUSAL_LOG_EVERY);
+            // Sender ids are the caller's to choose: forget stale entries before the table
+            // grows, and stay quiet rather than grow it past its bound.
+            if logged.len() >= REFUSALS_REMEMBERED {
+                logged.retain(|_, at| now - *at < REFUSAL_LOG_EVERY);
+            }
+            let due = logged.get(&sender_id).is_none_or(|at| now - *at >= REFUSAL_LOG_EVERY)
+                && (logged.contains_key(&sender_id) || logged.len() < REFUSALS_REMEMBERED);
             if due {
                 logged.insert(sender_id, now);
             }
             due
         });
         if log_now {
+            // The caller's cluster id is as long as it likes: the log keeps its start.
+            let theirs: String = cluster_id.chars().take(LOGGED_CLUSTER_ID_CHARS).collect();
             tracing::error!(
                 node = self.node_id,
                 sender_id,
-                sender_cluster_id = cluster_id,
+                sender_cluster_id = %theirs.escape_debug(),
                 cluster_id = %self.cluster_id,
                 initial_cluster = %self.members,
                 "refused node {sender_id}: it was started with another --initial-cluster \
-                 (cluster id {cluster_id}) than this node's (cluster id {}); every node must \
-                 be started with the same --initial-cluster",
-                self.cluster_id
+                 (cluster id {:?}) than this node's (cluster id {}, --initial-cluster {}); \
+                 every node must be started with the same --initial-cluster",
+                theirs,
+                self.cluster_id,
+                self.members
             );
         }
-        Err(Status::permission_denied(format!(
-            "{CLUSTER_MISMATCH}: node {} belongs to cluster {} (--initial-cluster {}), not to \
-             cluster {cluster_id:?}",
-            self.node_id, self.cluster_id, self.members
-        )))
+        Err(Status::permission_denied(CLUSTER_REFUSAL))
     }
 
     /// The checks of a Raft message, then its payload decoded.
@@ -242,6 +273,15 @@ impl<H: LeaderOps> RaftService for PeerService<H> {
         Ok(Response::new(ReadIndexResponse { index }))
     }
 
+    async fn cluster_view(
+        &self,
+        request: Request<ClusterViewRequest>,
+    ) -> Result<Response<ClusterResponse>, Status> {
+        let request = request.into_inner();
+        self.check_cluster(&request.cluster_id, request.sender_id)?;
+        Ok(Response::new(self.leader.cluster_view().await?))
+    }
+
     async fn hello(
         &self,
         request: Request<HelloRequest>,
@@ -306,5 +346,17 @@ pub async fn read_index(raft: &Raft) -> Result<u64, Status> {
                 attempt += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CLUSTER_MISMATCH, CLUSTER_REFUSAL};
+
+    #[test]
+    fn the_refusal_is_fixed_and_recognizable_by_the_refused_node() {
+        // `cluster_check::ask` tells a refusal for another cluster by this start.
+        assert!(CLUSTER_REFUSAL.starts_with(CLUSTER_MISMATCH));
+        assert!(!CLUSTER_REFUSAL.contains('{'), "no placeholder: nothing is filled in");
     }
 }

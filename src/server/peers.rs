@@ -1,5 +1,6 @@
 //! The client side of the peer port: how a node reaches the leader (forwarded writes,
-//! heartbeats, read index) and learns the other nodes' client addresses.
+//! heartbeats, read index, the leader's cluster view) and learns the other nodes' client
+//! addresses.
 //!
 //! One lazily connected channel per peer, reused; every call has a deadline, and a peer that
 //! cannot be reached is UNAVAILABLE, which the client library answers by trying another node.
@@ -19,7 +20,7 @@ use crate::raft::{NodeId, PeerDialer};
 
 /// Longest a forwarded call may take (it includes the leader's own write deadline).
 pub const FORWARD_DEADLINE: Duration = Duration::from_secs(6);
-/// Longest a heartbeat or read-index call to the leader may take.
+/// Longest a heartbeat, read-index or cluster-view call to the leader may take.
 pub const PEER_CALL_DEADLINE: Duration = Duration::from_secs(2);
 /// Longest a connection attempt to a peer may take.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -152,6 +153,18 @@ impl Peers {
         request.set_timeout(PEER_CALL_DEADLINE);
         let reply = self.client(leader)?.read_index(request).await.map_err(unreachable(leader))?;
         Ok(reply.into_inner().index)
+    }
+
+    /// Asks the leader for its own view of the cluster (a linearizable `Cluster` read).
+    pub async fn cluster_view(&self, leader: NodeId) -> Result<v1::ClusterResponse, Status> {
+        let mut request = tonic::Request::new(v1::ClusterViewRequest {
+            cluster_id: self.cluster_id.clone(),
+            sender_id: self.self_id,
+        });
+        request.set_timeout(PEER_CALL_DEADLINE);
+        let reply =
+            self.client(leader)?.cluster_view(request).await.map_err(unreachable(leader))?;
+        Ok(reply.into_inner())
     }
 
     /// Asks node `id` for its client address and remembers it.

@@ -27,6 +27,7 @@ use crate::server::http::{GrpcTimingLayer, HttpState, Metrics, UsageHistory};
 use crate::server::node::Node;
 use crate::server::peer::{LeaderOps, PeerService};
 use crate::server::peers::Peers;
+use crate::server::refusals::{MAX_CLIENT_MESSAGE_BYTES, MAX_REQUEST_METADATA_BYTES, RefusalLayer};
 use crate::server::report_log::ReportLog;
 use crate::server::services::ClientServices;
 use crate::server::tls_config::LoadedTls;
@@ -79,6 +80,8 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunEr
 /// The leader-side operations the peer service calls, answered by the node.
 struct NodeOps {
     node: Arc<Node>,
+    /// The client services, for the leader's view of the cluster.
+    services: ClientServices,
     client_addr: String,
     http_addr: String,
 }
@@ -99,6 +102,10 @@ impl LeaderOps for NodeOps {
 
     async fn read_index(&self) -> Result<u64, tonic::Status> {
         self.node.read_index_here().await
+    }
+
+    async fn cluster_view(&self) -> Result<crate::proto::v1::ClusterResponse, tonic::Status> {
+        self.services.leader_view_here().await
     }
 
     fn hello(&self) -> crate::proto::v1::HelloResponse {
@@ -179,8 +186,10 @@ pub async fn run_node(
     node.propose_on(&replicated);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let services = ClientServices { node: node.clone(), client_addr: advertised.clone() };
     let ops = NodeOps {
         node: node.clone(),
+        services: services.clone(),
         client_addr: advertised.clone(),
         http_addr: http_addr.to_string(),
     };
@@ -195,23 +204,36 @@ pub async fn run_node(
             }),
     );
 
-    let services = ClientServices { node: node.clone(), client_addr: advertised };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;
+    health_reporter.set_serving::<StatusServiceServer<ClientServices>>().await;
+    health_reporter.set_serving::<AdminServiceServer<AdminServices>>().await;
     let reflection = crate::proto::client_port_reflection()
         .map_err(|e| RunError::Config(format!("reflection: {e}")))?;
+    let hint_services = services.clone();
+    let admin = AdminServices { services: services.clone(), token: config.admin_token.clone() };
     let mut client_stop = stop_rx.clone();
     let client_server = tokio::spawn(
         server_builder(tls.client.as_ref().map(|t| t.server_config()), "--tls-cert")?
+            // Up to this much metadata reaches the services, which refuse what is too long
+            // for them by name (an oversize admin token is UNAUTHENTICATED, not a reset).
+            .http2_max_header_list_size(MAX_REQUEST_METADATA_BYTES)
             .layer(GrpcTimingLayer::new(metrics.rpc_seconds.clone()))
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(LicenseServiceServer::new(services.clone()))
-            .add_service(StatusServiceServer::new(services.clone()))
-            .add_service(AdminServiceServer::new(AdminServices {
-                services,
-                token: config.admin_token.clone(),
-            }))
+            .layer(RefusalLayer::new(move |status| hint_services.hinted(status)))
+            .add_service(health_service.max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES))
+            .add_service(reflection.max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES))
+            .add_service(
+                LicenseServiceServer::new(services.clone())
+                    .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
+            )
+            .add_service(
+                StatusServiceServer::new(services)
+                    .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
+            )
+            .add_service(
+                AdminServiceServer::new(admin).max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(no_delay(client_listener), async move {
                 let _ = client_stop.changed().await;
             }),

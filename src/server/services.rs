@@ -41,7 +41,7 @@ impl ClientServices {
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
         let replication = metrics.replication.clone().unwrap_or_default();
         let last_log = metrics.last_log_index.unwrap_or(0);
-        membership
+        let mut members = membership
             .nodes()
             .map(|(&id, node)| {
                 let matched = replication.get(&id).and_then(|m| m.map(|log| log.index));
@@ -67,7 +67,10 @@ impl ClientServices {
                     reachable: id == self.node.id || matched.is_some(),
                 }
             })
-            .collect()
+            .collect::<Vec<_>>();
+        // status.proto: voters then learners, each by id.
+        members.sort_by_key(|m| (m.role != i32::from(v1::MemberRole::Voter), m.id));
+        members
     }
 
     pub fn leader_hint(&self) -> Option<v1::LeaderHint> {
@@ -79,6 +82,32 @@ impl ClientServices {
         };
         Some(v1::LeaderHint { id: leader, client_addr })
     }
+
+    /// `status` with the leader hint in its trailing metadata, as common.proto promises of
+    /// every failed rpc: `qlm-leader-id` and `qlm-leader-addr`, when this node knows a leader
+    /// (and its client address, for the second). Entries the status already carries stay.
+    pub fn hinted(&self, status: Status) -> Status {
+        with_leader_hint(status, self.leader_hint().as_ref())
+    }
+}
+
+/// `status` with `hint` added to its trailing metadata ([`ClientServices::hinted`]); no leader
+/// (none, or id 0) adds nothing, nor does an empty or unsendable address.
+pub fn with_leader_hint(mut status: Status, hint: Option<&v1::LeaderHint>) -> Status {
+    use crate::server::peer::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
+    use tonic::metadata::MetadataValue;
+    let Some(hint) = hint.filter(|h| h.id != 0) else { return status };
+    let metadata = status.metadata_mut();
+    if !metadata.contains_key(LEADER_ID_METADATA) {
+        metadata.insert(LEADER_ID_METADATA, MetadataValue::from(hint.id));
+    }
+    if !hint.client_addr.is_empty()
+        && !metadata.contains_key(LEADER_ADDR_METADATA)
+        && let Ok(addr) = MetadataValue::try_from(hint.client_addr.as_str())
+    {
+        metadata.insert(LEADER_ADDR_METADATA, addr);
+    }
+    status
 }
 
 /// A session id the server makes: derived from the request id when the client gives one, so
@@ -342,7 +371,7 @@ impl StatusService for ClientServices {
     ) -> Result<Response<v1::FeaturesResponse>, Status> {
         let request = request.into_inner();
         validate::features(&request).map_err(|e| self.hinted(e.into()))?;
-        self.node.read_barrier(request.stale).await?;
+        self.node.read_barrier(request.stale).await.map_err(|status| self.hinted(status))?;
         let replica = self.node.replica.read().await;
         let mut answer = convert::features_response(replica.engine(), &request.feature);
         answer.leader = self.leader_hint();
@@ -355,7 +384,7 @@ impl StatusService for ClientServices {
     ) -> Result<Response<v1::CheckoutsResponse>, Status> {
         let request = request.into_inner();
         validate::checkouts(&request).map_err(|e| self.hinted(e.into()))?;
-        self.node.read_barrier(request.stale).await?;
+        self.node.read_barrier(request.stale).await.map_err(|status| self.hinted(status))?;
         let replica = self.node.replica.read().await;
         let mut answer = convert::checkouts_response(replica.engine(), &request);
         answer.leader = self.leader_hint();
@@ -366,26 +395,48 @@ impl StatusService for ClientServices {
         &self,
         request: Request<v1::ClusterRequest>,
     ) -> Result<Response<v1::ClusterResponse>, Status> {
-        self.node.read_barrier(request.into_inner().stale).await?;
-        // The applied index and the digest under one read lock, so they describe one state.
-        let (applied_index, state_digest) = {
-            let replica = self.node.replica.read().await;
-            let digest = Sha256::digest(replica.engine().snapshot());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            (replica.last_applied().map_or(0, |l| l.index), hex)
+        // status.proto: a linearizable answer is the leader's view, wherever it is asked.
+        let answer = if request.into_inner().stale {
+            Ok(self.own_cluster_view().await)
+        } else {
+            self.leader_cluster_view().await
         };
-        let metrics = self.node.raft.metrics().borrow().clone();
-        let members = self.members();
-        let last_log = metrics.last_log_index.unwrap_or(0);
-        Ok(Response::new(v1::ClusterResponse {
-            node_id: self.node.id,
-            state_digest,
-            applied_index,
-            term: metrics.current_term,
-            commit_index: metrics.last_applied.map_or(0, |l| l.index),
-            last_log_index: last_log,
-            members,
-            leader: self.leader_hint(),
-        }))
+        answer.map(Response::new).map_err(|status| self.hinted(status))
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::{Status, v1, with_leader_hint};
+
+    fn entry<'a>(status: &'a Status, key: &str) -> Option<&'a str> {
+        status.metadata().get(key).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn a_known_leader_is_added_to_a_failed_status_and_present_entries_stay() {
+        let hint = v1::LeaderHint { id: 2, client_addr: "10.0.0.2:7400".into() };
+        let status = with_leader_hint(Status::unauthenticated("wrong admin token"), Some(&hint));
+        assert_eq!(entry(&status, "qlm-leader-id"), Some("2"));
+        assert_eq!(entry(&status, "qlm-leader-addr"), Some("10.0.0.2:7400"));
+        assert_eq!(status.message(), "wrong admin token", "the status itself is unchanged");
+
+        let mut fresher = Status::unavailable("not the leader; node 3 leads");
+        fresher.metadata_mut().insert("qlm-leader-id", 3.into());
+        let status = with_leader_hint(fresher, Some(&hint));
+        assert_eq!(entry(&status, "qlm-leader-id"), Some("3"), "an entry present stays");
+        assert_eq!(entry(&status, "qlm-leader-addr"), Some("10.0.0.2:7400"));
+    }
+
+    #[test]
+    fn no_leader_adds_nothing_and_no_address_adds_only_the_id() {
+        let status = with_leader_hint(Status::unavailable("electing"), None);
+        assert!(status.metadata().is_empty());
+        let nobody = v1::LeaderHint { id: 0, client_addr: String::new() };
+        assert!(with_leader_hint(Status::unavailable("x"), Some(&nobody)).metadata().is_empty());
+        let no_addr = v1::LeaderHint { id: 1, client_addr: String::new() };
+        let status = with_leader_hint(Status::unavailable("x"), Some(&no_addr));
+        assert_eq!(entry(&status, "qlm-leader-id"), Some("1"));
+        assert!(entry(&status, "qlm-leader-addr").is_none());
     }
 }

@@ -68,7 +68,7 @@ pub fn run(
                 } else {
                     let leader = cluster.leader.as_ref().map_or(0, |l| l.id);
                     out.line(format!(
-                        "term {}, leader {}, answered by node {}",
+                        "term {}, leader {}, as node {} sees it",
                         cluster.term, leader, cluster.node_id
                     ));
                     members(&cluster.members, out);

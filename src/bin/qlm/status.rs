@@ -126,7 +126,7 @@ fn print_cluster(cluster: &v1::ClusterResponse, out: &mut Report) {
     out.line("");
     let leader = cluster.leader.as_ref().filter(|l| l.id != 0);
     out.line(format!(
-        "Cluster: leader {}, term {}, answered by node {} (applied {}, committed {})",
+        "Cluster: leader {}, term {}, as node {} sees it (applied {}, committed {})",
         leader.map_or("none".to_owned(), |l| format!("{} ({})", l.id, l.client_addr)),
         cluster.term,
         cluster.node_id,
