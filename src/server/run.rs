@@ -35,6 +35,15 @@ use crate::server::tls_config::LoadedTls;
 /// How often a node asks its peers for their client addresses (for leader hints).
 pub const HELLO_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How soon a node asks again while a peer's client address is still unknown: at start the
+/// peers come up one by one, and until a follower knows the leader's address its answers
+/// carry a leader hint without one.
+pub const HELLO_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Rounds asked at [`HELLO_RETRY`] in a row before a peer that does not answer (down for
+/// good, or not started yet) is asked at [`HELLO_EVERY`] only.
+pub const HELLO_FAST_ROUNDS: u32 = 40;
+
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -382,10 +391,11 @@ async fn learn_client_addrs(
     misconfigured: tokio::sync::mpsc::Sender<String>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut interval = tokio::time::interval(HELLO_EVERY);
+    let mut pause = std::time::Duration::ZERO;
+    let mut fast_rounds = 0;
     loop {
         tokio::select! {
-            _ = interval.tick() => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
         // Members added since the start (`qlm cluster add`) are reached at the address the
@@ -411,14 +421,21 @@ async fn learn_client_addrs(
             .chain(members.iter().map(|(id, _)| *id))
             .filter(|&p| p != node.id)
             .collect();
+        // A peer that refuses this node is asked again at the slow pace only: each refusal
+        // is logged at ERROR.
+        let mut unanswered = false;
         for peer in peers {
             if node.peers.client_addr(peer).is_none() {
                 let refusal = cluster_check::ask(&node.peers, &config, peer).await;
+                unanswered |= refusal.is_none() && node.peers.client_addr(peer).is_none();
                 if config.initial_cluster.contains_key(&peer) {
                     refusals.record(peer, refusal);
                 }
             }
         }
+        fast_rounds = if unanswered { fast_rounds + 1 } else { 0 };
+        pause =
+            if unanswered && fast_rounds <= HELLO_FAST_ROUNDS { HELLO_RETRY } else { HELLO_EVERY };
         if let Err(message) = refusals.verdict(&config) {
             let _ = misconfigured.send(message).await;
             return;
