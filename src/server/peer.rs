@@ -35,6 +35,7 @@ use crate::proto::v1::{
     HelloResponse, RaftRequest, RaftResponse, ReadIndexRequest, ReadIndexResponse, RenewRequest,
     RenewResponse,
 };
+use crate::proto::validate::MAX_COMMAND_BYTES;
 use crate::raft::network::{
     MAX_PEER_MESSAGE_BYTES, PAYLOAD_FORMAT, decode_payload, encode_payload,
 };
@@ -245,6 +246,14 @@ impl<H: LeaderOps> RaftService for PeerService<H> {
         let request = request.into_inner();
         self.check_cluster(&request.cluster_id, request.sender_id)?;
         check_format(request.format)?;
+        // Only client requests are forwarded, and a node checks those before it forwards
+        // them: one larger than any checked request can make is refused, not proposed.
+        if request.command.len() > MAX_COMMAND_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "command: {} bytes; a forwarded command is at most {MAX_COMMAND_BYTES}",
+                request.command.len()
+            )));
+        }
         let command: Command = decode_payload(&request.command)
             .map_err(|e| Status::invalid_argument(format!("command: {e}")))?;
         let (applied, log_index) = self.leader.forward(command).await?;
