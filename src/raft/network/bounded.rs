@@ -1,0 +1,209 @@
+//! AppendEntries that a follower can take: within one peer message, and within openraft's
+//! deadline.
+//!
+//! openraft sends a follower that is behind as many entries at once as it has, up to its
+//! `max_payload_entries` (300), whatever their size. Two limits stand in the way, and an
+//! AppendEntries past either fails, and openraft sends the very same one again forever:
+//!
+//! - Size: the follower refuses a message above [`MAX_PEER_MESSAGE_BYTES`].
+//! - Time: openraft 0.9.25 gives each AppendEntries one heartbeat interval (50 ms), for the
+//!   leader to encode it, the link to carry it and the follower to decode, write and fsync
+//!   it (`ReplicationCore::send_log_entries`). 16 MiB alone takes 134 ms on 1 Gbit/s.
+//!
+//! So each follower's stream has an [`AppendBudget`]: how many bytes one AppendEntries may
+//! take. The request is encoded into a buffer that stops at the budget; one that does not fit
+//! is not sent, and openraft is told how many of its leading entries do ([`PayloadTooLarge`]):
+//! it sends those at once, and keeps that count for its next ten AppendEntries to the
+//! follower (`ReplicationCore::update_hint`). The budget starts at what a fast link carries
+//! well within the deadline, halves when an AppendEntries misses it, and doubles when one
+//! near the budget is answered within a quarter of it, up to [`MAX_APPEND_PAYLOAD_BYTES`].
+//!
+//! One entry always goes alone, whatever the budget: entries cannot be split, and the
+//! proposer keeps them small enough ([`MAX_ENTRY_BYTES`]) to cross within the deadline. An
+//! entry above the message limit cannot be sent at all: that is reported as the follower
+//! being unreachable (openraft backs off and keeps trying; the error names the entry), never
+//! retried at once.
+
+use std::time::Duration;
+
+use openraft::error::{NetworkError, PayloadTooLarge, RPCError, Unreachable};
+use openraft::raft::AppendEntriesRequest;
+use postcard::experimental::serialized_size;
+use postcard::ser_flavors::Flavor;
+
+use super::{MAX_PEER_MESSAGE_BYTES, RpcResult};
+use crate::raft::{MAX_ENTRY_BYTES, TypeConfig};
+
+/// Bytes of a peer message kept for what surrounds an encoded openraft request: the
+/// `RaftRequest` envelope (cluster id, sender and target ids, format, the payload's tag and
+/// length). It takes under a hundred bytes with the 16-character cluster id the server uses;
+/// the margin is free, since only the number of entries per message depends on it.
+pub const ENVELOPE_HEADROOM_BYTES: usize = 64 * 1024;
+
+/// Largest encoded AppendEntries request ever sent to a peer (the budget's ceiling).
+pub const MAX_APPEND_PAYLOAD_BYTES: usize = MAX_PEER_MESSAGE_BYTES - ENVELOPE_HEADROOM_BYTES;
+
+/// A follower's budget when its stream starts: what 1 Gbit/s carries in a third of the
+/// 50 ms deadline, leaving the rest for encoding, decoding and the follower's fsync.
+pub const START_APPEND_BUDGET_BYTES: usize = 2 * 1024 * 1024;
+
+/// The budget never halves below this; an entry larger than the budget still goes alone.
+pub const MIN_APPEND_BUDGET_BYTES: usize = 64 * 1024;
+
+/// Bytes a list's length takes at most in postcard (a varint of a `u64`).
+const MAX_LENGTH_BYTES: usize = 10;
+
+// An entry of the largest size fits in a message with room to spare, and a budget of a few.
+const _: () = assert!(4 * (MAX_ENTRY_BYTES + 1024) <= MAX_APPEND_PAYLOAD_BYTES);
+const _: () = assert!(MIN_APPEND_BUDGET_BYTES <= START_APPEND_BUDGET_BYTES);
+const _: () = assert!(START_APPEND_BUDGET_BYTES <= MAX_APPEND_PAYLOAD_BYTES);
+
+/// How many bytes one AppendEntries to a follower may take, learned from its answers.
+pub(super) struct AppendBudget {
+    bytes: usize,
+    /// The size of an AppendEntries with entries sent and not yet answered. Still set at the
+    /// next one: openraft dropped the call at its deadline.
+    in_flight: Option<usize>,
+}
+
+impl AppendBudget {
+    pub(super) fn new() -> AppendBudget {
+        AppendBudget { bytes: START_APPEND_BUDGET_BYTES, in_flight: None }
+    }
+
+    /// The current budget, in bytes.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Encodes `rpc` if it fits in the budget (a request with at most one entry: in a
+    /// message), else tells openraft how many of its leading entries to send
+    /// ([`encode_append_entries`]). Encodes once when the request fits.
+    pub(super) fn encode(&mut self, rpc: &AppendEntriesRequest<TypeConfig>) -> RpcResult<Vec<u8>> {
+        if let Some(missed) = self.in_flight.take() {
+            self.shrink(missed);
+        }
+        let limit = if rpc.entries.len() <= 1 { MAX_APPEND_PAYLOAD_BYTES } else { self.bytes };
+        encode_append_entries(rpc, limit)
+    }
+
+    /// An AppendEntries of `bytes` with entries is about to be sent.
+    pub(super) fn sending(&mut self, bytes: usize) {
+        self.in_flight = Some(bytes);
+    }
+
+    /// The AppendEntries of `bytes` sent last came back after `elapsed`, of `deadline`:
+    /// `timed_out` when it came back as a timeout.
+    pub(super) fn answered(
+        &mut self,
+        bytes: usize,
+        elapsed: Duration,
+        deadline: Duration,
+        timed_out: bool,
+    ) {
+        self.in_flight = None;
+        if timed_out {
+            self.shrink(bytes);
+        } else if elapsed * 4 <= deadline && bytes * 2 >= self.bytes {
+            self.bytes = (self.bytes * 2).min(MAX_APPEND_PAYLOAD_BYTES);
+        }
+    }
+
+    /// An AppendEntries of `bytes` missed the deadline: half of it, at most, from now on.
+    fn shrink(&mut self, bytes: usize) {
+        self.bytes = (self.bytes.min(bytes) / 2).max(MIN_APPEND_BUDGET_BYTES);
+    }
+}
+
+/// Encodes `rpc` if it takes at most `limit` bytes. Otherwise a [`PayloadTooLarge`] with the
+/// number of its leading entries that fit (one at least, fewer than all); for a request of
+/// one entry, an [`Unreachable`] that names it.
+pub(super) fn encode_append_entries(
+    rpc: &AppendEntriesRequest<TypeConfig>,
+    limit: usize,
+) -> RpcResult<Vec<u8>> {
+    match postcard::serialize_with_flavor(rpc, Capped { bytes: Vec::new(), limit }) {
+        Ok(payload) => return Ok(payload),
+        Err(postcard::Error::SerializeBufferFull) => {}
+        Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+    }
+    if rpc.entries.len() <= 1 {
+        let (index, bytes) = match rpc.entries.first() {
+            Some(entry) => (entry.log_id.index, serialized_size(entry).unwrap_or(usize::MAX)),
+            None => (0, usize::MAX),
+        };
+        let e = std::io::Error::other(format!(
+            "log entry {index} takes {bytes} bytes encoded, more than one peer message carries \
+             ({limit} bytes): it cannot be replicated"
+        ));
+        return Err(RPCError::Unreachable(Unreachable::new(&e)));
+    }
+    let fit = leading_entries_that_fit(rpc, limit)
+        .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    // Never all of them (the same request again), never none (the first goes alone).
+    let fit = fit.clamp(1, rpc.entries.len() - 1);
+    let hint = u64::try_from(fit).unwrap_or(u64::MAX);
+    Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)))
+}
+
+/// How many of `rpc`'s leading entries an AppendEntries of at most `limit` bytes can carry.
+/// Counts the request's other fields as encoded and its entry count at its largest, so the
+/// request with that many entries is never over the limit.
+fn leading_entries_that_fit(
+    rpc: &AppendEntriesRequest<TypeConfig>,
+    limit: usize,
+) -> Result<usize, postcard::Error> {
+    let without_entries = AppendEntriesRequest::<TypeConfig> {
+        vote: rpc.vote,
+        prev_log_id: rpc.prev_log_id,
+        entries: Vec::new(),
+        leader_commit: rpc.leader_commit,
+    };
+    let mut used = serialized_size(&without_entries)? + MAX_LENGTH_BYTES;
+    let mut fit = 0;
+    for entry in &rpc.entries {
+        used += serialized_size(entry)?;
+        if used > limit {
+            break;
+        }
+        fit += 1;
+    }
+    Ok(fit)
+}
+
+/// A postcard output that refuses to grow past `limit` bytes (postcard's own `Vec` output,
+/// with the bound): an oversize request costs at most `limit` bytes of encoding.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl Flavor for Capped {
+    type Output = Vec<u8>;
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() > self.limit - self.bytes.len() {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.bytes.len() >= self.limit {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.bytes.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests;
