@@ -11,8 +11,8 @@
 //!   it (`ReplicationCore::send_log_entries`). 16 MiB alone takes 134 ms on 1 Gbit/s.
 //!
 //! So each follower's stream has an [`AppendBudget`]: how many bytes one AppendEntries may
-//! take. The request is encoded into a buffer that stops at the budget; one that does not fit
-//! is not sent, and openraft is told how many of its leading entries do ([`PayloadTooLarge`]):
+//! take. A request of several entries is sized before it is encoded; one over the budget is
+//! not sent, and openraft is told how many of its leading entries fit ([`PayloadTooLarge`]):
 //! it sends those at once, and keeps that count for its next ten AppendEntries to the
 //! follower (`ReplicationCore::update_hint`). The budget starts at what a fast link carries
 //! well within the deadline, halves when an AppendEntries misses it, and doubles when one
@@ -29,9 +29,8 @@ use std::time::Duration;
 use openraft::error::{NetworkError, PayloadTooLarge, RPCError, Unreachable};
 use openraft::raft::AppendEntriesRequest;
 use postcard::experimental::serialized_size;
-use postcard::ser_flavors::Flavor;
 
-use super::{MAX_PEER_MESSAGE_BYTES, RpcResult};
+use super::{MAX_PEER_MESSAGE_BYTES, RpcResult, encode_payload};
 use crate::raft::{MAX_ENTRY_BYTES, TypeConfig};
 
 /// Bytes of a peer message kept for what surrounds an encoded openraft request: the
@@ -53,7 +52,7 @@ pub const MIN_APPEND_BUDGET_BYTES: usize = 64 * 1024;
 /// Bytes a list's length takes at most in postcard (a varint of a `u64`).
 const MAX_LENGTH_BYTES: usize = 10;
 
-// An entry of the largest size fits in a message with room to spare, and a budget of a few.
+// One message carries several entries of the largest size; the budget moves between bounds.
 const _: () = assert!(4 * (MAX_ENTRY_BYTES + 1024) <= MAX_APPEND_PAYLOAD_BYTES);
 const _: () = assert!(MIN_APPEND_BUDGET_BYTES <= START_APPEND_BUDGET_BYTES);
 const _: () = assert!(START_APPEND_BUDGET_BYTES <= MAX_APPEND_PAYLOAD_BYTES);
@@ -79,13 +78,12 @@ impl AppendBudget {
 
     /// Encodes `rpc` if it fits in the budget (a request with at most one entry: in a
     /// message), else tells openraft how many of its leading entries to send
-    /// ([`encode_append_entries`]). Encodes once when the request fits.
+    /// ([`encode_append_entries`]).
     pub(super) fn encode(&mut self, rpc: &AppendEntriesRequest<TypeConfig>) -> RpcResult<Vec<u8>> {
         if let Some(missed) = self.in_flight.take() {
             self.shrink(missed);
         }
-        let limit = if rpc.entries.len() <= 1 { MAX_APPEND_PAYLOAD_BYTES } else { self.bytes };
-        encode_append_entries(rpc, limit)
+        encode_append_entries(rpc, self.bytes, MAX_APPEND_PAYLOAD_BYTES)
     }
 
     /// An AppendEntries of `bytes` with entries is about to be sent.
@@ -116,40 +114,41 @@ impl AppendBudget {
     }
 }
 
-/// Encodes `rpc` if it takes at most `limit` bytes. Otherwise a [`PayloadTooLarge`] with the
-/// number of its leading entries that fit (one at least, fewer than all); for a request of
-/// one entry, an [`Unreachable`] that names it.
+/// Encodes `rpc` when it may be sent: a request of several entries if it takes at most
+/// `budget` bytes (else a [`PayloadTooLarge`] with how many of its leading entries do, one at
+/// least), a request of one entry or none if it takes at most `message_limit` (else an
+/// [`Unreachable`] that names the entry). Encodes once; a request of several entries is sized
+/// first, as far as the budget, which costs a fraction of encoding it.
 pub(super) fn encode_append_entries(
     rpc: &AppendEntriesRequest<TypeConfig>,
-    limit: usize,
+    budget: usize,
+    message_limit: usize,
 ) -> RpcResult<Vec<u8>> {
-    match postcard::serialize_with_flavor(rpc, Capped { bytes: Vec::new(), limit }) {
-        Ok(payload) => return Ok(payload),
-        Err(postcard::Error::SerializeBufferFull) => {}
-        Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+    let network_error = |e: postcard::Error| RPCError::Network(NetworkError::new(&e));
+    if rpc.entries.len() > 1 {
+        let fit = leading_entries_that_fit(rpc, budget).map_err(network_error)?;
+        if fit < rpc.entries.len() {
+            let hint = u64::try_from(fit.max(1)).unwrap_or(u64::MAX);
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
+        }
     }
-    if rpc.entries.len() <= 1 {
-        let (index, bytes) = match rpc.entries.first() {
-            Some(entry) => (entry.log_id.index, serialized_size(entry).unwrap_or(usize::MAX)),
-            None => (0, usize::MAX),
-        };
+    let payload = encode_payload(rpc).map_err(network_error)?;
+    if payload.len() > message_limit {
+        let index = rpc.entries.first().map_or(0, |entry| entry.log_id.index);
         let e = std::io::Error::other(format!(
-            "log entry {index} takes {bytes} bytes encoded, more than one peer message carries \
-             ({limit} bytes): it cannot be replicated"
+            "log entry {index} takes {} bytes encoded, more than one peer message carries \
+             ({message_limit} bytes): it cannot be replicated",
+            payload.len()
         ));
         return Err(RPCError::Unreachable(Unreachable::new(&e)));
     }
-    let fit = leading_entries_that_fit(rpc, limit)
-        .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-    // Never all of them (the same request again), never none (the first goes alone).
-    let fit = fit.clamp(1, rpc.entries.len() - 1);
-    let hint = u64::try_from(fit).unwrap_or(u64::MAX);
-    Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)))
+    Ok(payload)
 }
 
-/// How many of `rpc`'s leading entries an AppendEntries of at most `limit` bytes can carry.
-/// Counts the request's other fields as encoded and its entry count at its largest, so the
-/// request with that many entries is never over the limit.
+/// How many of `rpc`'s leading entries an AppendEntries of at most `limit` bytes can carry,
+/// counted without encoding them. Counts the request's other fields as encoded and its entry
+/// count at its largest, so the request with that many entries is never over the limit; stops
+/// at the first entry that does not fit.
 fn leading_entries_that_fit(
     rpc: &AppendEntriesRequest<TypeConfig>,
     limit: usize,
@@ -170,39 +169,6 @@ fn leading_entries_that_fit(
         fit += 1;
     }
     Ok(fit)
-}
-
-/// A postcard output that refuses to grow past `limit` bytes (postcard's own `Vec` output,
-/// with the bound): an oversize request costs at most `limit` bytes of encoding.
-struct Capped {
-    bytes: Vec<u8>,
-    limit: usize,
-}
-
-impl Flavor for Capped {
-    type Output = Vec<u8>;
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() > self.limit - self.bytes.len() {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        self.bytes.extend_from_slice(data);
-        Ok(())
-    }
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        if self.bytes.len() >= self.limit {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        self.bytes.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.bytes)
-    }
 }
 
 #[cfg(test)]
