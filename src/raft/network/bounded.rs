@@ -6,9 +6,10 @@
 //! AppendEntries past either fails, and openraft sends the very same one again forever:
 //!
 //! - Size: the follower refuses a message above [`MAX_PEER_MESSAGE_BYTES`].
-//! - Time: openraft 0.9.25 gives each AppendEntries one heartbeat interval (50 ms), for the
-//!   leader to encode it, the link to carry it and the follower to decode, write and fsync
-//!   it (`ReplicationCore::send_log_entries`). 16 MiB alone takes 134 ms on 1 Gbit/s.
+//! - Time: openraft 0.9.25 gives each AppendEntries one heartbeat interval (50 ms by default,
+//!   `--heartbeat-ms`) for the leader to encode it, the link to carry it and the follower to
+//!   decode, write and fsync it (`ReplicationCore::send_log_entries`). 16 MiB alone takes
+//!   134 ms on 1 Gbit/s.
 //!
 //! So each follower's stream has an [`AppendBudget`]: how many bytes one AppendEntries may
 //! take. A request of several entries is sized before it is encoded; one over the budget is
@@ -43,7 +44,7 @@ pub const ENVELOPE_HEADROOM_BYTES: usize = 64 * 1024;
 pub const MAX_APPEND_PAYLOAD_BYTES: usize = MAX_PEER_MESSAGE_BYTES - ENVELOPE_HEADROOM_BYTES;
 
 /// A follower's budget when its stream starts: what 1 Gbit/s carries in a third of the
-/// 50 ms deadline, leaving the rest for encoding, decoding and the follower's fsync.
+/// default 50 ms deadline, leaving the rest for encoding, decoding and the follower's fsync.
 pub const START_APPEND_BUDGET_BYTES: usize = 2 * 1024 * 1024;
 
 /// The budget never halves below this; an entry larger than the budget still goes alone.
