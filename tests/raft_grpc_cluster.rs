@@ -1,7 +1,8 @@
 //! Three openraft nodes in one process, talking over real gRPC on loopback: each has its own
 //! sled store, its own PeerService on its own port, and the GrpcNetworkFactory. The cluster
-//! forms, replicates to every replica, survives the loss of its leader, and refuses messages
-//! that are not for it.
+//! forms, replicates to every replica, survives the loss of its leader, catches a follower up
+//! on more entries of the largest size than one message carries, and refuses messages that
+//! are not for it.
 
 mod common;
 
@@ -16,10 +17,12 @@ use quorumlm::engine::{Applied, Command, Outcome};
 use quorumlm::license::Policy;
 use quorumlm::proto::v1::raft_service_client::RaftServiceClient;
 use quorumlm::proto::v1::{ForwardRequest, HelloRequest, RaftPayloadFormat, RaftRequest};
-use quorumlm::raft::network::{decode_payload, encode_payload};
+use quorumlm::raft::network::{
+    MAX_PEER_MESSAGE_BYTES, decode_payload, encode_payload, payload_len,
+};
 use quorumlm::raft::{
-    GrpcNetworkFactory, LogEntry, NodeId, Raft, ReplicationSignal, SharedReplica, open_stores,
-    raft_config,
+    GrpcNetworkFactory, LogEntry, MAX_ENTRY_BYTES, NodeId, Raft, ReplicationSignal, SharedReplica,
+    open_stores, raft_config,
 };
 use quorumlm::server::peer::{self, LEADER_ID_METADATA, LeaderOps, PeerService};
 use quorumlm::server::proposer::Proposer;
@@ -108,20 +111,7 @@ impl TestNode {
         let raft = Raft::new(id, config, network, log, state_machine).await.expect("start raft");
         let proposer = Proposer::new(raft.clone());
         proposer.listen(&replicated);
-        let service = PeerService::new(
-            raft.clone(),
-            CLUSTER,
-            id,
-            TestLeader { raft: raft.clone(), proposer: proposer.clone(), id },
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service.into_server())
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-                    let _ = stopped.await;
-                }),
-        );
+        let (stop, server) = serve(&raft, &proposer, id, listener);
         TestNode {
             id,
             addr,
@@ -141,11 +131,24 @@ impl TestNode {
             .await
             .expect("raft shuts down in time")
             .expect("raft shuts down");
+        self.stop_server().await;
+    }
+
+    /// Stops the node's server: no peer reaches it, while its Raft runs on.
+    async fn stop_server(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let server = tokio::time::timeout(STEP, &mut self.server).await;
         assert!(matches!(server, Ok(Ok(Ok(())))), "server stops cleanly: {server:?}");
+    }
+
+    /// Serves the node again on its address after [`TestNode::stop_server`].
+    async fn serve_again(&mut self) {
+        let listener = TcpListener::bind(&self.addr).await.expect("bind the node's port again");
+        let (stop, server) = serve(&self.raft, &self.proposer, self.id, listener);
+        self.stop = Some(stop);
+        self.server = server;
     }
 
     async fn client(&self) -> RaftServiceClient<tonic::transport::Channel> {
@@ -165,6 +168,26 @@ impl TestNode {
             .expect("applied in time");
         self.replica.read().await.engine().snapshot()
     }
+}
+
+/// Serves node `id`'s PeerService on `listener`: what stops the server, and its task.
+fn serve(
+    raft: &Raft,
+    proposer: &Arc<Proposer>,
+    id: NodeId,
+    listener: TcpListener,
+) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
+    let leader = TestLeader { raft: raft.clone(), proposer: proposer.clone(), id };
+    let service = PeerService::new(raft.clone(), CLUSTER, id, leader);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                let _ = stopped.await;
+            }),
+    );
+    (stop, server)
 }
 
 async fn listeners(n: usize) -> Vec<TcpListener> {
@@ -209,11 +232,15 @@ fn open_session(session_id: &str) -> Command {
 
 /// Proposes on `raft`; the log index once applied on the leader.
 async fn write(raft: &Raft, command: Command) -> u64 {
-    let written =
-        tokio::time::timeout(STEP, raft.client_write(LogEntry::stamped_now(vec![command])))
-            .await
-            .expect("written in time")
-            .expect("written");
+    write_entry(raft, vec![command]).await
+}
+
+/// Proposes one entry of `commands` on `raft`; its log index once applied on the leader.
+async fn write_entry(raft: &Raft, commands: Vec<Command>) -> u64 {
+    let written = tokio::time::timeout(STEP, raft.client_write(LogEntry::stamped_now(commands)))
+        .await
+        .expect("written in time")
+        .expect("written");
     written.log_id.index
 }
 
@@ -418,4 +445,73 @@ async fn concurrent_writes_are_batched_and_each_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_through_the_proposer_are_batched_and_each_answered() {
     within_whole_test(concurrent_writes_are_batched_and_each_answered()).await;
+}
+
+/// Entries of the largest size written while a follower is cut off: more bytes than one peer
+/// message carries.
+const LARGE_ENTRIES: usize = 20;
+
+/// The commands of one entry of the largest size the proposer makes: session opens (`name`
+/// and a number) whose user and host names take 256 bytes each, as many as fit in
+/// [`MAX_ENTRY_BYTES`].
+fn largest_entry(name: &str) -> Vec<Command> {
+    let (mut commands, mut bytes) = (Vec::new(), 0);
+    for i in 0.. {
+        let open = Command::OpenSession {
+            session_id: format!("{name}-{i}").as_str().into(),
+            user: "u".repeat(256),
+            host: "h".repeat(256),
+            pid: 7,
+            display: ":0".into(),
+            ttl_ms: 30_000,
+        };
+        bytes += payload_len(&open).expect("a command's size");
+        if bytes > MAX_ENTRY_BYTES {
+            break;
+        }
+        commands.push(open);
+    }
+    commands
+}
+
+async fn a_follower_behind_by_many_large_entries_catches_up_from_a_new_leader() {
+    let (mut nodes, leader) = three_node_cluster().await;
+    let followers: Vec<NodeId> = nodes.iter().map(|n| n.id).filter(|&id| id != leader).collect();
+    let (kept, cut) = (followers[0], followers[1]);
+
+    // One follower is cut off: no peer reaches it, and it does not stand for election (which
+    // would only disturb the others with its terms).
+    nodes[at(cut)].raft.runtime_config().elect(false);
+    nodes[at(cut)].stop_server().await;
+    let (mut last, mut bytes) = (0, 0);
+    for i in 0..LARGE_ENTRIES {
+        let commands = largest_entry(&format!("e{i}"));
+        bytes += payload_len(&commands).expect("an entry's size");
+        last = write_entry(&nodes[at(leader)].raft, commands).await;
+    }
+    assert!(bytes > MAX_PEER_MESSAGE_BYTES, "{bytes} bytes");
+
+    // The leader goes and the follower comes back: the new leader, the only node with the
+    // whole log, must send it all of those entries, and a write needs them both.
+    nodes[at(leader)].stop().await;
+    nodes[at(cut)].serve_again().await;
+    let survivors = [&nodes[at(kept)], &nodes[at(cut)]];
+    assert_eq!(agreed_leader(&survivors, Some(leader)).await, kept);
+    nodes[at(cut)]
+        .raft
+        .wait(Some(STEP))
+        .applied_index_at_least(Some(last), "the follower applies every large entry")
+        .await
+        .expect("the follower catches up in time");
+    let index = write(&nodes[at(kept)].raft, open_session("after")).await;
+    let engines = [nodes[at(kept)].engine_at(index).await, nodes[at(cut)].engine_at(index).await];
+    assert_eq!(engines[0], engines[1], "the survivors hold the same engine");
+    for node in nodes.iter_mut().filter(|n| n.id != leader) {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_by_more_than_a_message_catches_up_from_a_new_leader() {
+    within_whole_test(a_follower_behind_by_many_large_entries_catches_up_from_a_new_leader()).await;
 }

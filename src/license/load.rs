@@ -12,19 +12,23 @@
 //! (see `canonical.rs`), so an admin may re-wrap a signed file freely.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::{self, Read as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::license::error::LineError;
 use crate::license::file::{KNOWN_KEYS, ParsedLine, parse_license_text, parse_statement};
 use crate::license::lexer::{Piece, split_logical_lines};
 use crate::license::pool::{Pool, PoolId};
+use crate::license::read::{Oversize, read_at_most};
 use crate::license::signing::{LicenseSignature, TrustedKeys, VendorKey, VendorPublicKey};
 
-/// Largest license file read, in bytes. Real files are kilobytes; the bound keeps a wrong
-/// path (a disk image, `/dev/zero`) from exhausting memory.
-pub const MAX_LICENSE_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest license file read, in bytes. The license set travels to every node in one Raft log
+/// entry, at most [`crate::raft::MAX_ENTRY_BYTES`] encoded: a pool keeps a line's values but
+/// not its keys or signature, so a file of this size gives a set well under it, leaving room
+/// for the options file's policy beside it (the exact size is checked before the set is
+/// proposed). Real files are kilobytes; the bound also keeps a wrong path (a disk image,
+/// `/dev/zero`) from exhausting memory.
+pub const MAX_LICENSE_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Width the signer aims for when it wraps a FEATURE line with `\` continuations.
 pub const SIGNED_LINE_WIDTH: usize = 100;
@@ -54,11 +58,8 @@ pub struct VerifiedLine {
 pub enum FileError {
     #[error("cannot read license file {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
-    #[error(
-        "license file {} is larger than {MAX_LICENSE_FILE_BYTES} bytes; not a license file",
-        path.display()
-    )]
-    TooLarge { path: PathBuf },
+    #[error("license file {} {oversize}", path.display())]
+    TooLarge { path: PathBuf, oversize: Oversize },
     #[error("license file {}: line {line} is not UTF-8 text", path.display())]
     NotUtf8 { path: PathBuf, line: usize },
 }
@@ -111,13 +112,9 @@ pub fn load_licenses(origin: &str, text: &str, trusted: &TrustedKeys) -> License
 
 /// Reads a license file as text; errors name the path.
 pub fn read_license_file(path: &Path) -> Result<String, FileError> {
-    let mut bytes = Vec::new();
-    fs::File::open(path)
-        .and_then(|file| file.take(MAX_LICENSE_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|source| FileError::Read { path: path.to_owned(), source })?;
-    if bytes.len() as u64 > MAX_LICENSE_FILE_BYTES {
-        return Err(FileError::TooLarge { path: path.to_owned() });
-    }
+    let bytes = read_at_most(path, MAX_LICENSE_FILE_BYTES)
+        .map_err(|source| FileError::Read { path: path.to_owned(), source })?
+        .map_err(|oversize| FileError::TooLarge { path: path.to_owned(), oversize })?;
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();

@@ -36,6 +36,7 @@ pub mod names;
 pub mod options;
 pub mod policy;
 pub mod pool;
+pub mod read;
 pub mod signing;
 pub mod time;
 pub mod version;
@@ -52,6 +53,7 @@ pub use load::{
 pub use options::parse_options;
 pub use policy::{AccessRule, Policy, SeatRule, Who, WhoKind};
 pub use pool::{DupGroup, Expiry, HostId, Pool, PoolId, SeatUnit};
+pub use read::Oversize;
 pub use signing::{LicenseSignature, TrustedKeys, VendorKey, VendorPublicKey};
 pub use time::{Date, Timestamp};
 pub use version::Version;

@@ -69,12 +69,12 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::license::names::check_feature_name;
 use crate::license::pool::MAX_POOL_SEATS;
+use crate::license::read::{Oversize, read_at_most};
 use crate::license::{AccessRule, LineError, Policy, SeatRule, Who, WhoKind};
 
 use self::keyword::{FLEXLM_ONLY_KEYWORDS, Keyword, parse_kind};
@@ -98,9 +98,12 @@ pub const MAX_BORROW_HOURS_SETTING: u32 = 365 * 24;
 /// shorter; longer names are garbage.
 pub const MAX_PRINCIPAL_NAME_LEN: usize = 256;
 
-/// Largest options file [`load_options_file`] reads. The policy travels in a Raft log entry to
-/// every node, so it must stay small; a real site's file is a few kilobytes.
-pub const MAX_OPTIONS_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest options file [`load_options_file`] reads. The policy travels to every node in one
+/// Raft log entry with the license set, at most [`crate::raft::MAX_ENTRY_BYTES`] encoded: a
+/// policy keeps the names and numbers but not the keywords, so a file of this size leaves room
+/// for the license set (the exact size is checked before they are proposed). A real site's
+/// file is a few kilobytes.
+pub const MAX_OPTIONS_FILE_BYTES: u64 = 512 * 1024;
 
 /// Most characters of a bad word quoted back in an error message.
 const MAX_SHOWN_CHARS: usize = 40;
@@ -114,8 +117,8 @@ pub enum OptionsFileError {
     #[error("cannot read options file {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     /// The file is larger than [`MAX_OPTIONS_FILE_BYTES`].
-    #[error("options file {} is larger than {MAX_OPTIONS_FILE_BYTES} bytes", path.display())]
-    TooLarge { path: PathBuf },
+    #[error("options file {} {oversize}", path.display())]
+    TooLarge { path: PathBuf, oversize: Oversize },
     /// Some lines are bad; nothing of the file was applied. Each error names the file.
     #[error("{}", BadLines(.0))]
     Lines(Vec<LineError>),
@@ -124,13 +127,9 @@ pub enum OptionsFileError {
 /// Reads and parses the options file at `path`; errors name the file as `path` shows it.
 pub fn load_options_file(path: &Path) -> Result<Policy, OptionsFileError> {
     let read_error = |source| OptionsFileError::Read { path: path.to_owned(), source };
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|file| file.take(MAX_OPTIONS_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_OPTIONS_FILE_BYTES {
-        return Err(OptionsFileError::TooLarge { path: path.to_owned() });
-    }
+    let bytes = read_at_most(path, MAX_OPTIONS_FILE_BYTES)
+        .map_err(read_error)?
+        .map_err(|oversize| OptionsFileError::TooLarge { path: path.to_owned(), oversize })?;
     let origin = path.display().to_string();
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];

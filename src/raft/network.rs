@@ -13,6 +13,9 @@
 //! - Nothing here panics on what comes from the network. An address that does not parse, a
 //!   peer that is down, a status code, a payload that does not decode: each becomes one of
 //!   openraft's [`RPCError`] variants, and openraft decides whether to retry or back off.
+//! - No AppendEntries is larger than a peer accepts ([`MAX_PEER_MESSAGE_BYTES`]), nor than
+//!   its follower has shown it takes within openraft's deadline: one that would be is not
+//!   sent, and openraft is told how many of its entries fit (`bounded`).
 //! - Every call has a deadline: openraft's `RPCOption::hard_ttl`, both as the gRPC timeout
 //!   the server sees and as a local timeout, so a call to a peer that hangs ends.
 //! - One tonic channel per peer, connected lazily and reused by every client openraft makes
@@ -23,10 +26,12 @@
 //!
 //! | what happened | openraft error |
 //! |---|---|
-//! | local deadline, or `DEADLINE_EXCEEDED` | [`RPCError::Timeout`] |
+//! | local deadline, `DEADLINE_EXCEEDED`, or `CANCELLED` (tonic's answer at the deadline) | [`RPCError::Timeout`] |
 //! | cannot connect, `UNAVAILABLE`, or a refusal that retrying soon will not fix (`PERMISSION_DENIED`, `FAILED_PRECONDITION`, `UNIMPLEMENTED`, `INVALID_ARGUMENT`) | [`RPCError::Unreachable`]: openraft backs off |
 //! | any other status, a response that does not decode | [`RPCError::Network`] |
 //! | an `Err` inside the response payload | [`RPCError::RemoteError`] |
+//! | an AppendEntries of several entries over the follower's budget, not sent | [`RPCError::PayloadTooLarge`] with how many leading entries fit: openraft sends those at once |
+//! | one entry over [`MAX_APPEND_PAYLOAD_BYTES`] on its own, not sent | [`RPCError::Unreachable`], naming the entry |
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -47,6 +52,13 @@ use serde::de::DeserializeOwned;
 use tonic::Code;
 use tonic::transport::Channel;
 
+pub use bounded::{
+    ENVELOPE_HEADROOM_BYTES, MAX_APPEND_PAYLOAD_BYTES, MIN_APPEND_BUDGET_BYTES,
+    START_APPEND_BUDGET_BYTES,
+};
+
+use bounded::AppendBudget;
+
 use super::{LogId, NodeId, PeerDialer, TypeConfig, Vote};
 use crate::proto::v1::raft_service_client::RaftServiceClient;
 use crate::proto::v1::{RaftPayloadFormat, RaftRequest, RaftResponse};
@@ -56,8 +68,8 @@ use crate::proto::v1::{RaftPayloadFormat, RaftRequest, RaftResponse};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Largest gRPC message a node sends or accepts on the peer port, in bytes. Above openraft's
-/// default snapshot chunk (3 MiB) plus framing, and above tonic's 4 MiB default decode limit,
-/// which a batch of appended entries could reach.
+/// default snapshot chunk (3 MiB) plus framing, and room for several entries of the largest
+/// size ([`crate::raft::MAX_ENTRY_BYTES`]) in one AppendEntries, which is split to fit.
 pub const MAX_PEER_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The payload format this release writes and reads.
@@ -66,6 +78,11 @@ pub const PAYLOAD_FORMAT: RaftPayloadFormat = RaftPayloadFormat::PostcardV2;
 /// Encodes a payload (an openraft message, an engine command) in [`PAYLOAD_FORMAT`].
 pub fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
     postcard::to_stdvec(value)
+}
+
+/// How many bytes [`encode_payload`] writes for `value`, counted without writing them.
+pub fn payload_len<T: Serialize>(value: &T) -> Result<usize, postcard::Error> {
+    postcard::experimental::serialized_size(value)
 }
 
 /// Decodes a payload written by [`encode_payload`].
@@ -219,6 +236,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             replicated: self.replicated.clone(),
             confirmed: None,
             notice: Arc::default(),
+            budget: AppendBudget::new(),
         }
     }
 }
@@ -263,6 +281,8 @@ pub struct GrpcNetwork {
     confirmed: Option<(Vote, Option<LogId>)>,
     /// The commit notice held back, shared with the task that sends it late.
     notice: Arc<std::sync::Mutex<HeldNotice>>,
+    /// How many bytes one AppendEntries to this follower may take.
+    budget: AppendBudget,
 }
 
 /// How long a commit notice is held for a message that would carry its commit index anyway.
@@ -304,9 +324,24 @@ impl PeerLink {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let channel = self.channel.clone().map_err(|e| unreachable(std::io::Error::other(e)))?;
         let payload =
             encode_payload(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.call_encoded(kind, payload, option).await
+    }
+
+    /// Sends `payload`, an encoded request, as the rpc `kind`, and decodes the peer's
+    /// `Result<Resp, RaftError<E>>`.
+    async fn call_encoded<Resp, E>(
+        &self,
+        kind: RPCTypes,
+        payload: Vec<u8>,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let channel = self.channel.clone().map_err(|e| unreachable(std::io::Error::other(e)))?;
         let ttl = option.hard_ttl();
         let mut message = tonic::Request::new(RaftRequest {
             cluster_id: self.cluster_id.clone(),
@@ -362,7 +397,8 @@ impl PeerLink {
         status: tonic::Status,
     ) -> RPCError<NodeId, BasicNode, E> {
         match status.code() {
-            Code::DeadlineExceeded => self.timeout(kind, ttl),
+            // tonic answers CANCELLED ("Timeout expired") when the call's deadline passes.
+            Code::DeadlineExceeded | Code::Cancelled => self.timeout(kind, ttl),
             Code::Unavailable
             | Code::PermissionDenied
             | Code::FailedPrecondition
@@ -459,6 +495,28 @@ async fn send_held_notice(
     }
 }
 
+impl GrpcNetwork {
+    /// Sends an encoded AppendEntries; one that carries entries teaches the budget how fast
+    /// the follower takes them.
+    async fn send_append_entries(
+        &mut self,
+        payload: Vec<u8>,
+        with_entries: bool,
+        option: &RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        if !with_entries {
+            return self.link.call_encoded(RPCTypes::AppendEntries, payload, option).await;
+        }
+        let bytes = payload.len();
+        self.budget.sending(bytes);
+        let started = std::time::Instant::now();
+        let answer = self.link.call_encoded(RPCTypes::AppendEntries, payload, option).await;
+        let timed_out = matches!(answer, Err(RPCError::Timeout(_)));
+        self.budget.answered(bytes, started.elapsed(), option.hard_ttl(), timed_out);
+        answer
+    }
+}
+
 impl RaftNetwork<TypeConfig> for GrpcNetwork {
     async fn append_entries(
         &mut self,
@@ -469,9 +527,12 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         let Some((rpc, option)) = self.hold_notice(rpc, option, confirmed) else {
             return Ok(AppendEntriesResponse::Success);
         };
+        // Encoded before a held notice is dropped: a request over the follower's budget is not
+        // sent, and openraft sends fewer entries at once instead (see `bounded`).
+        let payload = self.budget.encode(&rpc)?;
         // This message carries the newest commit index: a held notice is superseded.
         self.held().request = None;
-        let answer = self.link.call(RPCTypes::AppendEntries, &rpc, &option).await;
+        let answer = self.send_append_entries(payload, !rpc.entries.is_empty(), &option).await;
         if let Ok(response) = &answer {
             // Answered: a failed notice has been made up for.
             self.held().failed = false;
@@ -506,5 +567,6 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
     }
 }
 
+mod bounded;
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,8 @@ use tracing::{info, warn};
 
 use crate::engine::{Applied, Command, Outcome};
 use crate::license::{HostId, LineError, Policy, TrustedKeys};
-use crate::raft::{NodeId, Raft, SharedReplica};
+use crate::raft::network::payload_len;
+use crate::raft::{MAX_ENTRY_BYTES, NodeId, Raft, SharedReplica};
 use crate::server::config::NodeConfig;
 use crate::server::leases::Leases;
 use crate::server::peers::Peers;
@@ -499,14 +500,16 @@ impl Node {
                 }
             }
             Err(e) => {
-                warn!(node = self.id, error = %e, "license files unreadable; keeping the current set")
+                warn!(node = self.id, error = %e, "license files not loaded; keeping the current set")
             }
         }
     }
 }
 
 /// The license set and policy from a node's files, as a `LoadLicenses` command, with the
-/// license lines refused (a bad options file refuses the whole reload).
+/// license lines refused (a bad options file refuses the whole reload). A command too large
+/// for one log entry is refused here, naming the files, at start, on a reload and when a node
+/// takes over, rather than by the proposer.
 pub fn load_licenses_command(config: &NodeConfig) -> Result<(Command, Vec<LineError>), String> {
     let trusted = TrustedKeys::read_files(&config.vendor_pubkeys).map_err(|e| e.to_string())?;
     let set =
@@ -517,7 +520,20 @@ pub fn load_licenses_command(config: &NodeConfig) -> Result<(Command, Vec<LineEr
         }
         None => Policy::default(),
     };
-    Ok((Command::LoadLicenses { pools: set.pools, policy }, set.refused))
+    let command = Command::LoadLicenses { pools: set.pools, policy };
+    let bytes = payload_len(&command).map_err(|e| format!("cannot encode the license set: {e}"))?;
+    if bytes > MAX_ENTRY_BYTES {
+        let files = match &config.options {
+            Some(options) => format!("{} and {}", config.license.display(), options.display()),
+            None => config.license.display().to_string(),
+        };
+        return Err(format!(
+            "the license set and policy from {files} take {bytes} bytes encoded, more than the \
+             {MAX_ENTRY_BYTES} bytes one replicated log entry holds: serve fewer license lines, or \
+             a shorter policy, from this cluster"
+        ));
+    }
+    Ok((command, set.refused))
 }
 
 /// Milliseconds since `started` on the monotonic clock (the leases' time).

@@ -5,8 +5,8 @@
 //! that fixed cost (thread hand-offs, system calls, context switches) is what limits a loaded
 //! cluster, not the disk. So the leader proposes in batches:
 //!
-//! - [`Proposer`]: requests queue up, and what is queued (up to [`MAX_BATCH`]) goes into one
-//!   [`LogEntry`] at two moments. When no entry is on its way, at once: an idle leader adds no
+//! - [`Proposer`]: requests queue up, and what is queued (up to [`MAX_BATCH`] commands and
+//!   [`MAX_ENTRY_BYTES`] of them encoded) goes into one [`LogEntry`] at two moments. When no entry is on its way, at once: an idle leader adds no
 //!   delay, and a node without followers proposes one entry after the other. Otherwise when a
 //!   follower answers an AppendEntries ([`ReplicationSignal`]): openraft 0.9 keeps one
 //!   AppendEntries in flight per follower and, on its answer, sends everything appended
@@ -34,10 +34,11 @@ use tokio::sync::oneshot;
 use tonic::Status;
 
 use crate::engine::{Applied, Command};
-use crate::raft::{LogEntry, Raft, ReplicationSignal, TypeConfig};
+use crate::raft::network::payload_len;
+use crate::raft::{LogEntry, MAX_ENTRY_BYTES, Raft, ReplicationSignal, TypeConfig};
 
-/// Most commands in one entry. Bounds an entry's size (and an AppendEntries message's) and
-/// the work one apply does under the replica's write lock.
+/// Most commands in one entry. Bounds the work one apply does under the replica's write lock;
+/// an entry's bytes are bounded by [`MAX_ENTRY_BYTES`].
 pub const MAX_BATCH: usize = 512;
 
 /// Entries proposed and not yet applied, at most: one being applied, one on its way to the
@@ -45,7 +46,15 @@ pub const MAX_BATCH: usize = 512;
 pub const MAX_IN_FLIGHT: usize = 3;
 
 type Reply = oneshot::Sender<Result<(Applied, u64), Status>>;
-type Batch = Vec<(Command, Reply)>;
+type Batch = Vec<Queued>;
+
+/// A request waiting for an entry.
+struct Queued {
+    command: Command,
+    /// The command's encoded size, counted toward [`MAX_ENTRY_BYTES`].
+    bytes: usize,
+    reply: Reply,
+}
 type Written = Result<ClientWriteResponse<TypeConfig>, Status>;
 /// An entry handed to Raft: where its outcome will come, or why it could not be handed over.
 type Submitted = Result<oneshot::Receiver<WriteResult>, Status>;
@@ -97,13 +106,15 @@ impl Proposer {
     /// answers once it is applied here: what the engine answered and the entry's log index.
     /// A node that does not lead answers UNAVAILABLE naming the leader; a stopped Raft or a
     /// refused proposal is UNAVAILABLE too (the outcome may be unknown: the caller retries
-    /// with the same request id).
+    /// with the same request id). A command that alone would make an entry larger than
+    /// [`MAX_ENTRY_BYTES`] is refused, INVALID_ARGUMENT, before anything is proposed.
     pub async fn propose(self: &Arc<Self>, command: Command) -> Result<(Applied, u64), Status> {
+        let bytes = command_bytes(&command)?;
         let (reply, answer) = oneshot::channel();
         let batch = {
             let mut state =
                 self.state.lock().map_err(|_| Status::internal("proposal queue poisoned"))?;
-            state.pending.push((command, reply));
+            state.pending.push(Queued { command, bytes, reply });
             // With an entry on its way, the next follower answer proposes this one.
             (state.in_flight == 0).then(|| state.start_batch())
         };
@@ -138,7 +149,8 @@ impl Proposer {
     /// for Raft's core, ready at its first poll unless Raft has stopped. What to wait on for
     /// the entry's outcome, and the callers to answer.
     fn submit(&self, batch: Batch) -> (Submitted, Vec<Reply>) {
-        let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
+        let (commands, replies): (Vec<Command>, Vec<Reply>) =
+            batch.into_iter().map(|queued| (queued.command, queued.reply)).unzip();
         let submitted =
             match self.raft.client_write_ff(LogEntry::stamped_now(commands)).now_or_never() {
                 Some(Ok(receiver)) => Ok(receiver),
@@ -180,6 +192,20 @@ impl Proposer {
     }
 }
 
+/// The encoded size of `command`, or why it cannot be proposed: alone, it would make an
+/// entry larger than [`MAX_ENTRY_BYTES`], which could not be replicated.
+fn command_bytes(command: &Command) -> Result<usize, Status> {
+    let bytes = payload_len(command)
+        .map_err(|e| Status::internal(format!("the command cannot be encoded: {e}")))?;
+    if bytes > MAX_ENTRY_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "the command takes {bytes} bytes encoded; one log entry holds at most \
+             {MAX_ENTRY_BYTES} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Answers each caller of an entry with its command's result, or all of them with the error.
 fn answer(written: Written, replies: Vec<Reply>) {
     match written {
@@ -203,12 +229,24 @@ fn answer(written: Written, replies: Vec<Reply>) {
 }
 
 impl Queue {
-    /// Up to [`MAX_BATCH`] of the oldest pending requests.
+    /// The oldest pending requests, up to [`MAX_BATCH`] of them and [`MAX_ENTRY_BYTES`] of
+    /// their commands; one at least (none is larger alone: see [`command_bytes`]).
     fn take_batch(&mut self) -> Batch {
-        if self.pending.len() <= MAX_BATCH {
+        let mut bytes = 0;
+        let count = self
+            .pending
+            .iter()
+            .take(MAX_BATCH)
+            .take_while(|queued| {
+                bytes += queued.bytes;
+                bytes <= MAX_ENTRY_BYTES
+            })
+            .count()
+            .clamp(1, self.pending.len().max(1));
+        if count >= self.pending.len() {
             std::mem::take(&mut self.pending)
         } else {
-            self.pending.drain(..MAX_BATCH).collect()
+            self.pending.drain(..count).collect()
         }
     }
 
@@ -284,5 +322,61 @@ impl Confirmer {
                 let _ = waiter.send(result.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queue of `commands`, each with its encoded size, as `propose` queues them.
+    fn queue(commands: Vec<Command>) -> Queue {
+        let pending = commands
+            .into_iter()
+            .map(|command| {
+                let bytes = command_bytes(&command).expect("a command that fits");
+                Queued { command, bytes, reply: oneshot::channel().0 }
+            })
+            .collect();
+        Queue { pending, in_flight: 0 }
+    }
+
+    fn close(session_id_bytes: usize) -> Command {
+        Command::CloseSession { session_id: "s".repeat(session_id_bytes) }
+    }
+
+    #[test]
+    fn a_batch_stops_before_its_commands_exceed_the_largest_entry() {
+        let third = MAX_ENTRY_BYTES / 3;
+        let mut queue = queue((0..5).map(|_| close(third)).collect());
+        let sizes: Vec<usize> = std::iter::from_fn(|| {
+            (!queue.pending.is_empty()).then(|| {
+                let batch = queue.take_batch();
+                assert!(batch.iter().map(|q| q.bytes).sum::<usize>() <= MAX_ENTRY_BYTES);
+                batch.len()
+            })
+        })
+        .collect();
+        assert_eq!(sizes, vec![2, 2, 1]);
+    }
+
+    #[test]
+    fn small_commands_are_batched_up_to_the_count() {
+        let mut queue = queue((0..MAX_BATCH + 3).map(|_| Command::Tick).collect());
+        assert_eq!(queue.take_batch().len(), MAX_BATCH);
+        assert_eq!(queue.take_batch().len(), 3);
+        assert!(queue.pending.is_empty());
+    }
+
+    #[test]
+    fn a_command_larger_than_an_entry_is_refused_with_its_size_and_the_limit() {
+        let fits = close(MAX_ENTRY_BYTES - 16);
+        assert!(command_bytes(&fits).is_ok());
+        let status = command_bytes(&close(MAX_ENTRY_BYTES)).expect_err("too large");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let too_large = payload_len(&close(MAX_ENTRY_BYTES)).expect("a size");
+        let message = status.message();
+        assert!(message.contains(&too_large.to_string()), "{message}");
+        assert!(message.contains(&MAX_ENTRY_BYTES.to_string()), "{message}");
     }
 }
