@@ -459,6 +459,7 @@ fn largest_entry(name: &str) -> Vec<Command> {
     for i in 0.. {
         let open = Command::OpenSession {
             session_id: format!("{name}-{i}").as_str().into(),
+            secret: "k".repeat(32).into(),
             user: "u".repeat(256),
             host: "h".repeat(256),
             pid: 7,
