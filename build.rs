@@ -3,7 +3,7 @@
 //!
 //! protoc comes from `protoc-bin-vendored`, so a build needs no system protoc. Its path is
 //! handed to prost's `Config` rather than through the `PROTOC` environment variable:
-//! `std::env::set_var` is unsafe in edition 2024 (PITFALLS.md #13).
+//! `std::env::set_var` is unsafe in edition 2024 (docs/DESIGN.md, trap 10).
 
 use std::path::PathBuf;
 

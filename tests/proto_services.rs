@@ -1,6 +1,6 @@
 //! The generated gRPC contract works with the rest of the tonic 0.14 stack: every service of
 //! the .proto files exists under its full name, the descriptor set registers with server
-//! reflection, the health reporter runs (PITFALLS.md #14), and a client reaches a node that
+//! reflection, the health reporter runs (docs/DESIGN.md, trap 11), and a client reaches a node that
 //! serves them all on one port, answers built by `proto::convert` from a real engine.
 //!
 //! The node here is a test stand-in (one engine behind a mutex, no Raft); the real services

@@ -87,7 +87,7 @@ async fn start(dir: &Path) -> (Raft, SharedReplica, bool) {
 
 /// Opens the stores, waiting for a previous node's tasks to let go of the database: openraft's
 /// shutdown ends its core, but the tasks that hold a store clone finish a moment later, and
-/// sled keeps its directory locked until the last handle is dropped (PITFALLS.md #3).
+/// sled keeps its directory locked until the last handle is dropped (docs/DESIGN.md, trap 3).
 async fn open_when_released(dir: &Path) -> (LogStore, StateMachineStore) {
     let started = tokio::time::Instant::now();
     loop {

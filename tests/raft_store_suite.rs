@@ -1,4 +1,4 @@
-//! The sled stores pass openraft's own storage test suite (PITFALLS.md #7): every store is
+//! The sled stores pass openraft's own storage test suite (docs/DESIGN.md, trap 5): every store is
 //! opened fresh in its own temporary directory.
 
 use openraft::StorageIOError;

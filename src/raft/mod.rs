@@ -31,7 +31,7 @@
 //! - The log has no holes: its indexes run from `last_purged + 1` to the last entry.
 //! - The engine is a function of the applied log: the same entries give the same snapshot bytes.
 //! - A database that cannot be read back exactly is refused at open, naming its path; a node
-//!   never serves from a doubtful log (PITFALLS.md #2).
+//!   never serves from a doubtful log (docs/DESIGN.md, trap 2).
 //!
 //! Entries that are not commands (openraft's blank entries and membership changes) answer with
 //! [`neutral_response`]: no client waits for them, and the engine does not see them.
@@ -100,8 +100,8 @@ pub type StorageError = openraft::StorageError<NodeId>;
 /// Name of the cluster in openraft's configuration (shows in its logs).
 pub const CLUSTER_NAME: &str = "quorumlm";
 
-/// Leader heartbeat interval, in milliseconds (DESIGN.md said 100 ms; halved in issue 8 with
-/// the election timeouts below).
+/// Leader heartbeat interval, in milliseconds (the first design said 100 ms; halved in issue 8
+/// with the election timeouts below; docs/DESIGN.md, "Replication").
 pub const HEARTBEAT_INTERVAL_MS: u64 = 50;
 
 /// Shortest election timeout, in milliseconds. openraft 0.9 adds its leader lease (the longest
@@ -127,7 +127,7 @@ pub const SNAPSHOT_LOG_MIB: u64 = 64;
 pub const ENTRIES_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
 
 /// A follower further behind than this many entries is sent a snapshot. It must exceed
-/// [`SNAPSHOT_EVERY_ENTRIES`] (PITFALLS.md #11), or a snapshot may not close the gap.
+/// [`SNAPSHOT_EVERY_ENTRIES`] (docs/DESIGN.md, trap 9), or a snapshot may not close the gap.
 pub const REPLICATION_LAG_THRESHOLD: u64 = 2 * SNAPSHOT_EVERY_ENTRIES;
 
 /// Most bytes the commands of one [`LogEntry`] take encoded (postcard, as the network carries

@@ -3,8 +3,8 @@
 //! Each message travels as one unary call of `RaftService` (proto/quorumlm/v1/raft.proto) on
 //! the peer's peer port, `BasicNode::addr`, over a channel from [`PeerDialer`] (plaintext, or
 //! mutual TLS with the cluster CA). openraft's own request and response
-//! values ride as postcard bytes in [`RaftRequest`]/[`RaftResponse`] (PITFALLS.md #8): protobuf
-//! does not describe them, and both ends are the same release. Every request names the
+//! values ride as postcard bytes in [`RaftRequest`]/[`RaftResponse`] (docs/DESIGN.md, trap 6):
+//! protobuf does not describe them, and both ends are the same release. Every request names the
 //! cluster, the sender and the node it means to reach, so a receiver of another cluster, or a
 //! different node now at that address, refuses it before decoding anything.
 //!

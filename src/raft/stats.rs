@@ -2,8 +2,8 @@
 //! committed index, and how long each fsync takes.
 //!
 //! A [`StorageStats`] shares the node's open database (it is taken from the log store before
-//! openraft gets the store), so reading it needs no second `sled::open` (PITFALLS.md #3). Its
-//! size readers call sled, which blocks: call them from `spawn_blocking`.
+//! openraft gets the store), so reading it needs no second `sled::open` (docs/DESIGN.md,
+//! trap 3). Its size readers call sled, which blocks: call them from `spawn_blocking`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

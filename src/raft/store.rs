@@ -1,8 +1,8 @@
 //! The node's one sled database: opening it, checking it, and making writes durable.
 //!
 //! The Raft log's entries are in segment files of their own, `<data dir>/log/` (`wal.rs` says
-//! why and how); everything else is in one `sled::Db` (sled locks its directory, PITFALLS.md
-//! #3), whose trees are:
+//! why and how); everything else is in one `sled::Db` (sled locks its directory,
+//! docs/DESIGN.md, trap 3), whose trees are:
 //!
 //! | tree       | key                       | value (postcard)                              |
 //! |------------|---------------------------|-----------------------------------------------|
@@ -15,9 +15,9 @@
 //!
 //! Opening refuses, with the path in the message, a database that sled cannot open (or panics
 //! on), one written in another storage format, and a log with a hole or a damaged record: a
-//! node never serves from a doubtful log (PITFALLS.md #2). The repairs it makes are finishing
-//! an interrupted purge (segments at or below `last_purged` are deleted) and cutting off a
-//! torn last record (a write the crash interrupted, never acknowledged).
+//! node never serves from a doubtful log (docs/DESIGN.md, trap 2). The repairs it makes are
+//! finishing an interrupted purge (segments at or below `last_purged` are deleted) and cutting
+//! off a torn last record (a write the crash interrupted, never acknowledged).
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -97,7 +97,7 @@ pub enum StoreError {
     Log { source: io::Error },
 }
 
-/// What the admin does about a doubtful database (PITFALLS.md #2, openraft issue 1535).
+/// What the admin does about a doubtful database (docs/DESIGN.md, trap 2; openraft issue 1535).
 const REJOIN: &str = "remove this node from the cluster (qlm cluster remove), empty its data \
                       directory, and add it back as a new member";
 
@@ -211,8 +211,8 @@ impl Disk {
     /// Makes every write made so far durable. Blocking: call it from `spawn_blocking`.
     pub(super) fn sync(&self) -> io::Result<()> {
         // sled's flush writes its buffers to `db` but ends with sync_file_range, which is not
-        // an fsync: it neither flushes the drive's cache nor the file's metadata (PITFALLS.md
-        // #1). A crash or power cut could then lose a vote or entry we acknowledged, and Raft
+        // an fsync: it neither flushes the drive's cache nor the file's metadata (docs/DESIGN.md,
+        // trap 1). A crash or power cut could then lose a vote or entry we acknowledged, and Raft
         // would be unsafe (a node could vote twice in a term, or a committed entry vanish from
         // a majority). So: flush, fsync the blobs sled wrote, then fsync `db` itself.
         let started = std::time::Instant::now();
@@ -323,7 +323,7 @@ pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::E
     postcard::from_bytes(bytes)
 }
 
-/// Runs blocking sled and fsync work off the async threads (PITFALLS.md #4).
+/// Runs blocking sled and fsync work off the async threads (docs/DESIGN.md, trap 4).
 pub(super) async fn blocking<T, F>(work: F) -> Result<T, StorageError>
 where
     T: Send + 'static,

@@ -17,7 +17,7 @@
 //! A damaged record at the end of the last segment is a write the crash cut short: nothing
 //! after it was ever acknowledged (its fsync had not returned), so the tail is cut off there.
 //! A damaged record anywhere else, a gap between segments, or a segment that is not ours is
-//! refused with its path: a node never serves from a doubtful log (PITFALLS.md #2).
+//! refused with its path: a node never serves from a doubtful log (docs/DESIGN.md, trap 2).
 //!
 //! Purged entries: `last_purged` lives in the sled database (written and synced before any
 //! file is deleted); whole segments at or below it are deleted, at once or at the next open.

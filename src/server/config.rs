@@ -15,10 +15,11 @@ use serde::Deserialize;
 
 use crate::server::tls_config::{TlsFlags, TlsSettings};
 
-/// Raft heartbeat interval by default, in milliseconds (DESIGN said 100 ms; 50 since issue 8).
+/// Raft heartbeat interval by default, in milliseconds (the first design said 100 ms;
+/// 50 since issue 8).
 pub const DEFAULT_HEARTBEAT_MS: u64 = crate::raft::HEARTBEAT_INTERVAL_MS;
-/// Election timeout range by default, in milliseconds (DESIGN said 400–800 ms; 200–400 since
-/// issue 8: see `raft::ELECTION_TIMEOUT_MIN_MS`).
+/// Election timeout range by default, in milliseconds (the first design said 400–800 ms;
+/// 200–400 since issue 8: see `raft::ELECTION_TIMEOUT_MIN_MS`).
 pub const DEFAULT_ELECTION_MIN_MS: u64 = crate::raft::ELECTION_TIMEOUT_MIN_MS;
 pub const DEFAULT_ELECTION_MAX_MS: u64 = crate::raft::ELECTION_TIMEOUT_MAX_MS;
 /// Session TTL a client gets when it asks for none, in milliseconds.

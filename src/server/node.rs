@@ -61,7 +61,8 @@ pub struct Node {
     leases: Arc<Mutex<Leases>>,
     /// Origin of the monotonic clock the leases use.
     started: Instant,
-    /// Times this node has seen the leader change (DESIGN: postponed expiries).
+    /// Times this node has seen the leader change (docs/DESIGN.md, "Sessions and leases":
+    /// each change postpones expiries).
     pub leader_changes: std::sync::atomic::AtomicU64,
     /// Batches this node's proposals while it leads.
     proposer: Arc<Proposer>,
@@ -106,7 +107,7 @@ impl Node {
     }
 
     /// Forms the cluster when this node has the lowest id of `--initial-cluster` and has never
-    /// held any state; every other node waits to be contacted (PITFALLS #10).
+    /// held any state; every other node waits to be contacted (docs/DESIGN.md, trap 8).
     pub async fn bootstrap(&self, fresh: bool) -> Result<(), String> {
         let lowest = self.config.initial_cluster.keys().next().copied();
         if !fresh || lowest != Some(self.id) {

@@ -1,7 +1,7 @@
 //! `qlm`: the QuorumLM command line, for vendors (`qlm license ...`), admins (`status`,
 //! `admin`, `cluster`) and scripts (`checkout`, `run`).
 //!
-//! Exit codes are a contract scripts rely on (DESIGN.md, "Command line"): see [`Outcome`] and
+//! Exit codes are a contract scripts rely on (docs/DESIGN.md, "Command line"): see [`Outcome`] and
 //! [`EXIT_BAD_INPUT`]: 0 ok, 1 denied or refused, 2 bad usage or input (clap's own usage
 //! errors too, and a missing server list), 3 cluster unreachable. `qlm run` exits with its
 //! command's code.
