@@ -13,7 +13,7 @@
 //! | `INCLUDE feature TYPE name` | the feature is only for the listed (all INCLUDE lines) |
 //! | `EXCLUDE feature TYPE name` | the named may not use the feature; wins over INCLUDE |
 //! | `INCLUDEALL` / `EXCLUDEALL TYPE name` | the same for every feature |
-//! | `TIMEOUT feature secs` | a client silent this long loses its seats of the feature |
+//! | `TIMEOUT feature secs` | a session that holds or waits for the feature expires after this long without a heartbeat (its TTL is shortened), and with it all its seats |
 //! | `LINGER feature secs` | a seat stays taken this long after checkin |
 //! | `MAX_BORROW_HOURS feature h` | longest borrow (lowers the vendor's cap, never raises it) |
 //!

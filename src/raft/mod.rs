@@ -10,9 +10,10 @@
 //!
 //! The storage, in the order a write travels:
 //!
-//! - `store`: opens the node's one sled database (sled locks its directory, so the log and
-//!   the state machine share it), checks it before anyone trusts it, and owns the only place
-//!   where writes are made durable (`flush` and then `fsync`; see `DURABILITY.md`).
+//! - `store`: opens the node's one sled database (the vote, the purge mark, the storage
+//!   format and the snapshot; sled locks its directory) and the log's segment files
+//!   (`wal`), checks both before anyone trusts them, and owns the only place where sled's
+//!   writes are made durable (`flush` and then `fsync`; see `DURABILITY.md`).
 //! - `log_store`: the Raft log and the vote ([`LogStore`], openraft's `RaftLogStorage`).
 //!   A vote or an append is acknowledged only once it is on disk.
 //! - `state_machine`: the engine behind openraft's `RaftStateMachine`

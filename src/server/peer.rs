@@ -10,7 +10,7 @@
 //!   ClusterView) and Hello. The leader side of those lives in the node, behind the small
 //!   [`LeaderOps`] trait, so that this file is only the wire: checks, decoding, encoding,
 //!   status codes.
-//!   [`propose`] and [`read_index`] are the Raft halves a `LeaderOps` builds on.
+//!   [`read_index`] is the Raft half a `LeaderOps` builds on.
 //!
 //! Every request is checked before anything is decoded, in this order: the cluster id
 //! (PERMISSION_DENIED: a node of another cluster never votes or appends here; the refusal is a
@@ -335,7 +335,7 @@ const CONFIRM_ATTEMPTS: u32 = 3;
 /// confirmation round. A burst of work (100,000 sessions opening) can keep followers on two
 /// busy cores longer than that while the leader still leads: the round fails, and every
 /// heartbeat waiting on it would be answered UNAVAILABLE. So a failed round is tried again, up
-/// to [`CONFIRM_ATTEMPTS`] in all; each is a new round, begun after the caller arrived, which is
+/// to `CONFIRM_ATTEMPTS` in all; each is a new round, begun after the caller arrived, which is
 /// all a linearizable read needs. A node that learns it does not lead answers at once.
 pub async fn read_index(raft: &Raft) -> Result<u64, Status> {
     let mut attempt = 1;
