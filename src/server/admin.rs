@@ -14,6 +14,7 @@ use openraft::BasicNode;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
+use crate::engine::secrets_equal;
 use crate::proto::convert;
 use crate::proto::v1;
 use crate::proto::v1::admin_service_server::AdminService;
@@ -70,15 +71,6 @@ fn bearer_token(value: Option<&[u8]>) -> Result<&[u8], Status> {
     Ok(token)
 }
 
-/// Equality that takes the same time wherever the first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
 impl AdminServices {
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let Some(expected) = &self.token else {
@@ -87,7 +79,7 @@ impl AdminServices {
             ));
         };
         let given = bearer_token(request.metadata().get("authorization").map(|v| v.as_bytes()))?;
-        if constant_time_eq(given, expected.as_bytes()) {
+        if secrets_equal(given, expected.as_bytes()) {
             Ok(())
         } else {
             Err(Status::unauthenticated("wrong admin token"))
@@ -251,7 +243,8 @@ impl AdminService for AdminServices {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_ADMIN_TOKEN_BYTES, bearer_token, check_token_length, constant_time_eq};
+    use super::{MAX_ADMIN_TOKEN_BYTES, bearer_token, check_token_length};
+    use crate::engine::secrets_equal as constant_time_eq;
     use tonic::Code;
 
     #[test]
