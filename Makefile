@@ -47,18 +47,18 @@ bench-engine:
 
 ## Leader kill -9 under 8 clients, FAILOVER_RUNS runs (7); FAILOVER_ARGS adds qlmd flags.
 bench-failover:
-	$(CARGO) build --release --bins -p quorumlm
+	$(CARGO) build --release -p qlm-server -p qlm-cli
 	$(CARGO) run --release -p cluster-tests --bin failover
 
 ## Closed-loop checkout+checkin load on a real 3-process cluster (BENCH_CLIENTS, BENCH_SECS).
 bench-load:
-	$(CARGO) build --release --bins -p quorumlm
+	$(CARGO) build --release -p qlm-server -p qlm-cli
 	$(CARGO) run --release -p cluster-tests --bin load
 
 ## 100,000 live sessions heartbeating at their normal rate against a real 3-process cluster:
 ## RSS, CPU, heartbeat latency, data directory size (SCALE_SESSIONS, SCALE_SECS, SCALE_CHECKOUTS).
 bench-scale:
-	$(CARGO) build --release --bins -p quorumlm
+	$(CARGO) build --release -p qlm-server -p qlm-cli
 	$(CARGO) run --release -p cluster-tests --bin scale
 
 ## The same load against a 3-member etcd (Debian's etcd-server, installed when missing),
@@ -66,7 +66,7 @@ bench-scale:
 ## with QuorumLM/etcd ratios (medians over the rounds). protoc for the etcd client is vendored.
 bench-etcd:
 	@command -v etcd >/dev/null || (apt-get update && apt-get install -y etcd-server etcd-client)
-	$(CARGO) build --release --bins -p quorumlm
+	$(CARGO) build --release -p qlm-server -p qlm-cli
 	PROTOC="$$(ls -d $${CARGO_HOME:-$$HOME/.cargo}/registry/src/*/protoc-bin-vendored-linux-x86_64-*/bin/protoc | head -n1)" \
 	    $(CARGO) build --release -p cluster-tests --features etcd --bin load --bin etcd_load
 	./scripts/bench-etcd.sh
@@ -94,7 +94,7 @@ fuzz-smoke:
 ## checked (docs/CHAOS.md). CHAOS_SEED=<seed> replays a run.
 DURATION ?= 600
 chaos:
-	$(CARGO) build --bins -p quorumlm -p cluster-tests
+	$(CARGO) build --bins --workspace
 	$(CARGO) run -p cluster-tests --bin chaos -- $(DURATION)
 
 ## The container image (FROM scratch, static qlmd and qlm, non-root); prints its size.

@@ -21,7 +21,7 @@ QLM_UID=10001
 if [ "${SKIP_CARGO:-0}" != 1 ]; then
     echo "== static build (RUSTFLAGS=-C target-feature=+crt-static, --target $TRIPLE)"
     RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$STATIC_TARGET" \
-        cargo build --release --locked --target "$TRIPLE" --bins -p quorumlm
+        cargo build --release --locked --target "$TRIPLE" -p qlm-server -p qlm-cli
 fi
 
 for bin in qlmd qlm; do

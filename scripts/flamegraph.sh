@@ -23,7 +23,7 @@ command -v perf >/dev/null || { echo "flamegraph: perf is not installed (apt-get
 command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
 
 RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR="$target" \
-    cargo build --profile bench -p quorumlm --bin qlmd
+    cargo build --profile bench -p qlm-server --bin qlmd
 cargo build --release -p cluster-tests --bin load
 case "$target" in /*) qlmd="$target/release/qlmd" ;; *) qlmd="$(pwd)/$target/release/qlmd" ;; esac
 

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use quorumlm::client::{Client, parse_servers};
-use quorumlm::license::{VendorKey, sign_license_text, write_key_pair};
-use quorumlm::proto::v1;
+use qlm_client::{Client, parse_servers};
+use qlm_license::{VendorKey, sign_license_text, write_key_pair};
+use qlm_proto::v1;
 
 /// The license the compose test cluster serves: the chaos workload's contended feature
 /// ([`crate::CHAOS_FEATURE`], [`crate::CHAOS_SEATS`] seats) and the prober's plentiful one.

@@ -219,7 +219,7 @@ INFO openraft::engine::engine_impl: Engine<_>::elect, new candidate: {T2-N2:unco
 INFO openraft::engine::engine_impl: reject vote-request: by last_log_id: !(req.last_log_id(..))
 INFO openraft::engine::engine_impl: Engine<_>::elect, new candidate: {T2-N3:uncommitted}
 INFO openraft::engine::engine_impl: reject vote-request: leader lease has not yet expire; now
-INFO quorumlm::server::node: leading: every session's lease starts afresh node=3 sessions=8
+INFO qlm_node::node: leading: every session's lease starts afresh node=3 sessions=8
 ";
         let votes = Votes { candidacies: 2, lease_refusals: 1, log_refusals: 1 };
         assert_eq!(Votes::count(log), votes);

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use quorumlm::proto::v1;
-use quorumlm::proto::v1::license_service_client::LicenseServiceClient;
+use qlm_proto::v1;
+use qlm_proto::v1::license_service_client::LicenseServiceClient;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tonic::transport::{Channel, Endpoint};

@@ -37,10 +37,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use quorumlm::license::{VendorKey, sign_license_text, write_key_pair};
-use quorumlm::proto::v1;
-use quorumlm::proto::v1::status_service_client::StatusServiceClient;
-use quorumlm::tls::certs::{CertFiles, make_ca, make_node_cert};
+use qlm_license::{VendorKey, sign_license_text, write_key_pair};
+use qlm_net::tls::certs::{CertFiles, make_ca, make_node_cert};
+use qlm_proto::v1;
+use qlm_proto::v1::status_service_client::StatusServiceClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub mod bench;
@@ -480,9 +480,9 @@ impl Cluster {
     }
 
     /// The client addresses of the given nodes, as the client library takes them.
-    pub fn server_list(&self, ids: &[u64]) -> Vec<quorumlm::client::ServerAddr> {
+    pub fn server_list(&self, ids: &[u64]) -> Vec<qlm_client::ServerAddr> {
         let list: Vec<String> = ids.iter().map(|&id| self.client_addr(id)).collect();
-        quorumlm::client::parse_servers(&list.join(",")).expect("loopback addresses parse")
+        qlm_client::parse_servers(&list.join(",")).expect("loopback addresses parse")
     }
 
     /// The process id of node `id`, while it runs.

@@ -300,7 +300,7 @@ fn client_lists(
     scenario: Scenario,
     ids: &[u64],
     rng: &mut Rng,
-) -> Vec<Vec<quorumlm::client::ServerAddr>> {
+) -> Vec<Vec<qlm_client::ServerAddr>> {
     let mut lists = Vec::new();
     for shift in 0..ids.len() {
         let mut order = ids.to_vec();
@@ -487,9 +487,9 @@ impl Faults<'_> {
     }
 
     /// An admin client of the running members.
-    fn admin(&self) -> quorumlm::client::Client {
+    fn admin(&self) -> qlm_client::Client {
         let servers = self.cluster.server_list(&self.cluster.live());
-        quorumlm::client::Client::connect(servers)
+        qlm_client::Client::connect(servers)
             .expect("a server list")
             .with_admin_token(TEST_ADMIN_TOKEN)
     }

@@ -1,5 +1,5 @@
 //! The chaos workload: concurrent client sessions through the real client library
-//! (`quorumlm::client`), each recording every request and answer in a [`Recorder`].
+//! (`qlm_client`), each recording every request and answer in a [`Recorder`].
 //!
 //! Each client is one tokio task with its own [`Client`] and its own list of nodes (the
 //! scenario chooses it: every node in a different order, or only one side of a partition). It
@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use quorumlm::client::{
+use qlm_client::{
     Checkout, CheckoutOptions, Client, ClientError, ServerAddr, Session, SessionOptions,
 };
 use tokio::sync::watch;

@@ -94,7 +94,7 @@ async fn peer_routes_carry_the_raft_traffic_and_equal_states_have_equal_digests(
         Cluster::start_with(ClusterOptions { nodes: 3, proxied: true, ..Default::default() });
     let leader = cluster.wait_ready().await;
     let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
-    let digests = |statuses: &[quorumlm::proto::v1::ClusterResponse]| {
+    let digests = |statuses: &[qlm_proto::v1::ClusterResponse]| {
         statuses.iter().map(|s| (s.applied_index, s.state_digest.clone())).collect::<Vec<_>>()
     };
     let mut agreed = None;

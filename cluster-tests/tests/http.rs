@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cluster_tests::{Cluster, READY_TIMEOUT};
-use quorumlm::client::{CheckoutOptions, Client, ClientError, SessionOptions, parse_servers};
+use qlm_client::{CheckoutOptions, Client, ClientError, SessionOptions, parse_servers};
 
 /// How long a test waits for a node to show what the cluster did (replication, an election).
 const SETTLE: Duration = Duration::from_secs(20);
@@ -261,7 +261,7 @@ fn chromium() -> PathBuf {
     );
 }
 
-async fn checkout_checkin(checkout: quorumlm::client::Checkout) -> Result<(), ClientError> {
+async fn checkout_checkin(checkout: qlm_client::Checkout) -> Result<(), ClientError> {
     checkout.checkin().await
 }
 

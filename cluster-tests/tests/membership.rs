@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cluster_tests::{Cluster, TEST_ADMIN_TOKEN, qlmd_binary};
-use quorumlm::client::{CheckoutOptions, Client, SessionOptions, parse_servers};
-use quorumlm::proto::v1;
+use qlm_client::{CheckoutOptions, Client, SessionOptions, parse_servers};
+use qlm_proto::v1;
 
 fn free_addr() -> String {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use cluster_tests::{Cluster, RawSession};
-use quorumlm::proto::v1;
-use quorumlm::proto::v1::license_service_client::LicenseServiceClient;
-use quorumlm::proto::v1::status_service_client::StatusServiceClient;
+use qlm_proto::v1;
+use qlm_proto::v1::license_service_client::LicenseServiceClient;
+use qlm_proto::v1::status_service_client::StatusServiceClient;
 use tonic::transport::Channel;
 
 async fn license_client(cluster: &Cluster, id: u64) -> LicenseServiceClient<Channel> {
@@ -190,7 +190,7 @@ async fn a_node_that_lost_its_quorum_answers_unavailable_within_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_remove_needs_the_token_and_frees_the_seat() {
-    use quorumlm::proto::v1::admin_service_client::AdminServiceClient;
+    use qlm_proto::v1::admin_service_client::AdminServiceClient;
     let cluster = Cluster::start(3);
     cluster.wait_ready().await;
     let mut client = license_client(&cluster, 1).await;

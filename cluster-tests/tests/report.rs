@@ -9,10 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cluster_tests::{Cluster, RawSession, TEST_ADMIN_TOKEN, qlmd_binary};
-use quorumlm::proto::v1;
-use quorumlm::proto::v1::admin_service_client::AdminServiceClient;
-use quorumlm::proto::v1::license_service_client::LicenseServiceClient;
-use quorumlm::report::{EventKind, ReportLine};
+use qlm_proto::v1;
+use qlm_proto::v1::admin_service_client::AdminServiceClient;
+use qlm_proto::v1::license_service_client::LicenseServiceClient;
+use qlm_report::{EventKind, ReportLine};
 use tonic::transport::Channel;
 
 /// How long the report lines of a workload may take to reach every node's file.

@@ -14,16 +14,16 @@ use std::process::{Command, Output};
 
 use cluster_tests::{Cluster, ClusterOptions, TEST_ADMIN_TOKEN, qlmd_binary};
 use openraft::{CommittedLeaderId, LogId, Vote};
-use quorumlm::client::{CheckoutOptions, Client, Session, SessionOptions, parse_servers};
-use quorumlm::engine::{Command as EngineCommand, RemoveTarget};
-use quorumlm::proto::v1;
-use quorumlm::proto::v1::admin_service_client::AdminServiceClient;
-use quorumlm::proto::v1::raft_service_client::RaftServiceClient;
-use quorumlm::proto::v1::status_service_client::StatusServiceClient;
-use quorumlm::raft::TypeConfig;
-use quorumlm::raft::network::{PAYLOAD_FORMAT, encode_payload};
-use quorumlm::server::config::{NodeConfig, NodeFlags};
-use quorumlm::tls::ClientTls;
+use qlm_client::{CheckoutOptions, Client, Session, SessionOptions, parse_servers};
+use qlm_engine::{Command as EngineCommand, RemoveTarget};
+use qlm_net::tls::ClientTls;
+use qlm_proto::v1;
+use qlm_proto::v1::admin_service_client::AdminServiceClient;
+use qlm_proto::v1::raft_service_client::RaftServiceClient;
+use qlm_proto::v1::status_service_client::StatusServiceClient;
+use qlm_raft::TypeConfig;
+use qlm_raft::network::{PAYLOAD_FORMAT, encode_payload};
+use qlm_server::config::{NodeConfig, NodeFlags};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -217,7 +217,7 @@ async fn peers_without_a_certificate_from_the_cluster_ca_cannot_send_raft_messag
             vendor_pubkey: vec!["unused".into()],
             ..NodeFlags::default()
         };
-        quorumlm::server::run::cluster_id(&NodeConfig::resolve(flags).unwrap())
+        qlm_server::run::cluster_id(&NodeConfig::resolve(flags).unwrap())
     };
 
     // An intruder with a certificate from another CA (made with `qlm cert`), one with no

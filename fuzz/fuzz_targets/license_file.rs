@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quorumlm::license::{
+use qlm_license::{
     TrustedKeys, VendorKey, load_licenses, parse_license_text, sign_license_text,
 };
 

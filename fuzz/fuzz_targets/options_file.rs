@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quorumlm::license::{Policy, parse_options};
+use qlm_license::{Policy, parse_options};
 
 /// The policy without the line numbers its rules were read from (printing renumbers them).
 fn without_lines(mut policy: Policy) -> Policy {

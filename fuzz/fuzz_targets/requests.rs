@@ -11,11 +11,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use quorumlm::engine::Command;
-use quorumlm::proto::convert::{self, ConvertError};
-use quorumlm::proto::v1;
-use quorumlm::proto::validate::{self, MAX_COMMAND_BYTES, MAX_ERROR_BYTES};
-use quorumlm::raft::network::encode_payload;
+use qlm_engine::Command;
+use qlm_proto::convert::{self, ConvertError};
+use qlm_proto::v1;
+use qlm_proto::validate::{self, MAX_COMMAND_BYTES, MAX_ERROR_BYTES};
+use qlm_raft::network::encode_payload;
 
 /// A server-made session id or secret: 32 hex digits.
 fn server_made() -> String {

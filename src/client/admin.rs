@@ -1,11 +1,11 @@
 //! Calls of AdminService (`qlm admin`, `qlm cluster`). Each needs the admin token, set with
-//! [`Client::with_admin_token`] (see [`crate::client::admin_token_from_env`]); it travels as
+//! [`Client::with_admin_token`] (see [`crate::admin_token_from_env`]); it travels as
 //! `authorization: Bearer <token>`. A client without a token fails before sending anything.
 
-use crate::client::connection::Client;
-use crate::client::error::ClientError;
-use crate::proto::v1;
-use crate::proto::v1::admin_service_client::AdminServiceClient;
+use crate::connection::Client;
+use crate::error::ClientError;
+use qlm_proto::v1;
+use qlm_proto::v1::admin_service_client::AdminServiceClient;
 
 /// What [`Client::remove`] releases (FlexLM's lmremove).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@
 //!   did, and whatever it granted or queued is checked in; while the cluster cannot be
 //!   reached it tries again for up to the session's TTL. The application may simply check
 //!   out again: it never holds a seat it was not handed.
-//! - The guard does not keep its session alive: when the [`crate::client::Session`] is
+//! - The guard does not keep its session alive: when the [`crate::Session`] is
 //!   closed or dropped, the cluster releases the checkout, and a later checkin answers
 //!   NOT_FOUND.
 //! - A borrowed checkout (`borrow_until`) is meant to outlive the process: use
@@ -31,12 +31,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::client::error::{ClientError, is_retryable};
-use crate::client::session::SessionCore;
-use crate::proto::v1;
-use crate::proto::v1::checkout_response::Result as Answer;
-use crate::proto::v1::license_service_client::LicenseServiceClient;
-use crate::proto::v1::queue_update::Update;
+use crate::error::{ClientError, is_retryable};
+use crate::session::SessionCore;
+use qlm_proto::v1;
+use qlm_proto::v1::checkout_response::Result as Answer;
+use qlm_proto::v1::license_service_client::LicenseServiceClient;
+use qlm_proto::v1::queue_update::Update;
 
 /// Pause between the tries of a checkout whose outcome is being settled (see `InFlight`).
 const UNSETTLED_RETRY: std::time::Duration = std::time::Duration::from_millis(500);

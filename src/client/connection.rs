@@ -40,9 +40,9 @@ use std::time::Duration;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::client::endpoints::{ServerAddr, list_wants_tls, parse_servers};
-use crate::client::error::{ClientError, is_retryable};
-use crate::proto::v1;
+use crate::endpoints::{ServerAddr, list_wants_tls, parse_servers};
+use crate::error::{ClientError, is_retryable};
+use qlm_proto::v1;
 
 /// How long one attempt of a unary rpc may take before the client tries the next server.
 /// Writes go through Raft (an fsync on a majority), so this leaves room for a slow disk and
@@ -184,13 +184,13 @@ impl Client {
         if !list_wants_tls(&list) && ca.is_none() && cert.is_none() && key.is_none() {
             return Ok(client);
         }
-        let tls = crate::tls::ClientTls::read(ca.as_deref(), cert.as_deref(), key.as_deref())
+        let tls = qlm_net::tls::ClientTls::read(ca.as_deref(), cert.as_deref(), key.as_deref())
             .map_err(|e| ClientError::Tls(e.to_string()))?;
         Ok(client.with_tls(&tls))
     }
 
     /// The same cluster over TLS (`https://`), trusting and presenting what `tls` says.
-    pub fn with_tls(&self, tls: &crate::tls::ClientTls) -> Client {
+    pub fn with_tls(&self, tls: &qlm_net::tls::ClientTls) -> Client {
         self.rebuilt(|shared| {
             shared.tls = Some(tls.client_config());
             shared.channels = Mutex::new(HashMap::new());
@@ -375,7 +375,7 @@ impl Client {
                 Endpoint::from_shared(format!("https://{server}"))?.tls_config(tls.clone())?
             }
         };
-        let channel = crate::wire::connect_lazy(&endpoint.connect_timeout(CONNECT_TIMEOUT));
+        let channel = qlm_net::wire::connect_lazy(&endpoint.connect_timeout(CONNECT_TIMEOUT));
         channels.insert(server.clone(), channel.clone());
         Ok(channel)
     }

@@ -9,7 +9,7 @@
 
 use tonic::Code;
 
-use crate::proto::v1;
+use qlm_proto::v1;
 
 /// What went wrong with a request to the cluster.
 #[derive(Clone, Debug, thiserror::Error)]

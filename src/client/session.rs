@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::client::checkout::CheckoutOptions;
-use crate::client::connection::Client;
-use crate::client::error::ClientError;
-use crate::proto::v1;
-use crate::proto::v1::license_service_client::LicenseServiceClient;
+use crate::checkout::CheckoutOptions;
+use crate::connection::Client;
+use crate::error::ClientError;
+use qlm_proto::v1;
+use qlm_proto::v1::license_service_client::LicenseServiceClient;
 
 /// Shortest heartbeat interval the client accepts from a server, so that a bad hint cannot
 /// turn the task into a busy loop.
@@ -174,13 +174,13 @@ impl Session {
         self.core.lost.load(Ordering::Relaxed)
     }
 
-    /// Checks `feature` out; see [`CheckoutOptions`] and [`crate::client::Checkout`].
+    /// Checks `feature` out; see [`CheckoutOptions`] and [`crate::Checkout`].
     pub async fn checkout(
         &self,
         feature: &str,
         options: CheckoutOptions,
-    ) -> Result<crate::client::Checkout, ClientError> {
-        crate::client::checkout::checkout(&self.core, feature, options).await
+    ) -> Result<crate::Checkout, ClientError> {
+        crate::checkout::checkout(&self.core, feature, options).await
     }
 
     /// Sends one heartbeat now (besides the background task's) and returns the TTL the

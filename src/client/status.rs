@@ -4,10 +4,10 @@
 //! answers); `stale = true` asks the answering node's own replica, which answers at once even
 //! without a leader but may be behind by a few entries.
 
-use crate::client::connection::Client;
-use crate::client::error::ClientError;
-use crate::proto::v1;
-use crate::proto::v1::status_service_client::StatusServiceClient;
+use crate::connection::Client;
+use crate::error::ClientError;
+use qlm_proto::v1;
+use qlm_proto::v1::status_service_client::StatusServiceClient;
 
 impl Client {
     /// Every feature: pools, seats serving and in use, queue, reservations.

@@ -2,13 +2,13 @@
 
 use smallvec::SmallVec;
 
-use crate::engine::request_key::{RequestKey, checkin_key, checkout_key};
-use crate::engine::state::{Checkout, QueuedRequest, SeatHold, Session, Timer};
-use crate::engine::{
+use crate::request_key::{RequestKey, checkin_key, checkout_key};
+use crate::state::{Checkout, QueuedRequest, SeatHold, Session, Timer};
+use crate::{
     Denial, DenialReason, Effects, Engine, Event, Grant, Handle, Holder, MAX_CHECKOUT_COUNT,
     MAX_HOLDERS_IN_DENIAL, Name, Outcome, RejectKind, ReleaseCause, RequestId, check_name,
 };
-use crate::license::{DupGroup, Pool, Timestamp, Version};
+use qlm_license::{DupGroup, Pool, Timestamp, Version};
 
 /// Milliseconds in an hour, for borrow caps.
 const MILLIS_PER_HOUR: u64 = 3_600_000;
@@ -489,7 +489,7 @@ impl Engine {
             return rejected;
         }
         let outcome = if session.queued.contains(&handle) {
-            self.leave_queue(handle, crate::engine::QueueExit::Cancelled, fx);
+            self.leave_queue(handle, crate::QueueExit::Cancelled, fx);
             Outcome::CheckedIn { handle }
         } else if session.checkouts.contains(&handle) {
             self.check_in_held(handle, fx);

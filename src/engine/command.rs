@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::license::{Policy, Pool, PoolId, Timestamp, Version};
+use qlm_license::{Policy, Pool, PoolId, Timestamp, Version};
 
 /// A shared, immutable name (feature, user, host, session id) inside the engine: cloning
 /// one is a reference count, not an allocation, which matters on the apply path.
@@ -255,7 +255,7 @@ pub enum RejectKind {
     UnknownHandle,
     /// The session id is taken by another client.
     SessionConflict,
-    /// The cluster holds as many sessions as it may ([`crate::engine::MAX_SESSIONS`]).
+    /// The cluster holds as many sessions as it may ([`crate::MAX_SESSIONS`]).
     TooManySessions,
 }
 

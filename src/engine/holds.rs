@@ -17,10 +17,10 @@
 
 use smallvec::SmallVec;
 
-use crate::engine::checkout::{Request, share_key};
-use crate::engine::state::{SeatHold, Timer};
-use crate::engine::{Effects, Engine, Event, Handle};
-use crate::license::DupGroup;
+use crate::checkout::{Request, share_key};
+use crate::state::{SeatHold, Timer};
+use crate::{Effects, Engine, Event, Handle};
+use qlm_license::DupGroup;
 
 impl Engine {
     /// Takes `req.count` new seats from pool `number` as a hold named `handle`.

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::Engine;
-use crate::engine::state::Timer;
+use crate::Engine;
+use crate::state::Timer;
 
 impl Engine {
     /// Checks every invariant against a recount of the state; returns the first broken one.

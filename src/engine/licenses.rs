@@ -9,9 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::engine::state::{PoolState, RuleCount};
-use crate::engine::{Effects, Engine, Event, Name, Outcome};
-use crate::license::{Policy, Pool, Timestamp};
+use crate::state::{PoolState, RuleCount};
+use crate::{Effects, Engine, Event, Name, Outcome};
+use qlm_license::{Policy, Pool, Timestamp};
 
 impl Engine {
     pub(super) fn load_licenses(

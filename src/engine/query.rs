@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, Handle, Name};
-use crate::license::{Pool, PoolId, Timestamp, Version, Who};
+use crate::{Engine, Handle, Name};
+use qlm_license::{Pool, PoolId, Timestamp, Version, Who};
 
 /// One pool with its use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

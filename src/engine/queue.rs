@@ -11,8 +11,8 @@
 //! A request that can no longer be granted at all (feature gone, pool expired) leaves the
 //! queue denied.
 
-use crate::engine::checkout::{Request, Source};
-use crate::engine::{DenialReason, Effects, Engine, Event, Handle, Outcome, QueueExit};
+use crate::checkout::{Request, Source};
+use crate::{DenialReason, Effects, Engine, Event, Handle, Outcome, QueueExit};
 
 impl Engine {
     /// Moves the queues of every feature marked dirty during this apply.
@@ -145,7 +145,7 @@ impl Engine {
         self.forget_feature_if_unused(&queued.feature);
     }
 
-    fn remove_from_queue(&mut self, handle: Handle) -> Option<crate::engine::state::QueuedRequest> {
+    fn remove_from_queue(&mut self, handle: Handle) -> Option<crate::state::QueuedRequest> {
         let queued = self.queued.remove(&handle)?;
         if let Some(state) = self.features.get_mut(&queued.feature) {
             state.queue.remove(&handle);

@@ -7,8 +7,8 @@
 //! a fixed function of the request's fields (FNV-1a over their little-endian bytes), never a
 //! hasher with random keys or machine-dependent byte order.
 
-use crate::engine::{Command, Handle};
-use crate::license::{Timestamp, Version};
+use crate::{Command, Handle};
+use qlm_license::{Timestamp, Version};
 
 /// A digest of the fields of a request that a retry must repeat.
 pub type RequestKey = u64;

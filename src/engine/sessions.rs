@@ -1,7 +1,7 @@
 //! Sessions: open, close, expire; and the admin's removal of checkouts.
 
-use crate::engine::state::Session;
-use crate::engine::{
+use crate::state::Session;
+use crate::{
     Effects, Engine, Event, Handle, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS, Name, Outcome,
     QueueExit, RejectKind, ReleaseCause, RemoveTarget, SessionId, SessionSecret, check_name,
 };
@@ -68,7 +68,7 @@ impl Engine {
         &self,
         session_id: &str,
         secret: &str,
-        retry: Option<(&str, crate::engine::RequestKey)>,
+        retry: Option<(&str, crate::RequestKey)>,
     ) -> Admission {
         let Some(session) = self.sessions.get(session_id) else {
             return Admission::UnknownSession;
@@ -137,7 +137,7 @@ impl Engine {
                 ),
             );
         }
-        if self.sessions.len() >= crate::engine::MAX_SESSIONS {
+        if self.sessions.len() >= crate::MAX_SESSIONS {
             return Outcome::rejected(
                 RejectKind::TooManySessions,
                 format!(

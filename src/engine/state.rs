@@ -7,9 +7,9 @@ use std::hash::{BuildHasherDefault, DefaultHasher};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::engine::command::{Handle, Name, Outcome, RequestId, SessionSecret};
-use crate::engine::request_key::RequestKey;
-use crate::license::{Pool, Timestamp, Version};
+use crate::command::{Handle, Name, Outcome, RequestId, SessionSecret};
+use crate::request_key::RequestKey;
+use qlm_license::{Pool, Timestamp, Version};
 
 /// Outcomes remembered per session for retries. A client retries the requests it has in
 /// flight, not old ones; eight covers a client checking out several features at once, and the

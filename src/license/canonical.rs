@@ -33,7 +33,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use crate::license::pool::PoolId;
+use crate::pool::PoolId;
 
 /// First line of every canonical form: names the format the signature covers.
 pub const CANONICAL_TAG: &str = "quorumlm-license-v1";

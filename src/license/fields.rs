@@ -8,14 +8,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::license::pool::{
+use crate::pool::{
     DEFAULT_MAX_BORROW_HOURS, DupGroup, Expiry, HostId, MAX_POOL_SEATS, Pool, PoolId, SeatUnit,
 };
-use crate::license::time::Date;
-use crate::license::version::Version;
+use crate::time::Date;
+use crate::version::Version;
 
 /// Longest feature or vendor name, in characters.
-pub const MAX_NAME_CHARS: usize = crate::license::names::MAX_FEATURE_NAME_LEN;
+pub const MAX_NAME_CHARS: usize = crate::names::MAX_FEATURE_NAME_LEN;
 
 /// Longest `borrow=` a vendor may allow, in hours (one year).
 pub const MAX_BORROW_HOURS: u32 = 8760;
@@ -39,7 +39,7 @@ pub fn shown(text: &str) -> String {
 /// Checks a feature or vendor name: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most
 /// [`MAX_NAME_CHARS`] characters.
 pub fn check_name(what: &str, name: &str) -> Result<String, String> {
-    crate::license::names::check_identifier(what, name).map(|()| name.to_owned())
+    crate::names::check_identifier(what, name).map(|()| name.to_owned())
 }
 
 /// A whole number in `min..=max`, written as plain digits (no sign, no spaces).

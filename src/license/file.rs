@@ -38,12 +38,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::license::canonical::{canonical_form, pool_id};
-use crate::license::error::LineError;
-use crate::license::fields::{build_pool, check_name, shown};
-use crate::license::lexer::{Piece, Statement, Token, split_logical_lines, tokenize};
-use crate::license::pool::Pool;
-use crate::license::signing::{LicenseSignature, TrustedKeys, VendorPublicKey};
+use crate::canonical::{canonical_form, pool_id};
+use crate::error::LineError;
+use crate::fields::{build_pool, check_name, shown};
+use crate::lexer::{Piece, Statement, Token, split_logical_lines, tokenize};
+use crate::pool::Pool;
+use crate::signing::{LicenseSignature, TrustedKeys, VendorPublicKey};
 
 /// Every key a FEATURE line may carry, in the order the signer writes them.
 pub const KNOWN_KEYS: [&str; 13] = [
@@ -234,7 +234,7 @@ fn check_value(value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::license::pool::{DupGroup, Expiry, HostId, SeatUnit};
+    use crate::pool::{DupGroup, Expiry, HostId, SeatUnit};
 
     const LINE: &str = "FEATURE vhdl-editor vendor=sigasi version=4.0 count=25 \
         start=2026-11-01 expires=2027-12-31 customer=\"ACME Corp\" hostid=ANY \
@@ -254,7 +254,7 @@ mod tests {
         assert!(matches!(pool.expires, Expiry::On(d) if d.to_string() == "2027-12-31"));
         assert_eq!(pool.customer.as_deref(), Some("ACME Corp"));
         assert_eq!((pool.hostid.clone(), pool.dup_group), (HostId::Any, DupGroup::UserHost));
-        assert_eq!(pool.max_borrow_hours, crate::license::pool::DEFAULT_MAX_BORROW_HOURS);
+        assert_eq!(pool.max_borrow_hours, crate::pool::DEFAULT_MAX_BORROW_HOURS);
         assert_eq!(parsed.sig, None);
     }
 

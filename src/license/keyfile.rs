@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::license::signing::{KEY_BYTES, TrustedKeys, VendorKey, VendorPublicKey};
+use crate::signing::{KEY_BYTES, TrustedKeys, VendorKey, VendorPublicKey};
 
 /// Tag of the key line in a secret key file.
 pub const SECRET_KEY_TAG: &str = "ed25519-secret:";

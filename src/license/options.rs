@@ -1,7 +1,7 @@
 //! The options file: FlexLM's words for who may use which feature, parsed into a [`Policy`].
 //!
 //! Admins who ran FlexLM know this file; QuorumLM reads the same statements with the same
-//! meaning (see the keyword table in [`crate::license::policy`]):
+//! meaning (see the keyword table in [`crate::policy`]):
 //!
 //! ```text
 //! # /etc/quorumlm/site.opt
@@ -72,10 +72,10 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::license::names::check_feature_name;
-use crate::license::pool::MAX_POOL_SEATS;
-use crate::license::read::{Oversize, read_at_most};
-use crate::license::{AccessRule, LineError, Policy, SeatRule, Who, WhoKind};
+use crate::names::check_feature_name;
+use crate::pool::MAX_POOL_SEATS;
+use crate::read::{Oversize, read_at_most};
+use crate::{AccessRule, LineError, Policy, SeatRule, Who, WhoKind};
 
 use self::keyword::{FLEXLM_ONLY_KEYWORDS, Keyword, parse_kind};
 
@@ -99,7 +99,7 @@ pub const MAX_BORROW_HOURS_SETTING: u32 = 365 * 24;
 pub const MAX_PRINCIPAL_NAME_LEN: usize = 256;
 
 /// Largest options file [`load_options_file`] reads. The policy travels to every node in one
-/// Raft log entry with the license set, at most [`crate::raft::MAX_ENTRY_BYTES`] encoded: a
+/// Raft log entry with the license set, at most [`qlm_raft::MAX_ENTRY_BYTES`] encoded: a
 /// policy keeps the names and numbers but not the keywords, so a file of this size leaves room
 /// for the license set (the exact size is checked before they are proposed). A real site's
 /// file is a few kilobytes.
@@ -144,7 +144,7 @@ pub fn load_options_file(path: &Path) -> Result<Policy, OptionsFileError> {
 /// line comes back, in line order, and nothing else.
 ///
 /// ```
-/// use quorumlm::license::parse_options;
+/// use qlm_license::parse_options;
 ///
 /// let policy = parse_options("site.opt", "GROUP eng alice bob\nRESERVE 1 sim GROUP eng\n")
 ///     .expect("valid");

@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::license::time::{Date, Timestamp};
-use crate::license::version::Version;
+use crate::time::{Date, Timestamp};
+use crate::version::Version;
 
 /// Largest seat or token count one pool may carry. Larger numbers are typos or attacks, and
 /// this bound keeps every sum of seats far from overflowing a `u64`.

@@ -12,11 +12,11 @@
 //! `server::edge`'s. The engine checks names again when it applies, because every replica
 //! must refuse what any replica refuses.
 
-use crate::engine::{
+use crate::convert::ConvertError;
+use crate::v1;
+use qlm_engine::{
     MAX_CHECKOUT_COUNT, MAX_NAME_BYTES, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS, forbidden_in_name,
 };
-use crate::proto::convert::ConvertError;
-use crate::proto::v1;
 
 /// Longest version string a request may carry: four parts of up to ten digits and the dots.
 pub const MAX_VERSION_BYTES: usize = 64;
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn the_largest_valid_requests_make_commands_under_the_documented_bound() {
-        use crate::proto::convert;
+        use crate::convert;
         let big = |c: char| c.to_string().repeat(MAX_NAME_BYTES);
         let open = v1::OpenSessionRequest {
             user: big('u'),
@@ -357,7 +357,7 @@ mod tests {
         remove(&remove_request).unwrap();
         let remove = convert::remove_command(remove_request).unwrap();
         for command in [open, checkout, remove] {
-            let bytes = crate::raft::network::encode_payload(&command).unwrap().len();
+            let bytes = postcard::to_stdvec(&command).unwrap().len();
             assert!(bytes <= MAX_COMMAND_BYTES, "{bytes} bytes: {command:?}");
         }
     }

@@ -47,7 +47,7 @@ impl PeerDialer {
                 .tls_config(tls.clone())
                 .map_err(|e| format!("peer address {addr:?}: TLS: {e}"))?;
         }
-        Ok(crate::wire::connect_lazy(&endpoint))
+        Ok(qlm_net::wire::connect_lazy(&endpoint))
     }
 }
 

@@ -60,8 +60,8 @@ pub use bounded::{
 use bounded::AppendBudget;
 
 use super::{LogId, NodeId, PeerDialer, TypeConfig, Vote};
-use crate::proto::v1::raft_service_client::RaftServiceClient;
-use crate::proto::v1::{RaftPayloadFormat, RaftRequest, RaftResponse};
+use qlm_proto::v1::raft_service_client::RaftServiceClient;
+use qlm_proto::v1::{RaftPayloadFormat, RaftRequest, RaftResponse};
 
 /// Longest wait for a TCP connection to a peer. Shorter than an election timeout, so that one
 /// dead peer does not hold a heartbeat round back.
@@ -69,7 +69,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Largest gRPC message a node sends or accepts on the peer port, in bytes. Above openraft's
 /// default snapshot chunk (3 MiB) plus framing, and room for several entries of the largest
-/// size ([`crate::raft::MAX_ENTRY_BYTES`]) in one AppendEntries, which is split to fit.
+/// size ([`crate::MAX_ENTRY_BYTES`]) in one AppendEntries, which is split to fit.
 pub const MAX_PEER_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The payload format this release writes and reads.

@@ -11,8 +11,8 @@
 //! and the log after it is applied again. Observers that must not count twice compare the
 //! index with the last one they recorded durably.
 
-use crate::engine::{Applied, Command, Engine};
-use crate::license::Timestamp;
+use qlm_engine::{Applied, Command, Engine};
+use qlm_license::Timestamp;
 
 /// One applied command, as an observer sees it (an entry that batches several commands is
 /// seen once per command, in order, each with the entry's index and stamp).

@@ -26,8 +26,8 @@ use super::{
     Answers, Entry, LogEntry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership,
     TypeConfig, neutral_response,
 };
-use crate::engine::{Applied, Command, Engine};
-use crate::license::Timestamp;
+use qlm_engine::{Applied, Command, Engine};
+use qlm_license::Timestamp;
 
 /// What a replica has applied: the engine, and where in the log it stands.
 #[derive(Debug, Default)]

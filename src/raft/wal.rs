@@ -748,7 +748,7 @@ fn create_file(path: &Path) -> Result<File, WalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::LogEntry;
+    use crate::LogEntry;
     use openraft::EntryPayload;
 
     fn entry(index: u64, term: u64) -> Entry {
@@ -756,7 +756,7 @@ mod tests {
             log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
             payload: EntryPayload::Normal(LogEntry {
                 commands: Vec::new(),
-                stamp: crate::license::Timestamp(index),
+                stamp: qlm_license::Timestamp(index),
             }),
         }
     }

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::license::Timestamp;
-use crate::report::line::{EventKind, ReportLine};
+use crate::line::{EventKind, ReportLine};
+use qlm_license::Timestamp;
 
 /// Milliseconds in an hour.
 const MILLIS_PER_HOUR: f64 = 3_600_000.0;

@@ -3,7 +3,7 @@
 //! `2026-11-24 09:30:15+00:00`). Only UTC is accepted (no zone, `Z` or `+00:00`), because the
 //! log is in UTC and a silent conversion would shift a monthly report by hours.
 
-use crate::license::{Date, Timestamp};
+use qlm_license::{Date, Timestamp};
 
 /// Parses an instant as described in the module documentation.
 pub fn parse_instant(text: &str) -> Result<Timestamp, String> {

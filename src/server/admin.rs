@@ -14,11 +14,11 @@ use openraft::BasicNode;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use crate::engine::secrets_equal;
-use crate::proto::convert;
-use crate::proto::v1;
-use crate::proto::v1::admin_service_server::AdminService;
-use crate::server::services::ClientServices;
+use crate::services::ClientServices;
+use qlm_engine::secrets_equal;
+use qlm_proto::convert;
+use qlm_proto::v1;
+use qlm_proto::v1::admin_service_server::AdminService;
 
 /// The admin side of the client services, with the token it accepts.
 #[derive(Clone)]
@@ -93,7 +93,7 @@ impl AdminServices {
         }
         let leader = node.leader();
         let addr = leader.and_then(|id| node.peers.client_addr(id));
-        Err(crate::server::peer::not_leader(leader, addr.as_deref()))
+        Err(qlm_node::peer::not_leader(leader, addr.as_deref()))
     }
 }
 
@@ -103,7 +103,7 @@ impl AdminServices {
         request: Request<v1::RemoveRequest>,
     ) -> Result<Response<v1::RemoveResponse>, Status> {
         self.authorize(&request)?;
-        crate::proto::validate::remove(request.get_ref())?;
+        qlm_proto::validate::remove(request.get_ref())?;
         let command = convert::remove_command(request.into_inner())?;
         let applied = self.services.node.propose(command).await?;
         let mut answer = convert::remove_response(applied.outcome)?;
@@ -122,7 +122,7 @@ impl AdminServices {
             node.licenses_to_serve().await.map_err(Status::failed_precondition)?;
         let applied = node.propose(command).await?;
         let retired = match applied.outcome {
-            crate::engine::Outcome::LicensesLoaded { retired, .. } => retired,
+            qlm_engine::Outcome::LicensesLoaded { retired, .. } => retired,
             _ => 0,
         };
         info!(node = node.id, refused = refused.len(), "licenses reloaded");
@@ -153,7 +153,7 @@ impl AdminServices {
         self.authorize(&request)?;
         self.must_lead()?;
         let request = request.into_inner();
-        crate::proto::validate::add_node(&request)?;
+        qlm_proto::validate::add_node(&request)?;
         let node = &self.services.node;
         node.peers.set_addr(request.id, request.peer_addr.clone());
         if !request.client_addr.is_empty() {
@@ -244,7 +244,7 @@ impl AdminService for AdminServices {
 #[cfg(test)]
 mod tests {
     use super::{MAX_ADMIN_TOKEN_BYTES, bearer_token, check_token_length};
-    use crate::engine::secrets_equal as constant_time_eq;
+    use qlm_engine::secrets_equal as constant_time_eq;
     use tonic::Code;
 
     #[test]

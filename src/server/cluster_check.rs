@@ -21,10 +21,10 @@ use std::collections::BTreeMap;
 
 use tracing::error;
 
-use crate::raft::NodeId;
-use crate::server::config::NodeConfig;
-use crate::server::peer::CLUSTER_MISMATCH;
-use crate::server::peers::Peers;
+use crate::config::NodeConfig;
+use qlm_node::peer::CLUSTER_MISMATCH;
+use qlm_node::peers::Peers;
+use qlm_raft::NodeId;
 
 /// `1=a:7401,2=b:7401,3=c:7401`: a node's `--initial-cluster`, as the digest sees it.
 pub fn members_text(config: &NodeConfig) -> String {
@@ -114,7 +114,7 @@ pub async fn check_at_start(peers: &Peers, config: &NodeConfig) -> Result<Refusa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::config::{NodeConfig, NodeFlags};
+    use crate::config::{NodeConfig, NodeFlags};
 
     fn config(members: &str) -> NodeConfig {
         NodeConfig::resolve(NodeFlags {

@@ -7,15 +7,15 @@
 //! catches up with everything committed before it describes itself ([`leader_view_here`]).
 //! A stale answer is the asked node's own view, at once.
 //!
-//! [`Peers::cluster_view`]: crate::server::peers::Peers::cluster_view
+//! [`Peers::cluster_view`]: qlm_node::peers::Peers::cluster_view
 //! [`leader_view_here`]: ClientServices::leader_view_here
 
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
-use crate::proto::v1;
-use crate::server::node::READ_DEADLINE;
-use crate::server::services::ClientServices;
+use crate::services::ClientServices;
+use qlm_node::node::READ_DEADLINE;
+use qlm_proto::v1;
 
 impl ClientServices {
     /// This node's own view: its applied index and state digest (read together), its term,
@@ -80,7 +80,7 @@ impl ClientServices {
         if !node.is_leader() {
             let leader = node.leader();
             let addr = leader.and_then(|id| node.peers.client_addr(id));
-            return Err(crate::server::peer::not_leader(leader, addr.as_deref()));
+            return Err(qlm_node::peer::not_leader(leader, addr.as_deref()));
         }
         let index = node.read_index_here().await?;
         node.raft

@@ -13,17 +13,16 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::server::tls_config::{TlsFlags, TlsSettings};
+use crate::tls_config::{TlsFlags, TlsSettings};
 
 /// Raft heartbeat interval by default, in milliseconds (the first design said 100 ms;
 /// 50 since issue 8).
-pub const DEFAULT_HEARTBEAT_MS: u64 = crate::raft::HEARTBEAT_INTERVAL_MS;
-/// Election timeout range by default, in milliseconds (the first design said 400–800 ms;
-/// 200–400 since issue 8: see `raft::ELECTION_TIMEOUT_MIN_MS`).
-pub const DEFAULT_ELECTION_MIN_MS: u64 = crate::raft::ELECTION_TIMEOUT_MIN_MS;
-pub const DEFAULT_ELECTION_MAX_MS: u64 = crate::raft::ELECTION_TIMEOUT_MAX_MS;
+pub const DEFAULT_HEARTBEAT_MS: u64 = qlm_raft::HEARTBEAT_INTERVAL_MS;
+/// Election timeout range by default, in milliseconds (see `qlm_raft::ELECTION_TIMEOUT_MIN_MS`).
+pub const DEFAULT_ELECTION_MIN_MS: u64 = qlm_raft::ELECTION_TIMEOUT_MIN_MS;
+pub const DEFAULT_ELECTION_MAX_MS: u64 = qlm_raft::ELECTION_TIMEOUT_MAX_MS;
 /// Session TTL a client gets when it asks for none, in milliseconds.
-pub const DEFAULT_SESSION_TTL_MS: u64 = 30_000;
+pub const DEFAULT_SESSION_TTL_MS: u64 = qlm_node::settings::DEFAULT_SESSION_TTL_MS;
 
 /// The command-line and environment side of the configuration (every field optional: what is
 /// missing comes from the file or the default).
@@ -252,6 +251,18 @@ fn config_error(setting: &str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl NodeConfig {
+    /// What the replicated core needs of this configuration.
+    pub fn node_settings(&self) -> qlm_node::NodeSettings {
+        qlm_node::NodeSettings {
+            id: self.id,
+            initial_cluster: self.initial_cluster.clone(),
+            hostid: self.hostid.clone(),
+            license: self.license.clone(),
+            vendor_pubkeys: self.vendor_pubkeys.clone(),
+            options: self.options.clone(),
+        }
+    }
+
     /// Merges flags (with their environment variables) over the `--config` file over the
     /// defaults, and checks the result.
     pub fn resolve(flags: NodeFlags) -> Result<NodeConfig, ConfigError> {
@@ -291,12 +302,12 @@ impl NodeConfig {
         let snapshot_every = flags
             .snapshot_every
             .or(file.snapshot_every)
-            .unwrap_or(crate::raft::SNAPSHOT_EVERY_ENTRIES);
+            .unwrap_or(qlm_raft::SNAPSHOT_EVERY_ENTRIES);
         if snapshot_every == 0 {
             return Err(config_error("--snapshot-every", "must be at least 1"));
         }
         let snapshot_log_mb =
-            flags.snapshot_log_mb.or(file.snapshot_log_mb).unwrap_or(crate::raft::SNAPSHOT_LOG_MIB);
+            flags.snapshot_log_mb.or(file.snapshot_log_mb).unwrap_or(qlm_raft::SNAPSHOT_LOG_MIB);
         if snapshot_log_mb == 0 {
             return Err(config_error("--snapshot-log-mb", "must be at least 1"));
         }
@@ -314,7 +325,7 @@ impl NodeConfig {
         let report_max_mb = flags
             .report_max_mb
             .or(file.report_max_mb)
-            .unwrap_or(crate::server::report_log::DEFAULT_REPORT_MAX_MB);
+            .unwrap_or(crate::report_log::DEFAULT_REPORT_MAX_MB);
         if report_max_mb == 0 {
             return Err(config_error("--report-max-mb", "0 MiB: give at least 1"));
         }
@@ -445,7 +456,7 @@ fn admin_token(file: Option<PathBuf>) -> Result<Option<String>, ConfigError> {
         None => std::env::var("QLM_ADMIN_TOKEN").unwrap_or_default().trim().to_owned(),
     };
     // A token no call could present is refused at start, not at every call.
-    crate::server::admin::check_token_length(&token).map_err(|reason| {
+    crate::admin::check_token_length(&token).map_err(|reason| {
         config_error(if file.is_some() { "--admin-token-file" } else { "QLM_ADMIN_TOKEN" }, reason)
     })?;
     Ok((!token.is_empty()).then_some(token))
@@ -591,7 +602,7 @@ mod tests {
     fn an_admin_token_over_the_limit_is_refused_at_start_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
-        std::fs::write(&path, "t".repeat(crate::server::admin::MAX_ADMIN_TOKEN_BYTES + 1)).unwrap();
+        std::fs::write(&path, "t".repeat(crate::admin::MAX_ADMIN_TOKEN_BYTES + 1)).unwrap();
         let err = admin_token(Some(path)).unwrap_err().to_string();
         assert!(err.contains("--admin-token-file") && !err.contains("ttt"), "{err}");
     }
@@ -627,7 +638,7 @@ mod tests {
         let founder = NodeConfig::resolve(NodeFlags { join: true, ..flags() }).unwrap();
         assert_eq!(founder.id, 2, "--join on an original member changes nothing (StatefulSets)");
         assert_eq!(config.peer_route[&3], "proxy:9003");
-        assert_eq!(config.snapshot_every, crate::raft::SNAPSHOT_EVERY_ENTRIES);
+        assert_eq!(config.snapshot_every, qlm_raft::SNAPSHOT_EVERY_ENTRIES);
         assert_eq!(config.snapshot_log_bytes, 64 * 1024 * 1024);
     }
 

@@ -13,11 +13,11 @@
 
 use tonic::Status;
 
-use crate::engine::{Admission, Client, MAX_SESSIONS, OpenCheck, RequestKey, SessionSecret};
-use crate::license::Timestamp;
-use crate::proto::v1;
-use crate::proto::validate::quote;
-use crate::server::services::ClientServices;
+use crate::services::ClientServices;
+use qlm_engine::{Admission, Client, MAX_SESSIONS, OpenCheck, RequestKey, SessionSecret};
+use qlm_license::Timestamp;
+use qlm_proto::v1;
+use qlm_proto::validate::quote;
 
 /// A session the replica knows, as far as a request needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,7 +34,7 @@ pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 /// Largest request metadata (the HTTP/2 header list: every header's name and value plus 32
 /// bytes each, as RFC 7541 counts it) the client port reads. Anything up to this reaches the
 /// services, which refuse what is too long for them by name (an admin token over
-/// [`crate::server::admin::MAX_ADMIN_TOKEN_BYTES`] is UNAUTHENTICATED); above it, HTTP/2
+/// [`crate::admin::MAX_ADMIN_TOKEN_BYTES`] is UNAUTHENTICATED); above it, HTTP/2
 /// itself refuses the call before gRPC sees it (common.proto says what a client sees).
 pub const MAX_REQUEST_METADATA_BYTES: u32 = 256 * 1024;
 

@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::report::ReportLine;
+use qlm_report::ReportLine;
 
 /// Rotated files kept beside the live one (`usage.jsonl.1` .. `usage.jsonl.10`).
 pub const REPORT_FILES_KEPT: u32 = 10;
@@ -149,7 +149,7 @@ fn last_index(file: &mut File) -> io::Result<Option<u64>> {
     let text = String::from_utf8_lossy(&bytes);
     Ok(text.lines().rev().find_map(|line| serde_json::from_str::<ReportLine>(line).ok()).map(
         |line| match line.event {
-            crate::report::EventKind::Gap => line.to.unwrap_or(line.index).max(line.index),
+            qlm_report::EventKind::Gap => line.to.unwrap_or(line.index).max(line.index),
             _ => line.index,
         },
     ))

@@ -33,10 +33,10 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use tracing::{error, info, warn};
 
 use super::report_file::ReportFile;
-use crate::engine::{Command, Engine, Event, Handle, Name, QueueExit, ReleaseCause};
-use crate::license::Timestamp;
-use crate::raft::{AppliedEntry, ApplyObserver, StateMachineStore};
-use crate::report::{EventKind, ReportLine};
+use qlm_engine::{Command, Engine, Event, Handle, Name, QueueExit, ReleaseCause};
+use qlm_license::Timestamp;
+use qlm_raft::{AppliedEntry, ApplyObserver, StateMachineStore};
+use qlm_report::{EventKind, ReportLine};
 
 /// The report log's size before rotation by default, in MiB.
 pub const DEFAULT_REPORT_MAX_MB: u64 = 64;

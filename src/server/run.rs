@@ -15,22 +15,22 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
-use crate::proto::v1::admin_service_server::AdminServiceServer;
-use crate::proto::v1::license_service_server::LicenseServiceServer;
-use crate::proto::v1::status_service_server::StatusServiceServer;
-use crate::raft::{PeerDialer, Raft, ReplicationSignal, network::GrpcNetworkFactory, open_stores};
-use crate::server::admin::AdminServices;
-use crate::server::cluster_check;
-use crate::server::config::NodeConfig;
-use crate::server::http::usage::run_sampler;
-use crate::server::http::{GrpcTimingLayer, HttpState, Metrics, UsageHistory};
-use crate::server::node::Node;
-use crate::server::peer::{LeaderOps, PeerService};
-use crate::server::peers::Peers;
-use crate::server::refusals::{MAX_CLIENT_MESSAGE_BYTES, MAX_REQUEST_METADATA_BYTES, RefusalLayer};
-use crate::server::report_log::ReportLog;
-use crate::server::services::ClientServices;
-use crate::server::tls_config::LoadedTls;
+use crate::admin::AdminServices;
+use crate::cluster_check;
+use crate::config::NodeConfig;
+use crate::http::usage::run_sampler;
+use crate::http::{GrpcTimingLayer, HttpState, Metrics, UsageHistory};
+use crate::refusals::{MAX_CLIENT_MESSAGE_BYTES, MAX_REQUEST_METADATA_BYTES, RefusalLayer};
+use crate::report_log::ReportLog;
+use crate::services::ClientServices;
+use crate::tls_config::LoadedTls;
+use qlm_node::node::Node;
+use qlm_node::peer::{LeaderOps, PeerService};
+use qlm_node::peers::Peers;
+use qlm_proto::v1::admin_service_server::AdminServiceServer;
+use qlm_proto::v1::license_service_server::LicenseServiceServer;
+use qlm_proto::v1::status_service_server::StatusServiceServer;
+use qlm_raft::{PeerDialer, Raft, ReplicationSignal, network::GrpcNetworkFactory, open_stores};
 
 /// How often a node asks its peers for their client addresses (for leader hints).
 pub const HELLO_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -50,7 +50,7 @@ pub enum RunError {
     #[error("{0}")]
     Config(String),
     #[error("{0}")]
-    Store(#[from] crate::raft::StoreError),
+    Store(#[from] qlm_raft::StoreError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { addr: SocketAddr, what: &'static str, source: std::io::Error },
     #[error("raft: {0}")]
@@ -98,8 +98,8 @@ struct NodeOps {
 impl LeaderOps for NodeOps {
     async fn forward(
         &self,
-        command: crate::engine::Command,
-    ) -> Result<(crate::engine::Applied, u64), tonic::Status> {
+        command: qlm_engine::Command,
+    ) -> Result<(qlm_engine::Applied, u64), tonic::Status> {
         let applied = self.node.propose_here(command).await?;
         let index = self.node.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
         Ok((applied, index))
@@ -113,12 +113,12 @@ impl LeaderOps for NodeOps {
         self.node.read_index_here().await
     }
 
-    async fn cluster_view(&self) -> Result<crate::proto::v1::ClusterResponse, tonic::Status> {
+    async fn cluster_view(&self) -> Result<qlm_proto::v1::ClusterResponse, tonic::Status> {
         self.services.leader_view_here().await
     }
 
-    fn hello(&self) -> crate::proto::v1::HelloResponse {
-        crate::proto::v1::HelloResponse {
+    fn hello(&self) -> qlm_proto::v1::HelloResponse {
+        qlm_proto::v1::HelloResponse {
             id: self.node.id,
             client_addr: self.client_addr.clone(),
             http_addr: self.http_addr.clone(),
@@ -136,14 +136,14 @@ pub async fn run_node(
     let cluster = cluster_id(&config);
     // A license, key or options file that cannot be read is an error at start, before the
     // database is touched, not at the first election.
-    crate::server::node::load_licenses_command(&config).map_err(RunError::Config)?;
+    qlm_node::node::load_licenses_command(&config.node_settings()).map_err(RunError::Config)?;
     let tls = config.tls.load().map_err(|e| RunError::Config(e.to_string()))?;
     warn_plaintext(&config, &tls);
     let dialer = match &tls.peer {
         Some(peer) => PeerDialer::tls(peer.client_config()),
         None => PeerDialer::plaintext(),
     };
-    crate::server::preflight::check_data_dir(&config.data_dir).map_err(RunError::Config)?;
+    crate::preflight::check_data_dir(&config.data_dir).map_err(RunError::Config)?;
     let (log_store, mut state_machine) = open_stores(&config.data_dir)?;
     let fresh = log_store.is_fresh();
     let replica = state_machine.replica();
@@ -175,7 +175,7 @@ pub async fn run_node(
         heartbeat_interval: config.heartbeat_ms,
         election_timeout_min: config.election_min_ms,
         election_timeout_max: config.election_max_ms,
-        ..crate::raft::raft_config_snapshot_every(config.snapshot_every)
+        ..qlm_raft::raft_config_snapshot_every(config.snapshot_every)
             .map_err(|e| RunError::Config(e.to_string()))?
     }
     .validate()
@@ -191,7 +191,7 @@ pub async fn run_node(
     let peers = Peers::new(cluster.clone(), id, config.initial_cluster.clone())
         .with_dialer(dialer)
         .with_routes(config.peer_route.clone());
-    let node = Arc::new(Node::new(config.clone(), raft.clone(), replica, peers));
+    let node = Arc::new(Node::new(config.node_settings(), raft.clone(), replica, peers));
     node.propose_on(&replicated);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -218,7 +218,7 @@ pub async fn run_node(
     health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;
     health_reporter.set_serving::<StatusServiceServer<ClientServices>>().await;
     health_reporter.set_serving::<AdminServiceServer<AdminServices>>().await;
-    let reflection = crate::proto::client_port_reflection()
+    let reflection = crate::reflection::client_port_reflection()
         .map_err(|e| RunError::Config(format!("reflection: {e}")))?;
     let hint_services = services.clone();
     let admin = AdminServices { services: services.clone(), token: config.admin_token.clone() };
@@ -258,12 +258,11 @@ pub async fn run_node(
         std::time::Duration::from_millis(config.election_max_ms.saturating_mul(2)),
     ));
     let mut http_stop = stop_rx.clone();
-    let http_server =
-        tokio::spawn(crate::server::http::serve(http_listener, http_state, async move {
-            let _ = http_stop.changed().await;
-        }));
+    let http_server = tokio::spawn(crate::http::serve(http_listener, http_state, async move {
+        let _ = http_stop.changed().await;
+    }));
     let sampler = tokio::spawn(run_sampler(node.clone(), history, stop_rx.clone()));
-    let compaction = tokio::spawn(crate::server::compaction::run(
+    let compaction = tokio::spawn(qlm_node::compaction::run(
         id,
         raft.clone(),
         storage_for_compaction,

@@ -12,12 +12,12 @@ use sha2::{Digest, Sha256};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::engine::{Handle, Outcome};
-use crate::proto::v1::license_service_server::LicenseService;
-use crate::proto::v1::status_service_server::StatusService;
-use crate::proto::{convert, v1, validate};
-use crate::server::edge::{Known, session_gone};
-use crate::server::node::{DEFAULT_SESSION_TTL_MS, Node};
+use crate::edge::{Known, session_gone};
+use qlm_engine::{Handle, Outcome};
+use qlm_node::node::{DEFAULT_SESSION_TTL_MS, Node};
+use qlm_proto::v1::license_service_server::LicenseService;
+use qlm_proto::v1::status_service_server::StatusService;
+use qlm_proto::{convert, v1, validate};
 
 /// How often a WaitQueued stream looks at the replica for its request's fate.
 pub const QUEUE_POLL: Duration = Duration::from_millis(200);
@@ -94,7 +94,7 @@ impl ClientServices {
 /// `status` with `hint` added to its trailing metadata ([`ClientServices::hinted`]); no leader
 /// (none, or id 0) adds nothing, nor does an empty or unsendable address.
 pub fn with_leader_hint(mut status: Status, hint: Option<&v1::LeaderHint>) -> Status {
-    use crate::server::peer::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
+    use qlm_node::peer::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
     use tonic::metadata::MetadataValue;
     let Some(hint) = hint.filter(|h| h.id != 0) else { return status };
     let metadata = status.metadata_mut();
@@ -149,7 +149,7 @@ impl LicenseService for ClientServices {
         validate::open_session(&request).map_err(|e| self.hinted(e.into()))?;
         let session_id = new_session_id(&request)?;
         let ttl_ms = if request.ttl_ms == 0 { DEFAULT_SESSION_TTL_MS } else { request.ttl_ms };
-        let opened = |session_id, secret: crate::engine::SessionSecret| v1::OpenSessionResponse {
+        let opened = |session_id, secret: qlm_engine::SessionSecret| v1::OpenSessionResponse {
             session_id,
             session_secret: secret.expose().to_owned(),
             ttl_ms,
@@ -205,7 +205,7 @@ impl LicenseService for ClientServices {
             let (session_id, request_id, key) =
                 command.retry_identity().ok_or_else(|| Status::internal("not a checkout"))?;
             let now = self.admit_live(session_id, &secret, Some((request_id, key))).await?;
-            if let crate::engine::Command::Checkout { borrow_until: Some(until), .. } = &command
+            if let qlm_engine::Command::Checkout { borrow_until: Some(until), .. } = &command
                 && *until <= now
             {
                 return Err(Status::invalid_argument(format!(
@@ -348,7 +348,7 @@ enum QueueState {
 }
 
 /// Where a queued request stands in this replica.
-fn queue_update(engine: &crate::engine::Engine, session_id: &str, handle: Handle) -> QueueState {
+fn queue_update(engine: &qlm_engine::Engine, session_id: &str, handle: Handle) -> QueueState {
     use v1::queue_update::Update;
     let mine = engine.session(session_id);
     let left = |cause: v1::LeftCause| {

@@ -13,8 +13,8 @@
 
 use std::path::PathBuf;
 
-use crate::server::config::ConfigError;
-use crate::tls::{CertificateHolder, IdentityFiles, PeerTls, ServerPortTls, TlsFileError};
+use crate::config::ConfigError;
+use qlm_net::tls::{CertificateHolder, IdentityFiles, PeerTls, ServerPortTls, TlsFileError};
 
 /// The files of the client port's TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,7 +132,7 @@ impl TlsSettings {
                     Some(path) => Some((
                         path.clone(),
                         CertificateHolder(
-                            crate::tls::read_certificates("--tls-client-ca", path)
+                            qlm_net::tls::read_certificates("--tls-client-ca", path)
                                 .map_err(file_error)?,
                         ),
                     )),
@@ -178,7 +178,7 @@ fn mismatch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::certs::{make_ca, make_node_cert};
+    use qlm_net::tls::certs::{make_ca, make_node_cert};
 
     #[test]
     fn half_configured_ports_are_refused_naming_the_flags() {

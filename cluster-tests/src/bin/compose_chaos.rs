@@ -25,7 +25,7 @@ use cluster_tests::history::{HeldCheckout, NodeState, Op, Recorder};
 use cluster_tests::rng::{Rng, seed_from_env};
 use cluster_tests::workload::{Workload, WorkloadOptions, close_all, probe_grant, prove_alive};
 use cluster_tests::{CHAOS_FEATURE, CHAOS_SEATS};
-use quorumlm::client::{ServerAddr, parse_servers};
+use qlm_client::{ServerAddr, parse_servers};
 
 /// How long a fault lasts before it is healed.
 const FAULT_DURATION: Duration = Duration::from_secs(3);

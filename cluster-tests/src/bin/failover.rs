@@ -3,7 +3,7 @@
 //! and the time until it serves.
 //!
 //! Each run starts a fresh cluster and 8 closed-loop clients, each its own session through the
-//! real client library (`quorumlm::client`) with the node list starting at a different node,
+//! real client library (`qlm_client`) with the node list starting at a different node,
 //! looping checkout -> checkin on a feature with more seats than clients. After a warm-up the
 //! leader is killed with SIGKILL. Every call is recorded with its start, end and outcome, and
 //! the run yields (see `cluster_tests::failover`):
@@ -36,9 +36,9 @@ use cluster_tests::failover::{
     Call, Ending, Measures, Op, QLM_LOG, Votes, measure, median_and_worst,
 };
 use cluster_tests::{Cluster, ClusterOptions};
-use quorumlm::client::{CheckoutOptions, Client, ClientError, ServerAddr, SessionOptions};
-use quorumlm::proto::v1;
-use quorumlm::proto::v1::status_service_client::StatusServiceClient;
+use qlm_client::{CheckoutOptions, Client, ClientError, ServerAddr, SessionOptions};
+use qlm_proto::v1;
+use qlm_proto::v1::status_service_client::StatusServiceClient;
 use serde_json::json;
 use tonic::transport::Channel;
 
@@ -467,7 +467,7 @@ async fn main() {
     let out =
         std::env::var("FAILOVER_JSON").unwrap_or_else(|_| "target/bench/failover.json".into());
     let flags = if args.is_empty() { "default timing".to_owned() } else { args.join(" ") };
-    let budget = client_budget().unwrap_or(quorumlm::client::FAILOVER_BUDGET);
+    let budget = client_budget().unwrap_or(qlm_client::FAILOVER_BUDGET);
     println!(
         "failover: {CLIENTS} clients (checkout -> checkin, {SEATS} seats), kill -9 of the leader \
          of 3 qlmd processes on loopback after {warmup:?}; {runs} runs; qlmd: {flags}; client \

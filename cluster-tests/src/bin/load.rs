@@ -1,7 +1,7 @@
 //! Cluster load benchmark: closed-loop clients against a real 3-process QuorumLM cluster
 //! (separate processes, sled files, fsync on).
 //!
-//! Each client is its own session (the real client library, `quorumlm::client`), given the
+//! Each client is its own session (the real client library, `qlm_client`), given the
 //! node list starting at a different node, as real clients spread over a cluster; it loops
 //! checkout -> checkin with no think time. For C in 1, 8, 32, 128 clients and N = C and
 //! N = C/2 seats: a warm-up, then a measured window; per point ops/s (one op = one checkout
@@ -22,7 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use cluster_tests::Cluster;
 use cluster_tests::bench::{Phase, Tally, client_counts, measure_point, seat_counts, write_json};
-use quorumlm::client::{CheckoutOptions, Client, ClientError, SessionOptions, parse_servers};
+use qlm_client::{CheckoutOptions, Client, ClientError, SessionOptions, parse_servers};
 
 /// Every feature a point may use: `bench-N` has N seats.
 const SEATS: [u32; 7] = [1, 4, 8, 16, 32, 64, 128];

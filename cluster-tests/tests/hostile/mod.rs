@@ -9,10 +9,10 @@
 #![allow(dead_code)]
 
 pub use cluster_tests::{Cluster, RawSession, TEST_ADMIN_TOKEN};
-pub use quorumlm::proto::v1;
-pub use quorumlm::proto::v1::admin_service_client::AdminServiceClient;
-pub use quorumlm::proto::v1::license_service_client::LicenseServiceClient;
-pub use quorumlm::proto::v1::status_service_client::StatusServiceClient;
+pub use qlm_proto::v1;
+pub use qlm_proto::v1::admin_service_client::AdminServiceClient;
+pub use qlm_proto::v1::license_service_client::LicenseServiceClient;
+pub use qlm_proto::v1::status_service_client::StatusServiceClient;
 pub use std::fmt::Debug;
 pub use std::future::Future;
 pub use std::pin::Pin;

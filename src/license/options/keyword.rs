@@ -4,7 +4,7 @@
 //! words that QuorumLM does not implement are listed so that the error says "not supported"
 //! rather than "unknown": the admin then knows the line is not a typo.
 
-use crate::license::WhoKind;
+use crate::WhoKind;
 
 use super::shown;
 

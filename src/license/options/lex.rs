@@ -11,7 +11,7 @@
 //! A line that breaks these rules makes its whole statement an error; the statement is not
 //! parsed further.
 
-use crate::license::LineError;
+use crate::LineError;
 
 /// One logical line with its words, numbered by the physical line it starts on.
 #[derive(Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use std::fmt::{self, Write};
 
-use crate::license::{AccessRule, Policy, SeatRule, Who};
+use crate::{AccessRule, Policy, SeatRule, Who};
 
 /// Width past which a long `GROUP` line is continued on the next line with `\`.
 pub(super) const WRAP_COLUMN: usize = 100;

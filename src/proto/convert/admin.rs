@@ -5,10 +5,10 @@
 
 use tonic::Status;
 
-use crate::engine::{Command, Handle, Outcome, RemoveTarget};
-use crate::license::LineError;
-use crate::proto::convert::{ConvertError, not_an_answer};
-use crate::proto::v1;
+use crate::convert::{ConvertError, not_an_answer};
+use crate::v1;
+use qlm_engine::{Command, Handle, Outcome, RemoveTarget};
+use qlm_license::LineError;
 
 /// The command a Remove request proposes: one handle (not 0), or a user's checkouts,
 /// narrowed by host and feature when they are not empty.
@@ -58,7 +58,7 @@ mod tests {
     use tonic::Code;
 
     use super::*;
-    use crate::engine::{RejectKind, Rejection};
+    use qlm_engine::{RejectKind, Rejection};
 
     fn holder(user: &str, host: &str, feature: &str) -> v1::RemoveRequest {
         let selector =

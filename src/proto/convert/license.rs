@@ -6,12 +6,12 @@
 
 use tonic::Status;
 
-use crate::engine::{
+use crate::convert::{ConvertError, not_an_answer, version_from_wire};
+use crate::v1;
+use qlm_engine::{
     CheckoutView, Command, Denial, Engine, Grant, Handle, Holder, Outcome, QueueExit, SessionId,
 };
-use crate::license::Timestamp;
-use crate::proto::convert::{ConvertError, not_an_answer, version_from_wire};
-use crate::proto::v1;
+use qlm_license::Timestamp;
 
 /// The command that opens a session for `request`, under the id and secret the server made
 /// for it. A TTL of 0 asks for `default_ttl_ms`.
@@ -181,9 +181,9 @@ mod tests {
     use tonic::Code;
 
     use super::*;
-    use crate::engine::{DenialReason, RejectKind, Rejection};
-    use crate::license::{PoolId, Version};
-    use crate::proto::convert::denial_reason_from_wire;
+    use crate::convert::denial_reason_from_wire;
+    use qlm_engine::{DenialReason, RejectKind, Rejection};
+    use qlm_license::{PoolId, Version};
 
     fn checkout_request() -> v1::CheckoutRequest {
         v1::CheckoutRequest {

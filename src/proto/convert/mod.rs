@@ -1,6 +1,6 @@
 //! Conversions between the engine's types and the wire's.
 //!
-//! Inward (a request into a [`Command`](crate::engine::Command)) a conversion can fail: a
+//! Inward (a request into a [`Command`](qlm_engine::Command)) a conversion can fail: a
 //! version that does not parse, a target that is missing. It then returns a
 //! [`ConvertError`] that names the field, and nothing is proposed. Outward (an
 //! [`Outcome`] or a view into a message) it cannot fail except when
@@ -23,9 +23,9 @@ mod status;
 
 use tonic::{Code, Status};
 
-use crate::engine::{DenialReason, Outcome, RejectKind, Rejection};
-use crate::license::Version;
-use crate::proto::v1;
+use crate::v1;
+use qlm_engine::{DenialReason, Outcome, RejectKind, Rejection};
+use qlm_license::Version;
 
 pub use admin::{refused_line, remove_command, remove_response};
 pub use license::{
@@ -80,12 +80,6 @@ pub fn rejection_code(kind: RejectKind) -> Code {
 /// names the field or the id at fault.
 pub fn rejection_status(rejection: &Rejection) -> Status {
     Status::new(rejection_code(rejection.kind), rejection.message.clone())
-}
-
-impl From<Rejection> for Status {
-    fn from(rejection: Rejection) -> Status {
-        rejection_status(&rejection)
-    }
 }
 
 impl From<DenialReason> for v1::DenialReason {
@@ -153,7 +147,7 @@ fn version_from_wire(field: &'static str, text: &str) -> Result<Version, Convert
         field,
         message: format!(
             "{} is not a version: at most 4 dotted numbers below 2^32, like 4.0 or 2.1.3",
-            crate::proto::validate::quote(text)
+            crate::validate::quote(text)
         ),
     })
 }
@@ -178,7 +172,7 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
 /// The failure of an rpc whose outcome is not its answer: the engine's rejection, or a bug.
 fn not_an_answer(rpc: &'static str, outcome: Outcome) -> Status {
     match outcome {
-        Outcome::Rejected(rejection) => rejection.into(),
+        Outcome::Rejected(rejection) => rejection_status(&rejection),
         other => ConvertError::UnexpectedOutcome { rpc, outcome: outcome_name(&other) }.into(),
     }
 }
@@ -271,7 +265,7 @@ mod tests {
             (RejectKind::SessionConflict, Code::AlreadyExists),
         ];
         for (kind, code) in cases {
-            let status = Status::from(Rejection { kind, message: "`count` is 0".into() });
+            let status = rejection_status(&Rejection { kind, message: "`count` is 0".into() });
             assert_eq!(status.code(), code);
             assert_eq!(status.message(), "`count` is 0");
         }

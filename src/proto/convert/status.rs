@@ -4,9 +4,9 @@
 //! is fresh enough (a linearizable read, or `stale`) is the caller's business. The Cluster
 //! rpc reads Raft, not the engine, and is built where Raft is.
 
-use crate::engine::{CheckoutView, Engine, FeatureView, PoolView, QueuedView, ReservationView};
-use crate::license::{DupGroup, SeatUnit, Timestamp};
-use crate::proto::v1;
+use crate::v1;
+use qlm_engine::{CheckoutView, Engine, FeatureView, PoolView, QueuedView, ReservationView};
+use qlm_license::{DupGroup, SeatUnit, Timestamp};
 
 /// Features' status, by name: every feature when `only` is empty, else that one (or none
 /// when the engine does not know it). The leader hint is the caller's to fill in.
@@ -140,8 +140,8 @@ fn dup_group(group: DupGroup) -> v1::DupGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Command, Outcome};
-    use crate::license::{Date, Expiry, HostId, Policy, Pool, PoolId, SeatRule, Who, WhoKind};
+    use qlm_engine::{Command, Outcome};
+    use qlm_license::{Date, Expiry, HostId, Policy, Pool, PoolId, SeatRule, Who, WhoKind};
 
     const T0: Timestamp = Timestamp(1_800_000_000_000);
 

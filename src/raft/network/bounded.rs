@@ -32,7 +32,7 @@ use openraft::raft::AppendEntriesRequest;
 use postcard::experimental::serialized_size;
 
 use super::{MAX_PEER_MESSAGE_BYTES, RpcResult, encode_payload};
-use crate::raft::{MAX_ENTRY_BYTES, TypeConfig};
+use crate::{MAX_ENTRY_BYTES, TypeConfig};
 
 /// Bytes of a peer message kept for what surrounds an encoded openraft request: the
 /// `RaftRequest` envelope (cluster id, sender and target ids, format, the payload's tag and

@@ -15,11 +15,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{decode_payload, encode_payload};
-use crate::engine::Command;
-use crate::license::Timestamp;
-use crate::raft::{
+use crate::{
     Entry, LogEntry, LogId, Membership, NodeId, SnapshotMeta, StoredMembership, TypeConfig, Vote,
 };
+use qlm_engine::Command;
+use qlm_license::Timestamp;
 
 fn log_id(term: u64, node: NodeId, index: u64) -> LogId {
     LogId::new(CommittedLeaderId::new(term, node), index)

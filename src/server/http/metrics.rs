@@ -28,9 +28,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::engine::{Event, ReleaseCause};
-use crate::raft::{AppliedEntry, ApplyObserver, StorageStats};
-use crate::server::node::Node;
+use qlm_engine::{Event, ReleaseCause};
+use qlm_node::node::Node;
+use qlm_raft::{AppliedEntry, ApplyObserver, StorageStats};
 
 /// Upper bounds, in seconds, of the gRPC latency histogram: a stale read on a LAN takes well
 /// under a millisecond, a write a few (fsync on a majority), a call during an election up to
@@ -211,7 +211,7 @@ impl Metrics {
     pub fn new(
         storage: StorageStats,
         counted_before: u64,
-        replication: &crate::raft::ReplicationSignal,
+        replication: &qlm_raft::ReplicationSignal,
     ) -> Metrics {
         let (notices_held, notices_sent) = replication.commit_notice_counters();
         let counters = std::sync::Arc::new(AppliedCounters::new(counted_before));
@@ -463,8 +463,8 @@ fn gauge_value(value: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Applied, Command, DenialReason, Engine, Handle, Outcome};
-    use crate::license::Timestamp;
+    use qlm_engine::{Applied, Command, DenialReason, Engine, Handle, Outcome};
+    use qlm_license::Timestamp;
 
     fn checked_out(feature: &str) -> Event {
         Event::CheckedOut {

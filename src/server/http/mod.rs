@@ -32,8 +32,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::raft::StorageStats;
-use crate::server::node::Node;
+use qlm_node::node::Node;
+use qlm_raft::StorageStats;
 
 pub use grpc_timing::GrpcTimingLayer;
 pub use metrics::{AppliedCounters, Metrics};

@@ -13,10 +13,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::proto::v1;
-use crate::proto::v1::status_service_client::StatusServiceClient;
-use crate::raft::{NodeId, StorageStats};
-use crate::server::node::Node;
+use qlm_node::node::Node;
+use qlm_proto::v1;
+use qlm_proto::v1::status_service_client::StatusServiceClient;
+use qlm_raft::{NodeId, StorageStats};
 
 use super::metrics::AppliedCounters;
 use super::usage::{UsageHistory, UsageSeries};
@@ -169,7 +169,7 @@ impl PeerViews {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .ok()?
             .connect_timeout(PEER_VIEW_DEADLINE);
-        let channel = crate::wire::connect_lazy(&endpoint);
+        let channel = qlm_net::wire::connect_lazy(&endpoint);
         channels.insert(addr.to_owned(), channel.clone());
         Some(channel)
     }
@@ -307,7 +307,7 @@ pub async fn status(
     }
 }
 
-fn feature_views(engine: &crate::engine::Engine) -> Vec<FeatureView> {
+fn feature_views(engine: &qlm_engine::Engine) -> Vec<FeatureView> {
     engine
         .features()
         .into_iter()

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::server::node::Node;
+use qlm_node::node::Node;
 
 /// How often the replica is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -88,7 +88,7 @@ pub async fn sample(node: &Node) -> UsageSample {
 }
 
 /// An engine's seats in use and issued per feature, now.
-pub fn sample_engine(engine: &crate::engine::Engine) -> UsageSample {
+pub fn sample_engine(engine: &qlm_engine::Engine) -> UsageSample {
     let in_use = engine
         .features()
         .into_iter()

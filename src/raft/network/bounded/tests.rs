@@ -6,10 +6,10 @@ use std::time::Duration;
 use openraft::{CommittedLeaderId, EntryPayload};
 
 use super::*;
-use crate::engine::Command;
-use crate::license::Timestamp;
-use crate::raft::network::encode_payload;
-use crate::raft::{Entry, LogEntry, LogId, Vote};
+use crate::network::encode_payload;
+use crate::{Entry, LogEntry, LogId, Vote};
+use qlm_engine::Command;
+use qlm_license::Timestamp;
 
 /// openraft's AppendEntries deadline (the heartbeat interval).
 const DEADLINE: Duration = Duration::from_millis(50);

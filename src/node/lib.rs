@@ -1,0 +1,23 @@
+//! The replicated core of a QuorumLM node: everything between a client service and the Raft
+//! log that must be the same on every node.
+//!
+//! - [`node`]: one node: proposing through the leader, read barriers, leases, the leader's duties
+//! - [`proposer`]: the leader's write path: batching proposals, sharing leadership confirmations
+//! - [`leases`]: session deadlines on the leader, as etcd keeps leases
+//! - [`peer`]: the peer port's RaftService (openraft's messages, and what followers ask of the
+//!   leader: forwarded writes, heartbeats, read indexes)
+//! - [`peers`]: the client side of the peer port: reaching the leader, learning client addresses
+//! - [`settings`]: what the core needs of its node (id, cluster, license files)
+//! - [`compaction`]: a snapshot when the log since the last one passes its size limit
+
+pub mod compaction;
+pub mod leases;
+pub mod node;
+pub mod peer;
+pub mod peers;
+pub mod proposer;
+pub mod settings;
+
+pub use leases::{Leases, NoLease};
+pub use peer::{LeaderOps, PeerService};
+pub use settings::NodeSettings;
