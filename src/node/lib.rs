@@ -4,9 +4,8 @@
 //! - [`node`]: one node: proposing through the leader, read barriers, leases, the leader's duties
 //! - [`proposer`]: the leader's write path: batching proposals, sharing leadership confirmations
 //! - [`leases`]: session deadlines on the leader, as etcd keeps leases
-//! - [`peer`]: the peer port's RaftService (openraft's messages, and what followers ask of the
-//!   leader: forwarded writes, heartbeats, read indexes)
-//! - [`peers`]: the client side of the peer port: reaching the leader, learning client addresses
+//! - [`peer`]: the peer port, its service (what other nodes call here) beside its client (how
+//!   this node reaches the leader and learns the others' client addresses)
 //! - [`settings`]: what the core needs of its node (id, cluster, license files)
 //! - [`compaction`]: a snapshot when the log since the last one passes its size limit
 
@@ -14,7 +13,6 @@ pub mod compaction;
 pub mod leases;
 pub mod node;
 pub mod peer;
-pub mod peers;
 pub mod proposer;
 pub mod settings;
 

@@ -23,7 +23,7 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::leases::Leases;
-use crate::peers::Peers;
+use crate::peer::Peers;
 use crate::proposer::{Confirmer, Proposer};
 use crate::settings::NodeSettings;
 use qlm_engine::{Applied, Command, Outcome};
@@ -253,7 +253,7 @@ impl Node {
                 self.peers.renew(leader, session_id).await
             }
         };
-        match tokio::time::timeout(crate::peers::PEER_CALL_DEADLINE, wait).await {
+        match tokio::time::timeout(crate::peer::PEER_CALL_DEADLINE, wait).await {
             Ok(result) => result,
             Err(_) => Err(Status::unavailable("no leader: the cluster is electing one")),
         }

@@ -1,14 +1,23 @@
-//! The one way a node builds a gRPC channel to a peer's peer port, used by openraft's network
-//! (`network`) and by the node's own peer calls (`server::peers`).
+//! The one way a node builds a gRPC channel to a peer's peer port, and the node's one table of
+//! those channels ([`PeerChannels`]), shared by openraft's network (`network`) and the node's
+//! own peer calls (`qlm_node::peer::client`): one connection per peer, whoever dials it.
 //!
 //! With peer TLS on, the channel is `https://{addr}`: it presents this node's certificate and
 //! accepts the peer only if its certificate chains to the cluster CA and names the host
 //! dialed. Without it, `http://{addr}`: plaintext, for a local demo (the node says so at
 //! start). Channels connect lazily: making one does no I/O.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::NodeId;
+
+/// Longest wait for a TCP connection to a peer. Shorter than an election timeout, so that one
+/// dead peer does not hold a heartbeat round back.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// How a node dials its peers: plaintext, or mutual TLS with the cluster CA. Its `Debug`
 /// says which, and nothing of the key material (tonic's `ClientTlsConfig` would print the
@@ -57,6 +66,58 @@ impl std::fmt::Debug for PeerDialer {
     }
 }
 
+/// The node's channels to its peers, one per peer, made lazily and reused by every caller;
+/// a peer whose address changes gets a new one.
+#[derive(Debug, Default)]
+pub struct PeerChannels {
+    /// How channels are made: plaintext or mutual TLS.
+    dialer: PeerDialer,
+    /// `--peer-route`: dial addresses that replace advertised ones.
+    routes: BTreeMap<NodeId, String>,
+    /// The channel to each peer, with the address it was made for.
+    table: Mutex<HashMap<NodeId, (String, Channel)>>,
+}
+
+impl PeerChannels {
+    /// Channels made by `dialer`, to the addresses of `routes` where a peer has one.
+    pub fn new(dialer: PeerDialer, routes: BTreeMap<NodeId, String>) -> PeerChannels {
+        PeerChannels { dialer, routes, table: Mutex::default() }
+    }
+
+    /// True when peer links use TLS.
+    pub fn is_tls(&self) -> bool {
+        self.dialer.is_tls()
+    }
+
+    /// The channel to peer `id`, whose membership advertises `advertised`: the one made before
+    /// when the address dialed is the same. An address that makes no URI is an error naming
+    /// the peer and the address.
+    pub fn channel(&self, id: NodeId, advertised: &str) -> Result<Channel, String> {
+        let addr = dial_addr(&self.routes, id, advertised);
+        // A poisoned table only means a panic elsewhere while inserting; its entries are whole.
+        let mut table = self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((known, channel)) = table.get(&id)
+            && known == addr
+        {
+            return Ok(channel.clone());
+        }
+        let channel =
+            self.dialer.channel(addr, CONNECT_TIMEOUT).map_err(|e| format!("node {id}: {e}"))?;
+        table.insert(id, (addr.to_owned(), channel.clone()));
+        Ok(channel)
+    }
+}
+
+/// Where this node dials peer `id` whose membership entry advertises `advertised`: the route
+/// given for it with `--peer-route`, else the advertised address.
+pub fn dial_addr<'a>(
+    routes: &'a BTreeMap<NodeId, String>,
+    id: NodeId,
+    advertised: &'a str,
+) -> &'a str {
+    routes.get(&id).map_or(advertised, String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +129,20 @@ mod tests {
         let err = PeerDialer::plaintext().channel("bad host:1", Duration::from_millis(10));
         assert!(err.unwrap_err().contains("bad host:1"));
         assert_eq!(format!("{dialer:?}"), "PeerDialer(mutual TLS)");
+    }
+
+    #[tokio::test]
+    async fn one_channel_per_peer_until_its_address_changes() {
+        let routes = BTreeMap::from([(2, "10.0.0.2:7401".to_owned())]);
+        let channels = PeerChannels::new(PeerDialer::plaintext(), routes);
+        channels.channel(1, "10.0.0.1:7401").unwrap();
+        channels.channel(1, "10.0.0.1:7401").unwrap();
+        channels.channel(2, "ignored:1").unwrap();
+        let table = channels.table.lock().unwrap();
+        assert_eq!(table.len(), 2);
+        assert_eq!(table[&2].0, "10.0.0.2:7401", "the route wins over the advertised address");
+        drop(table);
+        channels.channel(1, "10.0.0.9:7401").unwrap();
+        assert_eq!(channels.table.lock().unwrap()[&1].0, "10.0.0.9:7401");
     }
 }

@@ -59,7 +59,7 @@ use serde::{Deserialize, Serialize};
 use qlm_engine::{Applied, Command};
 use qlm_license::Timestamp;
 
-pub use dial::PeerDialer;
+pub use dial::{PeerChannels, PeerDialer};
 pub use log_store::LogStore;
 pub use network::{GrpcNetwork, GrpcNetworkFactory, ReplicationSignal};
 pub use observer::{AppliedEntry, ApplyObserver};

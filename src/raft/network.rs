@@ -1,7 +1,7 @@
 //! openraft's network over gRPC: how a node sends Raft messages to its peers.
 //!
 //! Each message travels as one unary call of `RaftService` (proto/quorumlm/v1/raft.proto) on
-//! the peer's peer port, `BasicNode::addr`, over a channel from [`PeerDialer`] (plaintext, or
+//! the peer's peer port, `BasicNode::addr`, over a channel from the node's [`PeerChannels`] (plaintext, or
 //! mutual TLS with the cluster CA). openraft's own request and response
 //! values ride as postcard bytes in [`RaftRequest`]/[`RaftResponse`] (docs/DESIGN.md, trap 6):
 //! protobuf does not describe them, and both ends are the same release. Every request names the
@@ -33,7 +33,6 @@
 //! | an AppendEntries of several entries over the follower's budget, not sent | [`RPCError::PayloadTooLarge`] with how many leading entries fit: openraft sends those at once |
 //! | one entry over [`MAX_APPEND_PAYLOAD_BYTES`] on its own, not sent | [`RPCError::Unreachable`], naming the entry |
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -59,13 +58,9 @@ pub use bounded::{
 
 use bounded::AppendBudget;
 
-use super::{LogId, NodeId, PeerDialer, TypeConfig, Vote};
+use super::{LogId, NodeId, TypeConfig, Vote};
 use qlm_proto::v1::raft_service_client::RaftServiceClient;
 use qlm_proto::v1::{RaftPayloadFormat, RaftRequest, RaftResponse};
-
-/// Longest wait for a TCP connection to a peer. Shorter than an election timeout, so that one
-/// dead peer does not hold a heartbeat round back.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Largest gRPC message a node sends or accepts on the peer port, in bytes. Above openraft's
 /// default snapshot chunk (3 MiB) plus framing, and room for several entries of the largest
@@ -90,16 +85,7 @@ pub fn decode_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::
     postcard::from_bytes(bytes)
 }
 
-/// Where this node dials peer `id` whose membership entry advertises `advertised`: the route
-/// given for it with `--peer-route`, else the advertised address. The one place that decides,
-/// for openraft's messages and for the server's own peer calls alike.
-pub fn dial_addr<'a>(
-    routes: &'a std::collections::BTreeMap<NodeId, String>,
-    id: NodeId,
-    advertised: &'a str,
-) -> &'a str {
-    routes.get(&id).map_or(advertised, String::as_str)
-}
+pub use crate::dial::{CONNECT_TIMEOUT, PeerChannels, dial_addr};
 
 /// What openraft's network calls return; `E` is the remote API error (none, or a snapshot's).
 type RpcResult<T, E = openraft::error::Infallible> =
@@ -153,12 +139,8 @@ pub struct GrpcNetworkFactory {
     cluster_id: String,
     /// This node's id: the sender of every message.
     node_id: NodeId,
-    /// One lazily connected channel per peer, with the address it was made for.
-    channels: HashMap<NodeId, (String, Channel)>,
-    /// How channels are made: plaintext or mutual TLS.
-    dialer: PeerDialer,
-    /// `--peer-route`: dial addresses that replace advertised ones.
-    routes: std::collections::BTreeMap<NodeId, String>,
+    /// The node's channels to its peers, shared with its own peer calls.
+    channels: Arc<PeerChannels>,
     /// Fired when a follower answers an AppendEntries.
     replicated: ReplicationSignal,
 }
@@ -169,9 +151,7 @@ impl GrpcNetworkFactory {
         GrpcNetworkFactory {
             cluster_id: cluster_id.into(),
             node_id,
-            channels: HashMap::new(),
-            dialer: PeerDialer::plaintext(),
-            routes: Default::default(),
+            channels: Arc::default(),
             replicated: ReplicationSignal::default(),
         }
     }
@@ -182,38 +162,11 @@ impl GrpcNetworkFactory {
         self
     }
 
-    /// The same network, dialing peers with `dialer` (mutual TLS when the node has it).
-    pub fn with_dialer(mut self, dialer: PeerDialer) -> GrpcNetworkFactory {
-        self.dialer = dialer;
-        self.channels.clear();
+    /// The same network over `channels`, the node's table of peer channels (dialed with
+    /// mutual TLS when the node has it, and `--peer-route`d).
+    pub fn with_channels(mut self, channels: Arc<PeerChannels>) -> GrpcNetworkFactory {
+        self.channels = channels;
         self
-    }
-
-    /// Dials the peers listed in `routes` there instead of at their advertised address.
-    pub fn with_routes(
-        mut self,
-        routes: std::collections::BTreeMap<NodeId, String>,
-    ) -> GrpcNetworkFactory {
-        self.routes = routes;
-        self.channels.clear();
-        self
-    }
-
-    /// The channel to `target` at `addr`: the one made before when the address is the same.
-    fn channel(&mut self, target: NodeId, advertised: &str) -> Result<Channel, String> {
-        let addr = dial_addr(&self.routes, target, advertised).to_owned();
-        let addr = addr.as_str();
-        if let Some((known, channel)) = self.channels.get(&target)
-            && known == addr
-        {
-            return Ok(channel.clone());
-        }
-        let channel = self
-            .dialer
-            .channel(addr, CONNECT_TIMEOUT)
-            .map_err(|e| format!("node {target}: {e}"))?;
-        self.channels.insert(target, (addr.to_string(), channel.clone()));
-        Ok(channel)
     }
 }
 
@@ -221,7 +174,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = GrpcNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> GrpcNetwork {
-        let channel = self.channel(target, &node.addr);
+        let channel = self.channels.channel(target, &node.addr);
         if let Err(e) = &channel {
             tracing::warn!(node = self.node_id, target, "cannot reach peer: {e}");
         }

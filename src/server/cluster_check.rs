@@ -21,9 +21,12 @@ use std::collections::BTreeMap;
 
 use tracing::error;
 
+use std::sync::Arc;
+
 use crate::config::NodeConfig;
+use qlm_node::node::Node;
 use qlm_node::peer::CLUSTER_MISMATCH;
-use qlm_node::peers::Peers;
+use qlm_node::peer::Peers;
 use qlm_raft::NodeId;
 
 /// `1=a:7401,2=b:7401,3=c:7401`: a node's `--initial-cluster`, as the digest sees it.
@@ -109,6 +112,80 @@ pub async fn check_at_start(peers: &Peers, config: &NodeConfig) -> Result<Refusa
     }
     refusals.verdict(config)?;
     Ok(refusals)
+}
+
+/// How often a node asks its peers for their client addresses (for leader hints).
+pub const HELLO_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How soon a node asks again while a peer's client address is still unknown: at start the
+/// peers come up one by one, and until a follower knows the leader's address its answers
+/// carry a leader hint without one.
+pub const HELLO_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Rounds asked at [`HELLO_RETRY`] in a row before a peer that does not answer (down for
+/// good, or not started yet) is asked at [`HELLO_EVERY`] only.
+pub const HELLO_FAST_ROUNDS: u32 = 40;
+
+/// Asks every peer for its client address now and then, for leader hints; a peer that
+/// refuses this node's cluster is logged, and when too many do, `misconfigured` gets the
+/// message this node stops with (`cluster_check`).
+pub(crate) async fn learn_client_addrs(
+    node: Arc<Node>,
+    config: NodeConfig,
+    mut refusals: Refusals,
+    misconfigured: tokio::sync::mpsc::Sender<String>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut pause = std::time::Duration::ZERO;
+    let mut fast_rounds = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+        // Members added since the start (`qlm cluster add`) are reached at the address the
+        // membership names: a follower may have to forward to a leader that joined later.
+        let members: Vec<(u64, String)> = node
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(&id, n)| (id, n.addr.clone()))
+            .collect();
+        for (id, addr) in &members {
+            if *id != node.id {
+                node.peers.set_addr(*id, addr.clone());
+            }
+        }
+        let peers: std::collections::BTreeSet<u64> = config
+            .initial_cluster
+            .keys()
+            .copied()
+            .chain(members.iter().map(|(id, _)| *id))
+            .filter(|&p| p != node.id)
+            .collect();
+        // A peer that refuses this node is asked again at the slow pace only: each refusal
+        // is logged at ERROR.
+        let mut unanswered = false;
+        for peer in peers {
+            if node.peers.client_addr(peer).is_none() {
+                let refusal = ask(&node.peers, &config, peer).await;
+                unanswered |= refusal.is_none() && node.peers.client_addr(peer).is_none();
+                if config.initial_cluster.contains_key(&peer) {
+                    refusals.record(peer, refusal);
+                }
+            }
+        }
+        fast_rounds = if unanswered { fast_rounds + 1 } else { 0 };
+        pause =
+            if unanswered && fast_rounds <= HELLO_FAST_ROUNDS { HELLO_RETRY } else { HELLO_EVERY };
+        if let Err(message) = refusals.verdict(&config) {
+            let _ = misconfigured.send(message).await;
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! catches up with everything committed before it describes itself ([`leader_view_here`]).
 //! A stale answer is the asked node's own view, at once.
 //!
-//! [`Peers::cluster_view`]: qlm_node::peers::Peers::cluster_view
+//! [`Peers::cluster_view`]: qlm_node::peer::Peers::cluster_view
 //! [`leader_view_here`]: ClientServices::leader_view_here
 
 use sha2::{Digest, Sha256};

@@ -265,69 +265,19 @@ impl NodeConfig {
 
     /// Merges flags (with their environment variables) over the `--config` file over the
     /// defaults, and checks the result.
-    pub fn resolve(flags: NodeFlags) -> Result<NodeConfig, ConfigError> {
-        let file = match &flags.config {
+    pub fn resolve(mut flags: NodeFlags) -> Result<NodeConfig, ConfigError> {
+        let mut file = match &flags.config {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
-        let required = |setting: &str| {
-            config_error(setting, "missing: give the flag, its QLM_ variable or a --config key")
-        };
-        let id = match flags.id.or(file.id) {
-            Some(id) => id,
-            None if flags.id_from_hostname || file.id_from_hostname => {
-                id_from_host_name(&host_name())?
-            }
-            None => return Err(required("--id")),
-        };
-        let initial = flags
-            .initial_cluster
-            .or(file.initial_cluster)
-            .ok_or_else(|| required("--initial-cluster"))?;
-        let initial_cluster = parse_initial_cluster(&initial)?;
-        let join = flags.join || file.join;
-        if !initial_cluster.contains_key(&id) && !join {
-            return Err(config_error(
-                "--id",
-                format!(
-                    "{id} is not a member of --initial-cluster ({initial}); a node that joins \
-                     a running cluster needs --join"
-                ),
-            ));
-        }
-        let peer_route = match flags.peer_route.or(file.peer_route) {
-            Some(list) if !list.trim().is_empty() => parse_id_addrs(&list, "--peer-route")?,
-            _ => BTreeMap::new(),
-        };
-        let snapshot_every = flags
-            .snapshot_every
-            .or(file.snapshot_every)
-            .unwrap_or(qlm_raft::SNAPSHOT_EVERY_ENTRIES);
-        if snapshot_every == 0 {
-            return Err(config_error("--snapshot-every", "must be at least 1"));
-        }
-        let snapshot_log_mb =
-            flags.snapshot_log_mb.or(file.snapshot_log_mb).unwrap_or(qlm_raft::SNAPSHOT_LOG_MIB);
-        if snapshot_log_mb == 0 {
-            return Err(config_error("--snapshot-log-mb", "must be at least 1"));
-        }
+        let Membership { id, initial_cluster, join, peer_route } =
+            Membership::resolve(&mut flags, &mut file)?;
+        let Storage { data_dir, snapshot_every, snapshot_log_bytes, report_log, report_max_bytes } =
+            Storage::resolve(&mut flags, &mut file)?;
         let vendor_pubkeys =
             if flags.vendor_pubkey.is_empty() { file.vendor_pubkey } else { flags.vendor_pubkey };
         if vendor_pubkeys.is_empty() {
             return Err(required("--vendor-pubkey"));
-        }
-        let data_dir = flags.data_dir.or(file.data_dir).ok_or_else(|| required("--data-dir"))?;
-        let report_log = match flags.report_log.or(file.report_log) {
-            Some(path) if path.as_os_str() == "none" => None,
-            Some(path) => Some(path),
-            None => Some(data_dir.join("report").join("usage.jsonl")),
-        };
-        let report_max_mb = flags
-            .report_max_mb
-            .or(file.report_max_mb)
-            .unwrap_or(crate::report_log::DEFAULT_REPORT_MAX_MB);
-        if report_max_mb == 0 {
-            return Err(config_error("--report-max-mb", "0 MiB: give at least 1"));
         }
         let config = NodeConfig {
             id,
@@ -366,10 +316,10 @@ impl NodeConfig {
                 peer_tls_ca: flags.peer_tls_ca.or(file.peer_tls_ca),
             })?,
             report_log,
-            report_max_bytes: report_max_mb.saturating_mul(1024 * 1024),
+            report_max_bytes,
             peer_route,
             snapshot_every,
-            snapshot_log_bytes: snapshot_log_mb.saturating_mul(1024 * 1024),
+            snapshot_log_bytes,
             join,
         };
         config.check()?;
@@ -414,6 +364,99 @@ impl NodeConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The error for a setting given nowhere.
+fn required(setting: &str) -> ConfigError {
+    config_error(setting, "missing: give the flag, its QLM_ variable or a --config key")
+}
+
+/// Who this node is and which cluster it belongs to.
+struct Membership {
+    id: u64,
+    initial_cluster: BTreeMap<u64, String>,
+    join: bool,
+    peer_route: BTreeMap<u64, String>,
+}
+
+impl Membership {
+    fn resolve(flags: &mut NodeFlags, file: &mut FileConfig) -> Result<Membership, ConfigError> {
+        let id = match flags.id.or(file.id) {
+            Some(id) => id,
+            None if flags.id_from_hostname || file.id_from_hostname => {
+                id_from_host_name(&host_name())?
+            }
+            None => return Err(required("--id")),
+        };
+        let initial = flags
+            .initial_cluster
+            .take()
+            .or(file.initial_cluster.take())
+            .ok_or_else(|| required("--initial-cluster"))?;
+        let initial_cluster = parse_initial_cluster(&initial)?;
+        let join = flags.join || file.join;
+        if !initial_cluster.contains_key(&id) && !join {
+            return Err(config_error(
+                "--id",
+                format!(
+                    "{id} is not a member of --initial-cluster ({initial}); a node that joins \
+                     a running cluster needs --join"
+                ),
+            ));
+        }
+        let peer_route = match flags.peer_route.take().or(file.peer_route.take()) {
+            Some(list) if !list.trim().is_empty() => parse_id_addrs(&list, "--peer-route")?,
+            _ => BTreeMap::new(),
+        };
+        Ok(Membership { id, initial_cluster, join, peer_route })
+    }
+}
+
+/// Where the node keeps its data, and how much of it.
+struct Storage {
+    data_dir: PathBuf,
+    snapshot_every: u64,
+    snapshot_log_bytes: u64,
+    report_log: Option<PathBuf>,
+    report_max_bytes: u64,
+}
+
+impl Storage {
+    fn resolve(flags: &mut NodeFlags, file: &mut FileConfig) -> Result<Storage, ConfigError> {
+        let snapshot_every = flags
+            .snapshot_every
+            .or(file.snapshot_every)
+            .unwrap_or(qlm_raft::SNAPSHOT_EVERY_ENTRIES);
+        if snapshot_every == 0 {
+            return Err(config_error("--snapshot-every", "must be at least 1"));
+        }
+        let snapshot_log_mb =
+            flags.snapshot_log_mb.or(file.snapshot_log_mb).unwrap_or(qlm_raft::SNAPSHOT_LOG_MIB);
+        if snapshot_log_mb == 0 {
+            return Err(config_error("--snapshot-log-mb", "must be at least 1"));
+        }
+        let data_dir =
+            flags.data_dir.take().or(file.data_dir.take()).ok_or_else(|| required("--data-dir"))?;
+        let report_log = match flags.report_log.take().or(file.report_log.take()) {
+            Some(path) if path.as_os_str() == "none" => None,
+            Some(path) => Some(path),
+            None => Some(data_dir.join("report").join("usage.jsonl")),
+        };
+        let report_max_mb = flags
+            .report_max_mb
+            .or(file.report_max_mb)
+            .unwrap_or(crate::report_log::DEFAULT_REPORT_MAX_MB);
+        if report_max_mb == 0 {
+            return Err(config_error("--report-max-mb", "0 MiB: give at least 1"));
+        }
+        Ok(Storage {
+            data_dir,
+            snapshot_every,
+            snapshot_log_bytes: snapshot_log_mb.saturating_mul(1024 * 1024),
+            report_log,
+            report_max_bytes: report_max_mb.saturating_mul(1024 * 1024),
+        })
     }
 }
 
@@ -501,153 +544,4 @@ fn parse_id_addrs(list: &str, setting: &str) -> Result<BTreeMap<u64, String>, Co
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn flags() -> NodeFlags {
-        NodeFlags {
-            id: Some(2),
-            data_dir: Some("/var/lib/qlm".into()),
-            listen: Some("127.0.0.1:7400".parse().unwrap()),
-            peer_listen: Some("127.0.0.1:7401".parse().unwrap()),
-            http_listen: Some("127.0.0.1:7402".parse().unwrap()),
-            initial_cluster: Some("1=a:7401, 2=b:7401,3=c:7401".into()),
-            license: Some("site.lic".into()),
-            vendor_pubkey: vec!["vendor.pub".into()],
-            ..NodeFlags::default()
-        }
-    }
-
-    #[test]
-    fn flags_alone_make_a_node_with_the_default_timings() {
-        let config = NodeConfig::resolve(flags()).unwrap();
-        assert_eq!(config.initial_cluster.len(), 3);
-        assert_eq!(config.initial_cluster[&2], "b:7401");
-        assert_eq!(
-            (config.heartbeat_ms, config.election_min_ms, config.election_max_ms),
-            (50, 200, 400)
-        );
-        assert_eq!(config.report_log, Some("/var/lib/qlm/report/usage.jsonl".into()));
-        assert_eq!(config.report_max_bytes, 64 << 20);
-    }
-
-    #[test]
-    fn the_report_log_can_be_moved_or_turned_off() {
-        let moved = NodeFlags { report_log: Some("/var/log/qlm.jsonl".into()), ..flags() };
-        assert_eq!(
-            NodeConfig::resolve(moved).unwrap().report_log,
-            Some("/var/log/qlm.jsonl".into())
-        );
-        let off = NodeFlags { report_log: Some("none".into()), ..flags() };
-        assert_eq!(NodeConfig::resolve(off).unwrap().report_log, None);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("qlmd.toml");
-        std::fs::write(&path, "report_log = \"none\"\nreport_max_mb = 8\n").unwrap();
-        let config = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap();
-        assert_eq!((config.report_log, config.report_max_bytes), (None, 8 << 20));
-    }
-
-    #[test]
-    fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("qlmd.toml");
-        std::fs::write(
-            &path,
-            "id = 3\nheartbeat_ms = 50\nelection_min_ms = 300\noptions = \"site.opt\"\n",
-        )
-        .unwrap();
-        let config = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap();
-        assert_eq!(config.id, 2, "the flag wins");
-        assert_eq!(config.heartbeat_ms, 50, "the file fills what flags leave out");
-        assert_eq!(config.options, Some("site.opt".into()));
-    }
-
-    #[test]
-    fn bad_settings_are_refused_naming_the_setting() {
-        let cases: Vec<(NodeFlags, &str)> = vec![
-            (NodeFlags { id: Some(9), ..flags() }, "--join"),
-            (NodeFlags { id: None, ..flags() }, "--id"),
-            (NodeFlags { initial_cluster: Some("1=a:7401,1=b:7401".into()), ..flags() }, "twice"),
-            (NodeFlags { initial_cluster: Some("1=a".into()), ..flags() }, "HOST:PORT"),
-            (NodeFlags { initial_cluster: Some("x=a:1".into()), ..flags() }, "not an id"),
-            (NodeFlags { vendor_pubkey: vec![], ..flags() }, "--vendor-pubkey"),
-            (NodeFlags { election_min_ms: Some(40), ..flags() }, "--election-min-ms"),
-            (NodeFlags { election_max_ms: Some(150), ..flags() }, "--election-max-ms"),
-            (
-                NodeFlags { http_listen: Some("127.0.0.1:7400".parse().unwrap()), ..flags() },
-                "another listener",
-            ),
-            (NodeFlags { config: Some("/nonexistent/qlmd.toml".into()), ..flags() }, "cannot read"),
-            (NodeFlags { report_max_mb: Some(0), ..flags() }, "--report-max-mb"),
-            (NodeFlags { peer_route: Some("2=nowhere".into()), ..flags() }, "--peer-route"),
-            (NodeFlags { snapshot_every: Some(0), ..flags() }, "--snapshot-every"),
-            (NodeFlags { snapshot_log_mb: Some(0), ..flags() }, "--snapshot-log-mb"),
-        ];
-        for (flags, needle) in cases {
-            let err = NodeConfig::resolve(flags).unwrap_err().to_string();
-            assert!(err.contains(needle), "{needle}: {err}");
-        }
-    }
-
-    #[test]
-    fn the_admin_token_never_shows_in_debug_output() {
-        let mut config = NodeConfig::resolve(flags()).unwrap();
-        config.admin_token = Some("s3cret-token-value".into());
-        let shown = format!("{config:?} {config:#?}");
-        assert!(!shown.contains("s3cret-token-value"), "{shown}");
-        assert!(shown.contains("<redacted>"), "{shown}");
-    }
-
-    #[test]
-    fn an_admin_token_over_the_limit_is_refused_at_start_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        std::fs::write(&path, "t".repeat(crate::admin::MAX_ADMIN_TOKEN_BYTES + 1)).unwrap();
-        let err = admin_token(Some(path)).unwrap_err().to_string();
-        assert!(err.contains("--admin-token-file") && !err.contains("ttt"), "{err}");
-    }
-
-    #[test]
-    fn tls_files_come_from_the_file_too_and_half_a_pair_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("qlmd.toml");
-        std::fs::write(&path, "peer_tls_cert = \"node.pem\"\n").unwrap();
-        let err = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap_err();
-        assert!(err.to_string().contains("--peer-tls-key"), "{err}");
-    }
-
-    #[test]
-    fn the_id_from_a_statefulset_host_name_is_its_ordinal_plus_one() {
-        assert_eq!(id_from_host_name("qlm-0").unwrap(), 1);
-        assert_eq!(id_from_host_name("quorumlm-12").unwrap(), 13);
-        let err = id_from_host_name("qlm").unwrap_err();
-        assert_eq!(err.setting, "--id-from-hostname");
-        assert!(err.reason.contains("`qlm`"), "{err}");
-    }
-
-    #[test]
-    fn a_joining_node_may_be_outside_the_initial_cluster_and_routes_parse() {
-        let joining = NodeFlags {
-            id: Some(4),
-            join: true,
-            peer_route: Some("1=127.0.0.1:9001, 3=proxy:9003".into()),
-            ..flags()
-        };
-        let config = NodeConfig::resolve(joining).unwrap();
-        assert!(config.join && !config.initial_cluster.contains_key(&4));
-        let founder = NodeConfig::resolve(NodeFlags { join: true, ..flags() }).unwrap();
-        assert_eq!(founder.id, 2, "--join on an original member changes nothing (StatefulSets)");
-        assert_eq!(config.peer_route[&3], "proxy:9003");
-        assert_eq!(config.snapshot_every, qlm_raft::SNAPSHOT_EVERY_ENTRIES);
-        assert_eq!(config.snapshot_log_bytes, 64 * 1024 * 1024);
-    }
-
-    #[test]
-    fn unknown_file_keys_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("qlmd.toml");
-        std::fs::write(&path, "data_dri = \"/tmp\"\n").unwrap();
-        let err = NodeConfig::resolve(NodeFlags { config: Some(path), ..flags() }).unwrap_err();
-        assert!(err.to_string().contains("data_dri"), "{err}");
-    }
-}
+mod tests;

@@ -9,7 +9,9 @@
 //! - `admin`: the client port's AdminService (token-checked): remove, reload, membership
 //! - `cluster_check`: does this node's `--initial-cluster` agree with its peers'?
 //! - `preflight`: is the data directory usable by this user?
-//! - `run`: starting and stopping a node (`qlmd`)
+//! - `run`: starting and stopping a node (`qlmd`), in phases
+//! - `ports`: binding and serving the client and peer ports
+//! - `leader_ops`: what this node answers when a follower asks the leader
 //! - `tls_config`: which certificate files each port uses, checked whole at start
 //! - `report_log`, `report_file`: the usage report log every node writes from what it applies
 
@@ -19,6 +21,8 @@ pub mod cluster_view;
 pub mod config;
 pub mod edge;
 pub mod http;
+mod leader_ops;
+mod ports;
 pub mod preflight;
 pub mod reflection;
 pub mod refusals;

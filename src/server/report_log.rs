@@ -25,18 +25,21 @@
 //! and is not part of Raft's durability: a machine crash may lose the last lines the kernel
 //! had not written (see docs/REPORT_LOG.md).
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use tracing::{error, info, warn};
 
+mod lines;
+
+use lines::{Holders, Lines, ObservedEntry};
+
 use super::report_file::ReportFile;
-use qlm_engine::{Command, Engine, Event, Handle, Name, QueueExit, ReleaseCause};
+use qlm_engine::{Command, Engine, Event, Name};
 use qlm_license::Timestamp;
 use qlm_raft::{AppliedEntry, ApplyObserver, StateMachineStore};
-use qlm_report::{EventKind, ReportLine};
+use qlm_report::ReportLine;
 
 /// The report log's size before rotation by default, in MiB.
 pub const DEFAULT_REPORT_MAX_MB: u64 = 64;
@@ -60,18 +63,6 @@ enum Message {
         now: Timestamp,
     },
     Stop,
-}
-
-/// One applied entry's events, with what the writer cannot learn later.
-struct ObservedEntry {
-    index: u64,
-    /// The engine's time after the entry (the leader's stamp, never going back).
-    time: Timestamp,
-    /// The version a `Checkout` command asked for (for its denial line).
-    requested_version: Option<String>,
-    events: Vec<Event>,
-    /// Seats in use after the entry of each feature the events touch.
-    in_use: BTreeMap<Name, u64>,
 }
 
 /// The observer half: copies events into the channel.
@@ -128,53 +119,6 @@ fn event_feature(event: &Event) -> Option<&Name> {
     }
 }
 
-/// A checkout as the writer remembers it, for the line that ends it.
-#[derive(Clone, Debug)]
-struct Held {
-    version: String,
-    user: Name,
-    host: Name,
-    since: u64,
-}
-
-/// Who holds what, as far as the report needs: sessions' user and host, checkouts' version,
-/// holder and grant time. Entries go when their session ends or their checkout ends.
-#[derive(Default)]
-struct Holders {
-    sessions: HashMap<Name, (Name, Name)>,
-    checkouts: HashMap<Handle, Held>,
-}
-
-impl Holders {
-    /// What the engine holds now.
-    fn of(engine: &Engine) -> Holders {
-        let mut holders = Holders::default();
-        for (id, _) in engine.live_sessions() {
-            if let Some(s) = engine.session(id) {
-                holders.sessions.insert(s.session_id, (s.user, s.host));
-            }
-        }
-        for c in engine.checkouts() {
-            holders.sessions.insert(c.session_id.clone(), (c.user.clone(), c.host.clone()));
-            let held = Held {
-                version: c.version.to_string(),
-                user: c.user,
-                host: c.host,
-                since: c.since.0,
-            };
-            holders.checkouts.insert(c.handle, held);
-        }
-        holders
-    }
-
-    fn user_host(&self, session: &Name) -> (Option<String>, Option<String>) {
-        match self.sessions.get(session) {
-            Some((user, host)) => (Some(user.to_string()), Some(host.to_string())),
-            None => (None, None),
-        }
-    }
-}
-
 /// The writer half, on its own thread.
 struct Writer {
     node: u64,
@@ -183,13 +127,11 @@ struct Writer {
     written_through: u64,
     /// The last index seen (written or not).
     last_seen: u64,
-    holders: Holders,
     /// Entries whose lines could not be written (first, last, when), to report as a gap once
     /// writing works.
     lost: Option<(u64, u64, Timestamp)>,
-    /// The last stamp formatted, and its text: the lines of one entry, and entries within one
-    /// millisecond, share it (formatting was a good part of the writer's time).
-    time_text: (u64, String),
+    /// Turns entries into lines, knowing who holds what.
+    lines: Lines,
 }
 
 impl Writer {
@@ -234,7 +176,7 @@ impl Writer {
     fn write(&mut self, lines: Vec<u8>, batch: (u64, u64, Timestamp)) {
         let mut bytes = Vec::new();
         if let Some((from, to, time)) = self.lost {
-            let gap = self.gap_line(from, to, time);
+            let gap = self.lines.gap_line(from, to, time);
             push_line(&mut bytes, &gap);
         }
         bytes.extend(lines);
@@ -257,199 +199,23 @@ impl Writer {
         }
     }
 
-    /// A line with the fields every line has.
-    fn line(&mut self, event: EventKind, index: u64, time: Timestamp) -> ReportLine {
-        if self.time_text.0 != time.0 || self.time_text.1.is_empty() {
-            self.time_text = (time.0, time.to_string());
-        }
-        ReportLine {
-            time: self.time_text.1.clone(),
-            unix_ms: time.0,
-            event,
-            index,
-            node: self.node,
-            ..ReportLine::default()
-        }
-    }
-
-    fn gap_line(&mut self, from: u64, to: u64, time: Timestamp) -> ReportLine {
-        ReportLine { from: Some(from), to: Some(to), ..self.line(EventKind::Gap, to, time) }
+    /// The lines of an applied entry: none for an entry already written before a restart
+    /// (its holders are still learnt).
+    fn entry_lines(&mut self, entry: &ObservedEntry) -> Vec<ReportLine> {
+        self.last_seen = self.last_seen.max(entry.index);
+        let lines = self.lines.entry(entry);
+        if entry.index <= self.written_through { Vec::new() } else { lines }
     }
 
     fn snapshot_lines(&mut self, index: u64, holders: Holders, now: Timestamp) -> Vec<ReportLine> {
-        self.holders = holders;
+        self.lines.holders = holders;
         let from = self.last_seen.max(self.written_through) + 1;
         self.last_seen = self.last_seen.max(index);
         if index < from {
             return Vec::new();
         }
         info!(node = self.node, from, to = index, "report log: replica replaced by a snapshot");
-        vec![self.gap_line(from, index, now)]
-    }
-
-    fn entry_lines(&mut self, entry: &ObservedEntry) -> Vec<ReportLine> {
-        self.last_seen = self.last_seen.max(entry.index);
-        let mut lines = Vec::new();
-        let mut ended = Vec::new();
-        for event in &entry.events {
-            let mut line = self.line(EventKind::Other, entry.index, entry.time);
-            match event {
-                Event::SessionOpened { session_id, user, host } => {
-                    self.holders.sessions.insert(session_id.clone(), (user.clone(), host.clone()));
-                    continue;
-                }
-                Event::SessionEnded { session_id, .. } => {
-                    ended.push(session_id.clone());
-                    continue;
-                }
-                Event::CheckedOut {
-                    handle,
-                    session_id,
-                    user,
-                    host,
-                    feature,
-                    version,
-                    count,
-                    shared,
-                    from_queue,
-                } => {
-                    let held = Held {
-                        version: version.to_string(),
-                        user: user.clone(),
-                        host: host.clone(),
-                        since: entry.time.0,
-                    };
-                    self.holders.checkouts.insert(*handle, held);
-                    line = ReportLine {
-                        event: EventKind::Checkout,
-                        feature: Some(feature.to_string()),
-                        version: Some(version.to_string()),
-                        count: Some(*count),
-                        user: Some(user.to_string()),
-                        host: Some(host.to_string()),
-                        session: Some(session_id.to_string()),
-                        handle: Some(handle.0),
-                        shared: *shared,
-                        from_queue: *from_queue,
-                        ..line
-                    };
-                }
-                Event::Queued { handle, session_id, feature, position } => {
-                    let (user, host) = self.holders.user_host(session_id);
-                    line = ReportLine {
-                        event: EventKind::Queued,
-                        feature: Some(feature.to_string()),
-                        user,
-                        host,
-                        session: Some(session_id.to_string()),
-                        handle: Some(handle.0),
-                        position: Some(*position),
-                        ..line
-                    };
-                }
-                Event::Denied { session_id, user, host, feature, count, reason } => {
-                    line = ReportLine {
-                        event: EventKind::Denial,
-                        feature: Some(feature.to_string()),
-                        version: entry.requested_version.clone(),
-                        count: Some(*count),
-                        user: Some(user.to_string()),
-                        host: Some(host.to_string()),
-                        session: Some(session_id.to_string()),
-                        reason: Some(reason.as_str().to_owned()),
-                        ..line
-                    };
-                }
-                Event::CheckedIn { handle, session_id, feature, count, .. } => {
-                    line = self.end_line(line, EventKind::Checkin, *handle, session_id, feature);
-                    line.count = Some(*count);
-                }
-                Event::Released { handle, session_id, feature, count, cause } => {
-                    let (kind, reason) = match cause {
-                        ReleaseCause::Expired => (EventKind::Expiry, None),
-                        ReleaseCause::Removed => (EventKind::Removal, None),
-                        ReleaseCause::BorrowEnded => (EventKind::BorrowEnd, None),
-                        ReleaseCause::SessionClosed => (EventKind::Checkin, Some("SESSION_CLOSED")),
-                    };
-                    line = self.end_line(line, kind, *handle, session_id, feature);
-                    line.count = Some(*count);
-                    line.reason = reason.map(str::to_owned);
-                }
-                Event::LeftQueue { handle, session_id, feature, exit } => {
-                    let (user, host) = self.holders.user_host(session_id);
-                    let reason = match exit {
-                        QueueExit::Cancelled => "CANCELLED",
-                        QueueExit::SessionGone => "SESSION_GONE",
-                        QueueExit::Denied(reason) => reason.as_str(),
-                    };
-                    line = ReportLine {
-                        event: EventKind::Dequeued,
-                        feature: Some(feature.to_string()),
-                        user,
-                        host,
-                        session: Some(session_id.to_string()),
-                        handle: Some(handle.0),
-                        reason: Some(reason.to_owned()),
-                        ..line
-                    };
-                }
-                Event::LingerEnded { feature, seats, .. } => {
-                    line = ReportLine {
-                        event: EventKind::LingerEnd,
-                        feature: Some(feature.to_string()),
-                        count: Some(*seats),
-                        ..line
-                    };
-                }
-                Event::LicensesLoaded { serving, retired } => {
-                    line = ReportLine {
-                        event: EventKind::Reload,
-                        serving: Some(*serving),
-                        retired: Some(*retired),
-                        ..line
-                    };
-                }
-            }
-            line.in_use = line.feature.as_deref().and_then(|f| entry.in_use.get(f).copied());
-            line.seq = lines.len() as u32;
-            lines.push(line);
-        }
-        for session in ended {
-            self.holders.sessions.remove(&session);
-        }
-        if entry.index <= self.written_through {
-            // Written before this restart: the holders above are learnt, the lines are not
-            // written twice.
-            return Vec::new();
-        }
-        lines
-    }
-
-    /// The line of a checkout's end, with its holder and grant time from [`Holders`].
-    fn end_line(
-        &mut self,
-        line: ReportLine,
-        kind: EventKind,
-        handle: Handle,
-        session: &Name,
-        feature: &Name,
-    ) -> ReportLine {
-        let held = self.holders.checkouts.remove(&handle);
-        let (user, host) = match &held {
-            Some(held) => (Some(held.user.to_string()), Some(held.host.to_string())),
-            None => self.holders.user_host(session),
-        };
-        ReportLine {
-            event: kind,
-            feature: Some(feature.to_string()),
-            version: held.as_ref().map(|h| h.version.clone()),
-            user,
-            host,
-            session: Some(session.to_string()),
-            handle: Some(handle.0),
-            since_ms: held.map(|h| h.since),
-            ..line
-        }
+        vec![self.lines.gap_line(from, index, now)]
     }
 }
 
@@ -495,14 +261,13 @@ impl ReportLog {
             file,
             written_through: last.unwrap_or(0),
             last_seen: snapshot_index,
-            holders,
             lost: None,
-            time_text: (0, String::new()),
+            lines: Lines::new(node, holders),
         };
         if last.is_none() && snapshot_index > 0 {
             // A new file on a replica that starts from a snapshot: the entries before it are
             // not applied again here.
-            let gap = writer.gap_line(1, snapshot_index, now);
+            let gap = writer.lines.gap_line(1, snapshot_index, now);
             writer.written_through = snapshot_index;
             let mut bytes = Vec::new();
             push_line(&mut bytes, &gap);

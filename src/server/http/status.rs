@@ -184,6 +184,11 @@ impl PeerViews {
     }
 }
 
+/// Each other member's client address and, when it answered, its own view of the cluster.
+type PeerAnswers = BTreeMap<NodeId, (Option<String>, Option<v1::ClusterResponse>)>;
+/// A membership as openraft keeps it.
+type Membership = openraft::Membership<NodeId, openraft::BasicNode>;
+
 /// Everything the dashboard needs, from this node.
 pub async fn status(
     node: &Node,
@@ -204,10 +209,46 @@ pub async fn status(
     };
     let applied = metrics.last_applied.map_or(0, |l| l.index);
     let membership = metrics.membership_config.membership().clone();
-    let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
-    let replication = metrics.replication.clone().unwrap_or_default();
-    let last_log = metrics.last_log_index.unwrap_or(0);
 
+    let answers = ask_peers(node, &membership, peers).await;
+    let members = member_views(node, client_addr, &metrics, &membership, &answers);
+
+    let (features, now) = {
+        let replica = node.replica.read().await;
+        (feature_views(replica.engine()), super::usage::sample_engine(replica.engine()))
+    };
+    let denials = counters
+        .denials()
+        .into_iter()
+        .map(|(labels, count)| DenialCount {
+            feature: labels.feature,
+            reason: labels.reason,
+            count,
+        })
+        .collect();
+    StatusPayload {
+        node: NodeView {
+            id: node.id,
+            client_addr: client_addr.to_owned(),
+            role: role.to_owned(),
+            ready: ready.is_ok(),
+            not_ready_reason: ready.err(),
+        },
+        now_unix_ms: super::usage::unix_ms_now(),
+        cluster: ClusterView {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            commit_index: storage.committed_index().max(applied),
+            members,
+        },
+        features,
+        denials,
+        usage: history.series(Some(now)),
+    }
+}
+
+/// What each other member says of itself (client address and cluster view), asked at once.
+async fn ask_peers(node: &Node, membership: &Membership, peers: &PeerViews) -> PeerAnswers {
     let asks = membership.nodes().filter(|(id, _)| **id != node.id).map(|(&id, _)| async move {
         let mut addr = node.peers.client_addr(id);
         if addr.as_deref().is_none_or(str::is_empty) {
@@ -221,14 +262,26 @@ pub async fn status(
         };
         (id, addr, view)
     });
-    let answers: BTreeMap<NodeId, (Option<String>, Option<v1::ClusterResponse>)> =
-        futures_util::future::join_all(asks)
-            .await
-            .into_iter()
-            .map(|(id, addr, view)| (id, (addr, view)))
-            .collect();
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(|(id, addr, view)| (id, (addr, view)))
+        .collect()
+}
 
-    let members = membership
+/// One row per member: this node from its own metrics, the others from their answers.
+fn member_views(
+    node: &Node,
+    client_addr: &str,
+    metrics: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
+    membership: &Membership,
+    answers: &PeerAnswers,
+) -> Vec<MemberView> {
+    let applied = metrics.last_applied.map_or(0, |l| l.index);
+    let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+    let replication = metrics.replication.clone().unwrap_or_default();
+    let last_log = metrics.last_log_index.unwrap_or(0);
+    membership
         .nodes()
         .map(|(&id, peer)| {
             let lag = replication
@@ -271,40 +324,7 @@ pub async fn status(
                 term,
             }
         })
-        .collect();
-
-    let (features, now) = {
-        let replica = node.replica.read().await;
-        (feature_views(replica.engine()), super::usage::sample_engine(replica.engine()))
-    };
-    let denials = counters
-        .denials()
-        .into_iter()
-        .map(|(labels, count)| DenialCount {
-            feature: labels.feature,
-            reason: labels.reason,
-            count,
-        })
-        .collect();
-    StatusPayload {
-        node: NodeView {
-            id: node.id,
-            client_addr: client_addr.to_owned(),
-            role: role.to_owned(),
-            ready: ready.is_ok(),
-            not_ready_reason: ready.err(),
-        },
-        now_unix_ms: super::usage::unix_ms_now(),
-        cluster: ClusterView {
-            leader: metrics.current_leader,
-            term: metrics.current_term,
-            commit_index: storage.committed_index().max(applied),
-            members,
-        },
-        features,
-        denials,
-        usage: history.series(Some(now)),
-    }
+        .collect()
 }
 
 fn feature_views(engine: &qlm_engine::Engine) -> Vec<FeatureView> {

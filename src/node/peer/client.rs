@@ -2,11 +2,12 @@
 //! heartbeats, read index, the leader's cluster view) and learns the other nodes' client
 //! addresses.
 //!
-//! One lazily connected channel per peer, reused; every call has a deadline, and a peer that
+//! Calls go over the node's one table of peer channels (`qlm_raft::PeerChannels`, shared with
+//! openraft's network); every call has a deadline, and a peer that
 //! cannot be reached is UNAVAILABLE, which the client library answers by trying another node.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::Status;
@@ -15,15 +16,13 @@ use tonic::transport::Channel;
 use qlm_engine::{Applied, Command};
 use qlm_proto::v1;
 use qlm_proto::v1::raft_service_client::RaftServiceClient;
-use qlm_raft::network::{PAYLOAD_FORMAT, decode_payload, dial_addr, encode_payload};
-use qlm_raft::{NodeId, PeerDialer};
+use qlm_raft::network::{PAYLOAD_FORMAT, decode_payload, encode_payload};
+use qlm_raft::{NodeId, PeerChannels};
 
 /// Longest a forwarded call may take (it includes the leader's own write deadline).
 pub const FORWARD_DEADLINE: Duration = Duration::from_secs(6);
 /// Longest a heartbeat, read-index or cluster-view call to the leader may take.
 pub const PEER_CALL_DEADLINE: Duration = Duration::from_secs(2);
-/// Longest a connection attempt to a peer may take.
-pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Links to the other nodes.
 pub struct Peers {
@@ -31,15 +30,12 @@ pub struct Peers {
     self_id: NodeId,
     /// Peer address by node id.
     addrs: Mutex<BTreeMap<NodeId, String>>,
-    channels: Mutex<BTreeMap<NodeId, Channel>>,
     /// Client addresses learned with `Hello`, for leader hints.
     client_addrs: Mutex<BTreeMap<NodeId, String>>,
     /// Host ids learned with `Hello`, for license lines bound to hosts.
     hostids: Mutex<BTreeMap<NodeId, String>>,
-    /// How channels are made: plaintext or mutual TLS (the same as openraft's network).
-    dialer: PeerDialer,
-    /// `--peer-route`: dial addresses that replace advertised ones.
-    routes: BTreeMap<NodeId, String>,
+    /// The node's channels to its peers, shared with openraft's network.
+    channels: Arc<PeerChannels>,
 }
 
 impl Peers {
@@ -48,33 +44,23 @@ impl Peers {
             cluster_id,
             self_id,
             addrs: Mutex::new(addrs),
-            channels: Mutex::new(BTreeMap::new()),
             client_addrs: Mutex::new(BTreeMap::new()),
             hostids: Mutex::new(BTreeMap::new()),
-            dialer: PeerDialer::plaintext(),
-            routes: BTreeMap::new(),
+            channels: Arc::default(),
         }
     }
 
-    /// The same links, dialed with `dialer` (mutual TLS when the node has it).
-    pub fn with_dialer(mut self, dialer: PeerDialer) -> Peers {
-        self.dialer = dialer;
-        self
-    }
-
-    /// Dials the peers listed in `routes` there instead of at their advertised address.
-    pub fn with_routes(mut self, routes: BTreeMap<NodeId, String>) -> Peers {
-        self.routes = routes;
+    /// The same links over `channels`, the node's table of peer channels.
+    pub fn with_channels(mut self, channels: Arc<PeerChannels>) -> Peers {
+        self.channels = channels;
         self
     }
 
     /// Records (or changes) a peer's address, as membership changes.
     pub fn set_addr(&self, id: NodeId, addr: String) {
-        if let Ok(mut addrs) = self.addrs.lock()
-            && addrs.insert(id, addr.clone()).as_ref() != Some(&addr)
-            && let Ok(mut channels) = self.channels.lock()
-        {
-            channels.remove(&id);
+        // The channel table notices the new address at the next call and dials it.
+        if let Ok(mut addrs) = self.addrs.lock() {
+            addrs.insert(id, addr);
         }
     }
 
@@ -95,11 +81,6 @@ impl Peers {
     }
 
     fn client(&self, id: NodeId) -> Result<RaftServiceClient<Channel>, Status> {
-        let mut channels =
-            self.channels.lock().map_err(|_| Status::internal("peer table poisoned"))?;
-        if let Some(channel) = channels.get(&id) {
-            return Ok(RaftServiceClient::new(channel.clone()));
-        }
         let addr = self
             .addrs
             .lock()
@@ -107,12 +88,7 @@ impl Peers {
             .get(&id)
             .cloned()
             .ok_or_else(|| Status::unavailable(format!("node {id} has no known address")))?;
-        let addr = dial_addr(&self.routes, id, &addr);
-        let channel = self
-            .dialer
-            .channel(addr, PEER_CONNECT_TIMEOUT)
-            .map_err(|e| Status::unavailable(format!("node {id}: {e}")))?;
-        channels.insert(id, channel.clone());
+        let channel = self.channels.channel(id, &addr).map_err(Status::unavailable)?;
         Ok(RaftServiceClient::new(channel))
     }
 
