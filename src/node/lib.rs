@@ -1,7 +1,10 @@
 //! The replicated core of a QuorumLM node: everything between a client service and the Raft
 //! log that must be the same on every node.
 //!
-//! - [`node`]: one node: proposing through the leader, read barriers, leases, the leader's duties
+//! - [`node`]: one node and the routing of its requests: writes through the leader, read barriers,
+//!   heartbeats
+//! - [`leader`]: what only the leader does: proposing, leases, read indexes, its duties loop
+//! - [`licenses`]: the license set a leader proposes, filtered by the voters' host ids
 //! - [`proposer`]: the leader's write path: batching proposals, sharing leadership confirmations
 //! - [`leases`]: session deadlines on the leader, as etcd keeps leases
 //! - [`peer`]: the peer port, its service (what other nodes call here) beside its client (how
@@ -10,7 +13,9 @@
 //! - [`compaction`]: a snapshot when the log since the last one passes its size limit
 
 pub mod compaction;
+pub mod leader;
 pub mod leases;
+pub mod licenses;
 pub mod node;
 pub mod peer;
 pub mod proposer;

@@ -80,7 +80,7 @@ struct Prepared {
 /// key or options file that cannot be read is an error here, before the database is touched,
 /// not at the first election.
 async fn prepare(config: &NodeConfig) -> Result<Prepared, RunError> {
-    qlm_node::node::load_licenses_command(&config.node_settings()).map_err(RunError::Config)?;
+    qlm_node::licenses::load_licenses_command(&config.node_settings()).map_err(RunError::Config)?;
     let tls = config.tls.load().map_err(|e| RunError::Config(e.to_string()))?;
     warn_plaintext(config, &tls);
     let dialer = match &tls.peer {

@@ -133,17 +133,7 @@ impl Lines {
     fn event_line(&mut self, event: &Event, entry: &ObservedEntry, line: ReportLine) -> ReportLine {
         match event {
             Event::SessionOpened { .. } | Event::SessionEnded { .. } => line,
-            Event::CheckedOut {
-                handle,
-                session_id,
-                user,
-                host,
-                feature,
-                version,
-                count,
-                shared,
-                from_queue,
-            } => {
+            Event::CheckedOut { handle, user, host, version, .. } => {
                 let held = Held {
                     version: version.to_string(),
                     user: user.clone(),
@@ -151,19 +141,7 @@ impl Lines {
                     since: entry.time.0,
                 };
                 self.holders.checkouts.insert(*handle, held);
-                ReportLine {
-                    event: EventKind::Checkout,
-                    feature: Some(feature.to_string()),
-                    version: Some(version.to_string()),
-                    count: Some(*count),
-                    user: Some(user.to_string()),
-                    host: Some(host.to_string()),
-                    session: Some(session_id.to_string()),
-                    handle: Some(handle.0),
-                    shared: *shared,
-                    from_queue: *from_queue,
-                    ..line
-                }
+                checkout_line(event, line)
             }
             Event::Queued { handle, session_id, feature, position } => {
                 let (user, host) = self.holders.user_host(session_id);
@@ -261,5 +239,36 @@ impl Lines {
             since_ms: held.map(|h| h.since),
             ..line
         }
+    }
+}
+
+/// The line of a grant.
+fn checkout_line(event: &Event, line: ReportLine) -> ReportLine {
+    let Event::CheckedOut {
+        handle,
+        session_id,
+        user,
+        host,
+        feature,
+        version,
+        count,
+        shared,
+        from_queue,
+    } = event
+    else {
+        return line;
+    };
+    ReportLine {
+        event: EventKind::Checkout,
+        feature: Some(feature.to_string()),
+        version: Some(version.to_string()),
+        count: Some(*count),
+        user: Some(user.to_string()),
+        host: Some(host.to_string()),
+        session: Some(session_id.to_string()),
+        handle: Some(handle.0),
+        shared: *shared,
+        from_queue: *from_queue,
+        ..line
     }
 }

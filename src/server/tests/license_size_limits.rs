@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use qlm_license::load::MAX_LICENSE_FILE_BYTES;
 use qlm_license::options::{MAX_OPTIONS_FILE_BYTES, load_options_file};
 use qlm_license::{TrustedKeys, VendorKey, load_license_file, sign_license_text};
-use qlm_node::node::load_licenses_command;
+use qlm_node::licenses::load_licenses_command;
 use qlm_raft::MAX_ENTRY_BYTES;
 use qlm_server::config::{NodeConfig, NodeFlags};
 
