@@ -28,9 +28,12 @@ test-unit:
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 
+## Format, lints, the crate graph against ARCHITECTURE.md, and the docs (a dead link fails).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CARGO="$(CARGO)" ./scripts/check-architecture.sh
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 fmt:
 	$(CARGO) fmt --all

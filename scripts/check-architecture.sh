@@ -23,8 +23,8 @@ if [ -z "$drawn" ]; then
     exit 1
 fi
 
-members=$($cargo metadata --no-deps --format-version 1 |
-    tr ',' '\n' | sed -n 's/^{*"name":"\([A-Za-z0-9_-]*\)"$/\1/p' | sort -u)
+# The members, and for each its direct normal dependencies (cargo tree reads cargo metadata).
+members=$($cargo tree --workspace --depth 0 --prefix none | awk 'NF {print $1}' | sort -u)
 pattern=$(echo "$members" | tr '\n' '|' | sed 's/|$//')
 
 actual=$(for crate in $members; do

@@ -9,7 +9,7 @@
 //!
 //! These checks are pure and cheap (no lock, no clock), so they run first; what needs the
 //! replica (is the session known, is the secret its own, is a request id reused) is
-//! `server::edge`'s. The engine checks names again when it applies, because every replica
+//! `qlm_server::edge`'s. The engine checks names again when it applies, because every replica
 //! must refuse what any replica refuses.
 
 use crate::convert::ConvertError;

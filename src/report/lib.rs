@@ -2,7 +2,7 @@
 //! makes of it ([`summary`]).
 //!
 //! Every node writes the log from the entries it applies (the writer is
-//! `server::report_log`), so each node's file tells the whole cluster's usage: checkouts,
+//! `qlm_server::report_log`), so each node's file tells the whole cluster's usage: checkouts,
 //! checkins, denials, expiries, removals, reloads, queue moves, linger ends. Each line carries
 //! the log index of the entry that produced it and its place in that entry (`seq`), so the
 //! same event has the same `(index, seq)` on every node: a reader can merge the files of

@@ -97,7 +97,7 @@ pub struct PeerService<H> {
     /// The leader-side operations.
     leader: H,
     /// This node's `--initial-cluster`, as written, logged with a refusal so that its admin
-    /// can compare it with the misconfigured node's (see `server::cluster_check`); never sent
+    /// can compare it with the misconfigured node's (see `qlm_server::cluster_check`); never sent
     /// to the refused caller.
     members: String,
     /// When a refusal was last logged, per sender: a misconfigured peer retries every few
