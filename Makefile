@@ -46,7 +46,7 @@ run:
 bench: bench-engine bench-load bench-failover bench-scale
 
 bench-engine:
-	$(CARGO) bench --bench engine
+	$(CARGO) bench -p qlm-engine --bench engine
 
 ## Leader kill -9 under 8 clients, FAILOVER_RUNS runs (7); FAILOVER_ARGS adds qlmd flags.
 bench-failover:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond Rust and make, installed when missing (Debian packages):
 #   chromium  headless browser for the dashboard test (cluster-tests/tests/http.rs)
-#   strace    proves the fsync before each acknowledgement (tests/raft_store_durability.rs;
+#   strace    proves the fsync before each acknowledgement (src/raft/tests/raft_store_durability.rs;
 #             that test is skipped with a notice without it)
 # Runs apt-get as root, or through sudo when there is one. Where neither works it says what to
 # install and goes on: the test that needs the tool then fails (Chromium) or is skipped
