@@ -57,17 +57,17 @@ impl Node {
     /// A session without a lease is not necessarily gone: a node that has just become leader
     /// fills its lease table only when its duties loop notices (up to a [`LEASE_TICK`] later),
     /// from a replica that may not have applied every committed entry yet. Answering NOT_FOUND
-    /// then would tell a live client that its session is lost (the chaos suite's leader kill
-    /// loop caught exactly that). So a miss waits until this replica has applied everything
-    /// committed, and a session the engine still holds live gets its lease here, afresh.
+    /// then would tell a live client that its session is lost. So a miss waits until this
+    /// replica has applied everything committed, and a session the engine still holds live
+    /// gets its lease here, afresh.
     ///
     /// And a renewal is acknowledged only once a quorum has confirmed that this node still
     /// leads (as etcd's LeaseRenew does): a leader that was paused or cut off and has not yet
     /// heard of its successor would otherwise renew in a lease table nobody uses and tell the
     /// client so, while the real leader expires the session one TTL after its own take-over
-    /// (the chaos leader-pause scenario caught that too). Once confirmed, any successor is
-    /// elected after this call began and gives the session a full TTL from its take-over, so
-    /// the client's deadline holds.
+    /// (docs/CHAOS.md lists both failures). Once confirmed, any successor is elected after
+    /// this call began and gives the session a full TTL from its take-over, so the client's
+    /// deadline holds.
     pub async fn renew_here(&self, session_id: &str) -> Result<u64, Status> {
         let ttl_ms = self.renew_unconfirmed(session_id).await?;
         self.read_index_here().await?;

@@ -6,14 +6,14 @@
 //! cluster, not the disk. So the leader proposes in batches:
 //!
 //! - [`Proposer`]: requests queue up, and what is queued (up to [`MAX_BATCH`] commands and
-//!   [`MAX_ENTRY_BYTES`] of them encoded) goes into one [`LogEntry`] at two moments. When no entry is on its way, at once: an idle leader adds no
-//!   delay, and a node without followers proposes one entry after the other. Otherwise when a
+//!   [`MAX_ENTRY_BYTES`] of them encoded) goes into one [`LogEntry`] at two moments. When no
+//!   entry is on its way, at once: an idle leader adds no delay, and a node without followers proposes one entry after the other. Otherwise when a
 //!   follower answers an AppendEntries ([`ReplicationSignal`]): openraft 0.9 keeps one
 //!   AppendEntries in flight per follower and, on its answer, sends everything appended
 //!   since, so an entry proposed then leaves at once with every request that gathered during
 //!   the round trip. An entry proposed earlier would wait in the log for that same moment
-//!   with fewer requests, and the ones arriving meanwhile would wait a round more (measured:
-//!   two round trips and a half from arrival to commit, against one and a half).
+//!   with fewer requests, and the ones arriving meanwhile would wait a round more
+//!   (docs/BENCHMARKS.md, "Proposal batching on the leader").
 //!   At most [`MAX_IN_FLIGHT`] entries are proposed and not yet applied. Each command is
 //!   applied on its own and answers its own caller; the durability rule is unchanged (an
 //!   answer is sent only after the entry is committed, that is on a majority's disk, and

@@ -15,8 +15,7 @@ use serde::Deserialize;
 
 use crate::tls_config::{TlsFlags, TlsSettings};
 
-/// Raft heartbeat interval by default, in milliseconds (the first design said 100 ms;
-/// 50 since issue 8).
+/// Raft heartbeat interval by default, in milliseconds (see `qlm_raft::HEARTBEAT_INTERVAL_MS`).
 pub const DEFAULT_HEARTBEAT_MS: u64 = qlm_raft::HEARTBEAT_INTERVAL_MS;
 /// Election timeout range by default, in milliseconds (see `qlm_raft::ELECTION_TIMEOUT_MIN_MS`).
 pub const DEFAULT_ELECTION_MIN_MS: u64 = qlm_raft::ELECTION_TIMEOUT_MIN_MS;

@@ -49,7 +49,7 @@ const MAX_BATCH: usize = 4096;
 
 /// How long the writer lets entries gather after the first of a batch. While it waits it is
 /// not parked on the channel, so the apply path's sends wake no thread: at full load that is
-/// one wake-up per interval instead of one per entry (measured: 14 µs per apply without it).
+/// one wake-up per interval instead of one per entry (docs/BENCHMARKS.md, the report log).
 const GATHER_FOR: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// What the observer hands the writer.
