@@ -3,6 +3,7 @@
 //!
 //! - `config`: flags, `QLM_*` variables and the TOML file, merged and checked
 //! - `services`: the client port's LicenseService and StatusService
+//! - `cluster_node`: what those services need of the node under them ([`cluster_node::ClusterNode`])
 //! - `cluster_view`: StatusService.Cluster's answers, the leader's view asked of the leader
 //! - `refusals`: the client port's size limits, and tonic's own refusals in the contract's codes
 //! - `http`: the HTTP port: dashboard, `/metrics`, `/healthz`, `/readyz`
@@ -15,6 +16,7 @@
 
 pub mod admin;
 pub mod cluster_check;
+pub mod cluster_node;
 pub mod cluster_view;
 pub mod config;
 pub mod edge;
