@@ -15,21 +15,17 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
-use crate::admin::AdminServices;
 use crate::cluster_check;
 use crate::config::NodeConfig;
 use crate::http::usage::run_sampler;
 use crate::http::{GrpcTimingLayer, HttpState, Metrics, UsageHistory};
-use crate::refusals::{MAX_CLIENT_MESSAGE_BYTES, MAX_REQUEST_METADATA_BYTES, RefusalLayer};
+use crate::refusals::{MAX_REQUEST_METADATA_BYTES, RefusalLayer};
 use crate::report_log::ReportLog;
 use crate::services::ClientServices;
 use crate::tls_config::LoadedTls;
 use qlm_node::node::Node;
 use qlm_node::peer::{LeaderOps, PeerService};
 use qlm_node::peers::Peers;
-use qlm_proto::v1::admin_service_server::AdminServiceServer;
-use qlm_proto::v1::license_service_server::LicenseServiceServer;
-use qlm_proto::v1::status_service_server::StatusServiceServer;
 use qlm_raft::{PeerDialer, Raft, ReplicationSignal, network::GrpcNetworkFactory, open_stores};
 
 /// How often a node asks its peers for their client addresses (for leader hints).
@@ -213,15 +209,11 @@ pub async fn run_node(
             }),
     );
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;
-    health_reporter.set_serving::<StatusServiceServer<ClientServices>>().await;
-    health_reporter.set_serving::<AdminServiceServer<AdminServices>>().await;
-    let reflection = crate::reflection::client_port_reflection()
-        .map_err(|e| RunError::Config(format!("reflection: {e}")))?;
+    let routes =
+        crate::client_port::client_port_routes(services.clone(), config.admin_token.clone())
+            .await
+            .map_err(RunError::Config)?;
     let hint_services = services.clone();
-    let admin = AdminServices { services: services.clone(), token: config.admin_token.clone() };
     let mut client_stop = stop_rx.clone();
     let client_server = tokio::spawn(
         server_builder(tls.client.as_ref().map(|t| t.server_config()), "--tls-cert")?
@@ -230,19 +222,7 @@ pub async fn run_node(
             .http2_max_header_list_size(MAX_REQUEST_METADATA_BYTES)
             .layer(GrpcTimingLayer::new(metrics.rpc_seconds.clone()))
             .layer(RefusalLayer::new(move |status| hint_services.hinted(status)))
-            .add_service(health_service.max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES))
-            .add_service(reflection.max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES))
-            .add_service(
-                LicenseServiceServer::new(services.clone())
-                    .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
-            )
-            .add_service(
-                StatusServiceServer::new(services)
-                    .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
-            )
-            .add_service(
-                AdminServiceServer::new(admin).max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
-            )
+            .add_routes(routes)
             .serve_with_incoming_shutdown(no_delay(client_listener), async move {
                 let _ = client_stop.changed().await;
             }),
