@@ -13,6 +13,7 @@
 //! - `preflight`: is the data directory usable by this user?
 //! - `run`: starting and stopping a node (`qlmd`)
 //! - `tls_config`: which certificate files each port uses, checked whole at start
+//! - `testkit`: test support: the real client services over a one-process node
 //! - `report_log`, `report_file`: the usage report log every node writes from what it applies
 
 pub mod admin;
@@ -30,4 +31,5 @@ pub mod report_file;
 pub mod report_log;
 pub mod run;
 pub mod services;
+pub mod testkit;
 pub mod tls_config;
