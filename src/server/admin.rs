@@ -8,23 +8,27 @@
 //! hint, which the client follows. Every failed call carries the leader hint in its trailing
 //! metadata (`ClientServices::hinted`).
 
-use std::collections::BTreeSet;
-
-use openraft::BasicNode;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
+use crate::cluster_node::ClusterNode;
 use crate::services::ClientServices;
 use qlm_engine::secrets_equal;
+use qlm_node::node::Node;
 use qlm_proto::convert;
 use qlm_proto::v1;
 use qlm_proto::v1::admin_service_server::AdminService;
 
 /// The admin side of the client services, with the token it accepts.
-#[derive(Clone)]
-pub struct AdminServices {
-    pub services: ClientServices,
+pub struct AdminServices<N = Node> {
+    pub services: ClientServices<N>,
     pub token: Option<String>,
+}
+
+impl<N> Clone for AdminServices<N> {
+    fn clone(&self) -> Self {
+        AdminServices { services: self.services.clone(), token: self.token.clone() }
+    }
 }
 
 /// Longest admin token a node accepts, in bytes: at start (`--admin-token-file`,
@@ -71,7 +75,7 @@ fn bearer_token(value: Option<&[u8]>) -> Result<&[u8], Status> {
     Ok(token)
 }
 
-impl AdminServices {
+impl<N: ClusterNode> AdminServices<N> {
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let Some(expected) = &self.token else {
             return Err(Status::permission_denied(
@@ -86,18 +90,6 @@ impl AdminServices {
         }
     }
 
-    fn must_lead(&self) -> Result<(), Status> {
-        let node = &self.services.node;
-        if node.is_leader() {
-            return Ok(());
-        }
-        let leader = node.leader();
-        let addr = leader.and_then(|id| node.peers.client_addr(id));
-        Err(qlm_node::peer::not_leader(leader, addr.as_deref()))
-    }
-}
-
-impl AdminServices {
     async fn remove_call(
         &self,
         request: Request<v1::RemoveRequest>,
@@ -116,7 +108,7 @@ impl AdminServices {
         request: Request<v1::ReloadRequest>,
     ) -> Result<Response<v1::ReloadResponse>, Status> {
         self.authorize(&request)?;
-        self.must_lead()?;
+        self.services.must_lead()?;
         let node = &self.services.node;
         let (command, refused) =
             node.licenses_to_serve().await.map_err(Status::failed_precondition)?;
@@ -125,17 +117,16 @@ impl AdminServices {
             qlm_engine::Outcome::LicensesLoaded { retired, .. } => retired,
             _ => 0,
         };
-        info!(node = node.id, refused = refused.len(), "licenses reloaded");
-        let pools = {
-            let replica = node.replica.read().await;
-            let engine = replica.engine();
-            engine
-                .features()
-                .into_iter()
-                .flat_map(|f| f.pools)
-                .map(|p| convert::pool_status(p, engine.now()))
-                .collect()
-        };
+        info!(node = node.id(), refused = refused.len(), "licenses reloaded");
+        let pools = node
+            .read(|engine| {
+                let features = engine.features().into_iter();
+                features
+                    .flat_map(|f| f.pools)
+                    .map(|p| convert::pool_status(p, engine.now()))
+                    .collect()
+            })
+            .await;
         Ok(Response::new(v1::ReloadResponse {
             applied: true,
             pools,
@@ -151,30 +142,23 @@ impl AdminServices {
         request: Request<v1::AddNodeRequest>,
     ) -> Result<Response<v1::AddNodeResponse>, Status> {
         self.authorize(&request)?;
-        self.must_lead()?;
+        self.services.must_lead()?;
         let request = request.into_inner();
         qlm_proto::validate::add_node(&request)?;
         let node = &self.services.node;
-        node.peers.set_addr(request.id, request.peer_addr.clone());
-        if !request.client_addr.is_empty() {
-            node.peers.set_client_addr(request.id, request.client_addr.clone());
-        }
         // Learner first: it catches up without counting toward the quorum.
-        node.raft
-            .add_learner(request.id, BasicNode { addr: request.peer_addr.clone() }, true)
+        let (id, peer_addr) = (request.id, request.peer_addr.clone());
+        node.add_learner(id, peer_addr, request.client_addr.clone())
             .await
-            .map_err(|e| {
-                Status::failed_precondition(format!("adding learner {}: {e}", request.id))
-            })?;
+            .map_err(|e| Status::failed_precondition(format!("adding learner {id}: {e}")))?;
         if !request.learner_only {
-            let mut voters: BTreeSet<u64> =
-                node.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
-            voters.insert(request.id);
-            node.raft.change_membership(voters, false).await.map_err(|e| {
-                Status::failed_precondition(format!("making {} a voter: {e}", request.id))
-            })?;
+            let mut voters = node.raft_view().voters();
+            voters.insert(id);
+            node.change_voters(voters)
+                .await
+                .map_err(|e| Status::failed_precondition(format!("making {id} a voter: {e}")))?;
         }
-        info!(node = node.id, added = request.id, "membership changed");
+        info!(node = node.id(), added = request.id, "membership changed");
         Ok(Response::new(v1::AddNodeResponse {
             members: self.services.members(),
             leader: self.services.leader_hint(),
@@ -186,22 +170,20 @@ impl AdminServices {
         request: Request<v1::RemoveNodeRequest>,
     ) -> Result<Response<v1::RemoveNodeResponse>, Status> {
         self.authorize(&request)?;
-        self.must_lead()?;
+        self.services.must_lead()?;
         let id = request.into_inner().id;
         let node = &self.services.node;
-        let mut voters: BTreeSet<u64> =
-            node.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        let mut voters = node.raft_view().voters();
         if !voters.remove(&id) {
             return Err(Status::not_found(format!("node {id} is not a voter")));
         }
         if voters.is_empty() {
             return Err(Status::failed_precondition("the last voter cannot be removed"));
         }
-        node.raft
-            .change_membership(voters, false)
+        node.change_voters(voters)
             .await
             .map_err(|e| Status::failed_precondition(format!("removing {id}: {e}")))?;
-        info!(node = node.id, removed = id, "membership changed");
+        info!(node = node.id(), removed = id, "membership changed");
         Ok(Response::new(v1::RemoveNodeResponse {
             members: self.services.members(),
             leader: self.services.leader_hint(),
@@ -211,7 +193,7 @@ impl AdminServices {
 
 /// Every rpc answers from its `_call` above; a failure gets the leader hint.
 #[tonic::async_trait]
-impl AdminService for AdminServices {
+impl<N: ClusterNode> AdminService for AdminServices<N> {
     async fn remove(
         &self,
         request: Request<v1::RemoveRequest>,

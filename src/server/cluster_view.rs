@@ -13,30 +13,32 @@
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
+use crate::cluster_node::ClusterNode;
 use crate::services::ClientServices;
 use qlm_node::node::READ_DEADLINE;
 use qlm_proto::v1;
 
-impl ClientServices {
+impl<N: ClusterNode> ClientServices<N> {
     /// This node's own view: its applied index and state digest (read together), its term,
     /// log and members as it sees them, `node_id` its own id.
     pub async fn own_cluster_view(&self) -> v1::ClusterResponse {
         // The applied index and the digest under one read lock, so they describe one state.
-        let (applied_index, state_digest) = {
-            let replica = self.node.replica.read().await;
-            let digest = Sha256::digest(replica.engine().snapshot());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            (replica.last_applied().map_or(0, |l| l.index), hex)
-        };
-        let metrics = self.node.raft.metrics().borrow().clone();
+        let (applied_index, state_digest) = self
+            .node
+            .read_at(|engine, applied_index| {
+                let digest = Sha256::digest(engine.snapshot());
+                (applied_index, digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            })
+            .await;
+        let view = self.node.raft_view();
         v1::ClusterResponse {
-            node_id: self.node.id,
+            node_id: self.node.id(),
             state_digest,
             applied_index,
-            term: metrics.current_term,
-            commit_index: metrics.last_applied.map_or(0, |l| l.index),
-            last_log_index: metrics.last_log_index.unwrap_or(0),
-            members: self.members(),
+            term: view.term,
+            commit_index: view.applied_index,
+            last_log_index: view.last_log_index,
+            members: self.members_in(&view),
             leader: self.leader_hint(),
         }
     }
@@ -47,15 +49,15 @@ impl ClientServices {
     pub async fn leader_cluster_view(&self) -> Result<v1::ClusterResponse, Status> {
         let view = async {
             let leader = self.node.known_leader().await?;
-            if leader == self.node.id {
+            if leader == self.node.id() {
                 return self.leader_view_here().await;
             }
-            match self.node.peers.cluster_view(leader).await {
+            match self.node.ask_cluster_view(leader).await {
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
                     // A leader of an earlier release, during a rolling upgrade: the best
                     // linearizable answer left is this node's own view once it has caught up;
                     // `node_id` says whose view it is.
-                    tracing::debug!(node = self.node.id, leader, "the leader has no ClusterView");
+                    tracing::debug!(node = self.node.id(), leader, "the leader has no ClusterView");
                     self.node.read_barrier(false).await?;
                     Ok(self.own_cluster_view().await)
                 }
@@ -76,18 +78,8 @@ impl ClientServices {
     /// `RaftService.ClusterView` answers). A node that does not lead answers UNAVAILABLE with
     /// the leader hint: it never passes its own view off as the leader's.
     pub async fn leader_view_here(&self) -> Result<v1::ClusterResponse, Status> {
-        let node = &self.node;
-        if !node.is_leader() {
-            let leader = node.leader();
-            let addr = leader.and_then(|id| node.peers.client_addr(id));
-            return Err(qlm_node::peer::not_leader(leader, addr.as_deref()));
-        }
-        let index = node.read_index_here().await?;
-        node.raft
-            .wait(Some(READ_DEADLINE))
-            .applied_index_at_least(Some(index), "leader's cluster view")
-            .await
-            .map_err(|e| Status::unavailable(format!("the leader did not catch up: {e}")))?;
+        self.must_lead()?;
+        self.node.leader_barrier().await?;
         Ok(self.own_cluster_view().await)
     }
 }

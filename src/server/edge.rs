@@ -13,6 +13,7 @@
 
 use tonic::Status;
 
+use crate::cluster_node::ClusterNode;
 use crate::services::ClientServices;
 use qlm_engine::{Admission, Client, MAX_SESSIONS, OpenCheck, RequestKey, SessionSecret};
 use qlm_license::Timestamp;
@@ -29,7 +30,7 @@ pub enum Known {
     Unknown,
 }
 
-impl ClientServices {
+impl<N: ClusterNode> ClientServices<N> {
     /// Checks a request of `session_id` presenting `secret` (and, for one a client may
     /// retry, its request id and key) against this replica, catching up once before it says
     /// the session is unknown. A wrong secret is UNAUTHENTICATED and a request id reused for
@@ -42,11 +43,10 @@ impl ClientServices {
     ) -> Result<Known, Status> {
         let mut caught_up = false;
         loop {
-            let (admission, now) = {
-                let replica = self.node.replica.read().await;
-                let engine = replica.engine();
-                (engine.admit(session_id, secret, retry), engine.now())
-            };
+            let (admission, now) = self
+                .node
+                .read(|engine| (engine.admit(session_id, secret, retry), engine.now()))
+                .await;
             match admission {
                 Admission::Admitted { live } => return Ok(Known::Session { live, now }),
                 Admission::UnknownSession if caught_up => return Ok(Known::Unknown),
@@ -91,7 +91,7 @@ impl ClientServices {
             pid: request.pid,
             display: request.display.clone(),
         };
-        match self.node.replica.read().await.engine().open_check(session_id, &client) {
+        match self.node.read(|engine| engine.open_check(session_id, &client)).await {
             OpenCheck::New => Ok(None),
             OpenCheck::Retry(secret) => Ok(Some(secret)),
             OpenCheck::Conflict => Err(Status::already_exists(format!(
@@ -105,7 +105,7 @@ impl ClientServices {
     /// RESOURCE_EXHAUSTED when the replica holds [`MAX_SESSIONS`] sessions already: the open
     /// could only be refused.
     pub async fn room_for_a_session(&self) -> Result<(), Status> {
-        let held = self.node.replica.read().await.engine().session_count();
+        let held = self.node.read(|engine| engine.session_count()).await;
         if held >= MAX_SESSIONS {
             return Err(Status::resource_exhausted(format!(
                 "the cluster holds {held} sessions, its limit: wait for idle ones to expire"

@@ -11,18 +11,14 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
-use crate::admin::AdminServices;
 use crate::config::NodeConfig;
 use crate::http::{GrpcTimingLayer, Metrics};
 use crate::leader_ops::NodeLeaderOps;
-use crate::refusals::{MAX_CLIENT_MESSAGE_BYTES, MAX_REQUEST_METADATA_BYTES, RefusalLayer};
+use crate::refusals::{MAX_REQUEST_METADATA_BYTES, RefusalLayer};
 use crate::run::RunError;
 use crate::services::ClientServices;
 use crate::tls_config::LoadedTls;
 use qlm_node::peer::PeerService;
-use qlm_proto::v1::admin_service_server::AdminServiceServer;
-use qlm_proto::v1::license_service_server::LicenseServiceServer;
-use qlm_proto::v1::status_service_server::StatusServiceServer;
 
 /// A served port: the task serving it, which ends once the stop signal is sent.
 pub(crate) type Served = JoinHandle<Result<(), tonic::transport::Error>>;
@@ -87,8 +83,8 @@ pub(crate) fn serve_peer_port(
     )))
 }
 
-/// Serves the client port: health, reflection, LicenseService, StatusService and
-/// AdminService, behind the size limits and with leader hints on every refusal.
+/// Serves the client port (`client_port_routes`: health, reflection, LicenseService,
+/// StatusService, AdminService) behind the size limits, with leader hints on every refusal.
 pub(crate) async fn serve_client_port(
     listener: TcpListener,
     services: ClientServices,
@@ -97,15 +93,10 @@ pub(crate) async fn serve_client_port(
     tls: &LoadedTls,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Served, RunError> {
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    health_reporter.set_serving::<LicenseServiceServer<ClientServices>>().await;
-    health_reporter.set_serving::<StatusServiceServer<ClientServices>>().await;
-    health_reporter.set_serving::<AdminServiceServer<AdminServices>>().await;
-    let reflection = crate::reflection::client_port_reflection()
-        .map_err(|e| RunError::Config(format!("reflection: {e}")))?;
+    let routes = crate::client_port::client_port_routes(services.clone(), admin_token)
+        .await
+        .map_err(RunError::Config)?;
     let hint_services = services.clone();
-    let admin = AdminServices { services: services.clone(), token: admin_token };
     let builder = server_builder(tls.client.as_ref().map(|t| t.server_config()), "--tls-cert")?;
     Ok(tokio::spawn(
         builder
@@ -114,19 +105,7 @@ pub(crate) async fn serve_client_port(
             .http2_max_header_list_size(MAX_REQUEST_METADATA_BYTES)
             .layer(GrpcTimingLayer::new(metrics.rpc_seconds.clone()))
             .layer(RefusalLayer::new(move |status| hint_services.hinted(status)))
-            .add_service(health_service.max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES))
-            .add_service(reflection.max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES))
-            .add_service(
-                LicenseServiceServer::new(services.clone())
-                    .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
-            )
-            .add_service(
-                StatusServiceServer::new(services)
-                    .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
-            )
-            .add_service(
-                AdminServiceServer::new(admin).max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES),
-            )
+            .add_routes(routes)
             .serve_with_incoming_shutdown(no_delay(listener), async move {
                 let _ = stop.changed().await;
             }),

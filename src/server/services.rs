@@ -1,4 +1,5 @@
-//! The client-port gRPC services (LicenseService, StatusService) on top of [`Node`].
+//! The client-port gRPC services (LicenseService, StatusService) on top of a
+//! [`ClusterNode`] (in `qlmd`, the replicated [`Node`]).
 //!
 //! Each handler turns the request into an engine command (`proto::convert`), has the node
 //! propose it through the leader, and turns the outcome into the answer, adding the leader
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::cluster_node::{ClusterNode, RaftView};
 use crate::edge::{Known, session_gone};
 use qlm_engine::{Handle, Outcome};
 use qlm_node::node::{DEFAULT_SESSION_TTL_MS, Node};
@@ -26,45 +28,49 @@ pub const QUEUE_POLL: Duration = Duration::from_millis(200);
 pub const HEARTBEATS_PER_TTL: u64 = 3;
 
 /// The services, sharing one node.
-#[derive(Clone)]
-pub struct ClientServices {
-    pub node: Arc<Node>,
+pub struct ClientServices<N = Node> {
+    pub node: Arc<N>,
     /// This node's client address, for leader hints that point at itself.
     pub client_addr: String,
 }
 
-impl ClientServices {
+impl<N> Clone for ClientServices<N> {
+    fn clone(&self) -> Self {
+        ClientServices { node: self.node.clone(), client_addr: self.client_addr.clone() }
+    }
+}
+
+impl<N: ClusterNode> ClientServices<N> {
     /// The cluster's members as this node sees them (addresses, roles, replication).
     pub fn members(&self) -> Vec<v1::Member> {
-        let metrics = self.node.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership().clone();
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let replication = metrics.replication.clone().unwrap_or_default();
-        let last_log = metrics.last_log_index.unwrap_or(0);
-        let mut members = membership
-            .nodes()
-            .map(|(&id, node)| {
-                let matched = replication.get(&id).and_then(|m| m.map(|log| log.index));
-                let client_addr = if id == self.node.id {
+        self.members_in(&self.node.raft_view())
+    }
+
+    /// The members of `view`, this node's client address and applied index filled in.
+    pub fn members_in(&self, view: &RaftView) -> Vec<v1::Member> {
+        let own = self.node.id();
+        let mut members = view
+            .members
+            .iter()
+            .map(|member| {
+                let id = member.id;
+                let matched = member.matched_index;
+                let client_addr = if id == own {
                     self.client_addr.clone()
                 } else {
-                    self.node.peers.client_addr(id).unwrap_or_default()
+                    self.node.client_addr_of(id).unwrap_or_default()
                 };
-                let role = if voters.contains(&id) {
-                    v1::MemberRole::Voter
-                } else {
-                    v1::MemberRole::Learner
-                };
+                let role =
+                    if member.voter { v1::MemberRole::Voter } else { v1::MemberRole::Learner };
                 v1::Member {
                     id,
-                    peer_addr: node.addr.clone(),
+                    peer_addr: member.peer_addr.clone(),
                     client_addr,
                     role: role.into(),
-                    applied_index: (id == self.node.id)
-                        .then(|| metrics.last_applied.map_or(0, |l| l.index)),
+                    applied_index: (id == own).then_some(view.applied_index),
                     matched_index: matched,
-                    lag: matched.map(|m| last_log.saturating_sub(m)),
-                    reachable: id == self.node.id || matched.is_some(),
+                    lag: matched.map(|m| view.last_log_index.saturating_sub(m)),
+                    reachable: id == own || matched.is_some(),
                 }
             })
             .collect::<Vec<_>>();
@@ -75,10 +81,10 @@ impl ClientServices {
 
     pub fn leader_hint(&self) -> Option<v1::LeaderHint> {
         let leader = self.node.leader()?;
-        let client_addr = if leader == self.node.id {
+        let client_addr = if leader == self.node.id() {
             self.client_addr.clone()
         } else {
-            self.node.peers.client_addr(leader).unwrap_or_default()
+            self.node.client_addr_of(leader).unwrap_or_default()
         };
         Some(v1::LeaderHint { id: leader, client_addr })
     }
@@ -88,6 +94,17 @@ impl ClientServices {
     /// (and its client address, for the second). Entries the status already carries stay.
     pub fn hinted(&self, status: Status) -> Status {
         with_leader_hint(status, self.leader_hint().as_ref())
+    }
+
+    /// UNAVAILABLE with the leader hint unless this node leads: for what only the leader may
+    /// do or say.
+    pub fn must_lead(&self) -> Result<(), Status> {
+        if self.node.is_leader() {
+            return Ok(());
+        }
+        let leader = self.node.leader();
+        let addr = leader.and_then(|id| self.node.client_addr_of(id));
+        Err(qlm_node::peer::not_leader(leader, addr.as_deref()))
     }
 }
 
@@ -140,7 +157,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[tonic::async_trait]
-impl LicenseService for ClientServices {
+impl<N: ClusterNode> LicenseService for ClientServices<N> {
     async fn open_session(
         &self,
         request: Request<v1::OpenSessionRequest>,
@@ -182,7 +199,7 @@ impl LicenseService for ClientServices {
         let ttl_ms = async {
             validate::heartbeat(&request)?;
             self.admit_live(&request.session_id, &request.session_secret, None).await?;
-            self.node.heartbeat(&request.session_id).await
+            self.node.renew_lease(&request.session_id).await
         }
         .await
         .map_err(|e| self.hinted(e))?;
@@ -291,7 +308,7 @@ impl LicenseService for ClientServices {
     }
 }
 
-impl ClientServices {
+impl<N: ClusterNode> ClientServices<N> {
     /// Sends `request`'s queue updates to `sender` until its final one (or the client leaves).
     async fn follow_queued(
         &self,
@@ -303,10 +320,8 @@ impl ClientServices {
         let mut last_position = None;
         let mut caught_up = false;
         loop {
-            let update = {
-                let replica = node.replica.read().await;
-                queue_update(replica.engine(), &request.session_id, handle)
-            };
+            let update =
+                node.read(|engine| queue_update(engine, &request.session_id, handle)).await;
             if matches!(update, QueueState::Done(v1::queue_update::Update::Left(_))) && !caught_up {
                 // The leader answered Queued once the entry committed; this replica may not
                 // have applied it yet. "Left" would tell the client it holds nothing while the
@@ -364,7 +379,7 @@ fn queue_update(engine: &qlm_engine::Engine, session_id: &str, handle: Handle) -
 }
 
 #[tonic::async_trait]
-impl StatusService for ClientServices {
+impl<N: ClusterNode> StatusService for ClientServices<N> {
     async fn features(
         &self,
         request: Request<v1::FeaturesRequest>,
@@ -372,8 +387,8 @@ impl StatusService for ClientServices {
         let request = request.into_inner();
         validate::features(&request).map_err(|e| self.hinted(e.into()))?;
         self.node.read_barrier(request.stale).await.map_err(|status| self.hinted(status))?;
-        let replica = self.node.replica.read().await;
-        let mut answer = convert::features_response(replica.engine(), &request.feature);
+        let mut answer =
+            self.node.read(|engine| convert::features_response(engine, &request.feature)).await;
         answer.leader = self.leader_hint();
         Ok(Response::new(answer))
     }
@@ -385,8 +400,8 @@ impl StatusService for ClientServices {
         let request = request.into_inner();
         validate::checkouts(&request).map_err(|e| self.hinted(e.into()))?;
         self.node.read_barrier(request.stale).await.map_err(|status| self.hinted(status))?;
-        let replica = self.node.replica.read().await;
-        let mut answer = convert::checkouts_response(replica.engine(), &request);
+        let mut answer =
+            self.node.read(|engine| convert::checkouts_response(engine, &request)).await;
         answer.leader = self.leader_hint();
         Ok(Response::new(answer))
     }

@@ -1,13 +1,11 @@
 //! `qlm status`, `qlm checkout`, `qlm run` and `qlm admin` as scripts drive them: the real
-//! binary against a stand-in node on a real port, exit codes and output checked.
-
-#[path = "../../client/tests/stand_in/mod.rs"]
-mod stand_in;
+//! binary against the real client services over an in-process node (`qlm_server::testkit`)
+//! on a real port, exit codes and output checked.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Output, Stdio};
 
-use stand_in::{ADMIN_TOKEN, StandIn, closed_port, start};
+use qlm_server::testkit::{ADMIN_TOKEN, InProcessNode, closed_port, serve};
 
 fn qlm(servers: Option<&str>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_qlm"));
@@ -18,7 +16,7 @@ fn qlm(servers: Option<&str>) -> Command {
     command
 }
 
-/// Runs a command to its end off the async workers (the stand-in serves on them meanwhile).
+/// Runs a command to its end off the async workers (the node serves on them meanwhile).
 async fn output(mut command: Command) -> Output {
     tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
 }
@@ -29,7 +27,7 @@ fn stderr(output: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_holds_until_sigterm_then_checks_in_and_exits_0() {
-    let node = start(StandIn::with_seats("vhdl", 2)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 2)).await;
     let mut child = qlm(Some(&node.servers()))
         .args(["checkout", "vhdl", "--count", "2"])
         .stdout(Stdio::piped())
@@ -54,7 +52,7 @@ async fn checkout_holds_until_sigterm_then_checks_in_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_denied_exits_1_with_reason_and_holders() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let mut first = qlm(Some(&node.servers()))
         .args(["checkout", "vhdl"])
         .stdout(Stdio::piped())
@@ -98,7 +96,7 @@ async fn checkout_without_servers_exits_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_lists_features_holders_and_the_cluster() {
-    let node = start(StandIn::with_seats("vhdl", 25)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 25)).await;
     let mut holder = qlm(Some(&node.servers()))
         .args(["checkout", "vhdl"])
         .stdout(Stdio::piped())
@@ -134,7 +132,7 @@ async fn status_json_lists_features_holders_and_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_holds_while_the_command_runs_and_exits_with_its_code() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let mut command = qlm(Some(&node.servers()));
     command.args(["run", "vhdl", "--", "sh", "-c", "exit 7"]);
     let ran = output(command).await;
@@ -145,7 +143,7 @@ async fn run_holds_while_the_command_runs_and_exits_with_its_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_remove_needs_the_token_and_releases_the_users_checkouts() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let mut holder = qlm(Some(&node.servers()))
         .args(["checkout", "vhdl"])
         .stdout(Stdio::piped())

@@ -1,10 +1,8 @@
-//! The client library against a stand-in node on a real port: what an application linking
-//! `qlm_client` sees when it checks out, is denied, fails over, retries, drops a guard,
-//! waits in a queue and heartbeats.
+//! The client library against the real client services over an in-process node
+//! (`qlm_server::testkit`) on a real port: what an application linking `qlm_client` sees when
+//! it checks out, is denied, fails over, retries, drops a guard, waits in a queue and
+//! heartbeats.
 
-mod stand_in;
-
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use qlm_client::{
@@ -12,7 +10,7 @@ use qlm_client::{
     parse_servers,
 };
 use qlm_proto::v1;
-use stand_in::{ADMIN_TOKEN, StandIn, closed_port, start};
+use qlm_server::testkit::{ADMIN_TOKEN, InProcessNode, closed_port, serve};
 
 fn client_of(servers: &str) -> Client {
     Client::connect(parse_servers(servers).unwrap()).unwrap()
@@ -45,7 +43,7 @@ async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
 
 #[tokio::test]
 async fn a_checkout_is_granted_and_checked_in() {
-    let node = start(StandIn::with_seats("vhdl", 25)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 25)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
 
@@ -67,7 +65,7 @@ async fn a_checkout_is_granted_and_checked_in() {
 
 #[tokio::test]
 async fn the_twenty_sixth_of_twenty_five_seats_is_denied_with_the_holders() {
-    let node = start(StandIn::with_seats("vhdl", 25)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 25)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
     let mut seats = Vec::new();
@@ -86,7 +84,7 @@ async fn the_twenty_sixth_of_twenty_five_seats_is_denied_with_the_holders() {
 
 #[tokio::test]
 async fn a_call_fails_over_from_a_dead_server_to_a_live_one() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&format!("127.0.0.1:{},{}", closed_port(), node.servers()));
 
     let ann = session(&client, "ann").await;
@@ -106,19 +104,19 @@ async fn no_live_server_is_unreachable_naming_every_server_tried() {
 
 #[tokio::test]
 async fn a_checkout_whose_answer_was_lost_is_retried_and_granted_once() {
-    let node = start(StandIn::with_seats("vhdl", 5)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 5)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
-    node.node.lose_next_checkout_answer.store(true, Ordering::SeqCst);
+    node.node.lose_checkout_answers(1);
 
     let seat = ann.checkout("vhdl", CheckoutOptions::default()).await.unwrap();
-    assert_eq!(node.node.checkout_calls.load(Ordering::SeqCst), 2, "one retry");
+    assert_eq!(node.node.checkout_proposals(), 2, "one retry");
     assert_eq!(node.node.held(), [seat.handle()], "one grant");
 }
 
 #[tokio::test]
 async fn dropping_the_guard_checks_the_seat_in() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
     {
@@ -132,7 +130,7 @@ async fn dropping_the_guard_checks_the_seat_in() {
 
 #[tokio::test]
 async fn dropping_the_session_closes_it() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers());
     let seat = {
         let ann = session(&client, "ann").await;
@@ -144,24 +142,24 @@ async fn dropping_the_session_closes_it() {
 
 #[tokio::test]
 async fn the_session_heartbeats_at_the_interval_the_server_gives() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers());
     let ann =
         client.open_session(user("ann").with_ttl(Duration::from_millis(1_200))).await.unwrap();
     assert_eq!(ann.heartbeat_interval(), Duration::from_millis(400));
 
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let sent = node.node.heartbeats.load(Ordering::SeqCst);
+    let sent = node.node.heartbeats();
     assert!((2..=4).contains(&sent), "{sent} heartbeats in 1.3 s at 400 ms");
     assert_eq!(ann.heartbeats_sent(), sent);
     ann.close().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(node.node.heartbeats.load(Ordering::SeqCst), sent, "no heartbeat after close");
+    assert_eq!(node.node.heartbeats(), sent, "no heartbeat after close");
 }
 
 #[tokio::test]
 async fn a_waiting_checkout_is_granted_when_the_seat_comes_back() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
     let bob = session(&client, "bob").await;
@@ -184,7 +182,7 @@ async fn a_waiting_checkout_is_granted_when_the_seat_comes_back() {
 
 #[tokio::test]
 async fn admin_calls_send_the_token_and_remove_releases_a_checkout() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
     let seat = ann.checkout("vhdl", CheckoutOptions::default()).await.unwrap().keep();
@@ -205,7 +203,7 @@ async fn admin_calls_send_the_token_and_remove_releases_a_checkout() {
 
 #[tokio::test]
 async fn a_bad_version_is_an_invalid_argument() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
     let options = CheckoutOptions { version: Some("four".into()), ..Default::default() };
@@ -218,7 +216,7 @@ async fn a_bad_version_is_an_invalid_argument() {
 
 #[tokio::test]
 async fn a_wait_given_up_leaves_the_queue() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
     let bob = session(&client, "bob").await;
@@ -251,11 +249,11 @@ async fn a_wait_given_up_leaves_the_queue() {
 
 #[tokio::test]
 async fn a_checkout_given_up_before_its_answer_gives_back_what_it_was_granted() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers());
     let ann = session(&client, "ann").await;
     // The server grants the seat, then holds its answer back; Ann's application gives up first.
-    node.node.delay_next_checkout_answer_ms.store(1_000, Ordering::SeqCst);
+    node.node.delay_next_checkout_answer(Duration::from_millis(1_000));
     let gave_up =
         tokio::time::timeout(Duration::from_millis(200), ann.checkout("vhdl", Default::default()))
             .await;
@@ -263,7 +261,7 @@ async fn a_checkout_given_up_before_its_answer_gives_back_what_it_was_granted() 
     assert_eq!(node.node.held().len(), 1, "the cluster did grant it");
     // The library asks again under the same request id and checks the grant in.
     assert!(eventually(|| node.node.held().is_empty()).await, "the seat comes back");
-    assert_eq!(node.node.checkout_calls.load(Ordering::SeqCst), 2, "one follow-up");
+    assert_eq!(node.node.checkout_proposals(), 2, "one follow-up");
     let bob = session(&client, "bob").await;
     let seat = bob.checkout("vhdl", CheckoutOptions::default()).await.unwrap();
     assert_eq!(node.node.held(), [seat.handle()]);
@@ -271,17 +269,17 @@ async fn a_checkout_given_up_before_its_answer_gives_back_what_it_was_granted() 
 
 #[tokio::test]
 async fn a_checkout_that_failed_unreachable_gives_back_what_it_was_granted() {
-    let node = start(StandIn::with_seats("vhdl", 1)).await;
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
     let client = client_of(&node.servers()).with_failover_budget(Duration::from_millis(300));
     let ann = session(&client, "ann").await;
     // Every answer is lost while the call tries: the application is told "unreachable", though
     // the cluster granted the seat at the first attempt.
-    node.node.lose_checkout_answers.store(1_000, Ordering::SeqCst);
+    node.node.lose_checkout_answers(1_000);
     let error = ann.checkout("vhdl", CheckoutOptions::default()).await.unwrap_err();
     assert!(error.is_unreachable(), "{error:?}");
     assert_eq!(node.node.held().len(), 1, "the cluster did grant it");
     // The cluster answers again: the library learns the grant and gives the seat back.
-    node.node.lose_checkout_answers.store(0, Ordering::SeqCst);
+    node.node.lose_checkout_answers(0);
     assert!(eventually(|| node.node.held().is_empty()).await, "the seat comes back");
     let seat = ann.checkout("vhdl", CheckoutOptions::default()).await.unwrap();
     assert_eq!(node.node.held(), [seat.handle()], "one seat, handed to the application");

@@ -3,30 +3,30 @@
 //! reflection, the health reporter runs (docs/DESIGN.md, trap 11), and a client reaches a node that
 //! serves them all on one port, answers built by `proto::convert` from a real engine.
 //!
-//! The node here is a test stand-in (one engine behind a mutex, no Raft); the real services
-//! live in `src/server/`.
-
-use std::sync::Mutex;
+//! The node here is the real client services over an in-process node (`qlm_server::testkit`:
+//! one engine, no Raft), served as `qlmd` serves its client port.
 
 use qlm_engine::DenialReason;
 use qlm_engine::testkit::{T0, pool};
-use qlm_engine::{Command, Engine, Outcome};
 use qlm_license::{Policy, Timestamp};
-use qlm_proto::convert::{self, denial_reason_from_wire};
-use qlm_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
+use qlm_node::node::DEFAULT_SESSION_TTL_MS;
+use qlm_proto::convert::denial_reason_from_wire;
+use qlm_proto::v1::admin_service_server::AdminServiceServer;
 use qlm_proto::v1::license_service_client::LicenseServiceClient;
-use qlm_proto::v1::license_service_server::{LicenseService, LicenseServiceServer};
-use qlm_proto::v1::raft_service_server::{RaftService, RaftServiceServer};
+use qlm_proto::v1::license_service_server::LicenseServiceServer;
+use qlm_proto::v1::raft_service_server::RaftServiceServer;
 use qlm_proto::v1::status_service_client::StatusServiceClient;
-use qlm_proto::v1::status_service_server::{StatusService, StatusServiceServer};
+use qlm_proto::v1::status_service_server::StatusServiceServer;
 use qlm_proto::v1::{self, checkout_response};
 use qlm_proto::{CLIENT_PORT_SERVICES, FILE_DESCRIPTOR_SET};
+use qlm_server::admin::AdminServices;
 use qlm_server::reflection::client_port_reflection;
+use qlm_server::services::{ClientServices, HEARTBEATS_PER_TTL};
+use qlm_server::testkit::{InProcessNode, Serving, serve};
+use tonic::Code;
 use tonic::codegen::tokio_stream::{self, StreamExt};
 use tonic::server::NamedService;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint, Server};
-use tonic::{Code, Request, Response, Status};
+use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -35,226 +35,22 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-/// Session TTL the stand-in gives a session that asks for the default.
-const DEFAULT_TTL_MS: u64 = 30_000;
+type Services = ClientServices<InProcessNode>;
 
-/// A node without Raft: one engine, every command applied at once at `T0`.
-#[derive(Default)]
-struct TestNode {
-    engine: Mutex<Engine>,
-}
-
-impl TestNode {
-    fn with_seats(feature: &str, seats: u32) -> TestNode {
-        let node = TestNode::default();
-        let load =
-            Command::LoadLicenses { pools: vec![pool(feature, seats)], policy: Policy::default() };
-        assert!(matches!(node.apply(load), Outcome::LicensesLoaded { serving: 1, .. }));
-        node
-    }
-
-    fn apply(&self, command: Command) -> Outcome {
-        self.engine.lock().unwrap().apply(command, Timestamp(T0)).outcome
-    }
-}
-
-fn unimplemented<T>() -> Result<Response<T>, Status> {
-    Err(Status::unimplemented("not in this test node"))
-}
-
-#[tonic::async_trait]
-impl LicenseService for TestNode {
-    async fn open_session(
-        &self,
-        request: Request<v1::OpenSessionRequest>,
-    ) -> Result<Response<v1::OpenSessionResponse>, Status> {
-        let request = request.into_inner();
-        let session_id = format!("s-{}-{}", request.user, request.pid);
-        let secret = format!("secret-of-{session_id}");
-        let command = convert::open_session_command(request, session_id, secret, DEFAULT_TTL_MS);
-        let Command::OpenSession { ttl_ms, .. } = command else { unreachable!() };
-        match self.apply(command) {
-            Outcome::SessionOpened { session_id, secret } => {
-                Ok(Response::new(v1::OpenSessionResponse {
-                    session_id,
-                    session_secret: secret.expose().to_owned(),
-                    ttl_ms,
-                    heartbeat_interval_ms: ttl_ms / 3,
-                    leader: None,
-                }))
-            }
-            Outcome::Rejected(rejection) => Err(convert::rejection_status(&rejection)),
-            other => Err(Status::internal(format!("{other:?}"))),
-        }
-    }
-
-    async fn heartbeat(
-        &self,
-        _: Request<v1::HeartbeatRequest>,
-    ) -> Result<Response<v1::HeartbeatResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn checkout(
-        &self,
-        request: Request<v1::CheckoutRequest>,
-    ) -> Result<Response<v1::CheckoutResponse>, Status> {
-        let command = convert::checkout_command(request.into_inner())?;
-        let mut response = convert::checkout_response(self.apply(command))?;
-        response.leader = Some(v1::LeaderHint { id: 1, client_addr: "node1:7400".into() });
-        Ok(Response::new(response))
-    }
-
-    async fn checkin(
-        &self,
-        request: Request<v1::CheckinRequest>,
-    ) -> Result<Response<v1::CheckinResponse>, Status> {
-        let command = convert::checkin_command(request.into_inner());
-        Ok(Response::new(convert::checkin_response(self.apply(command))?))
-    }
-
-    type WaitQueuedStream = tokio_stream::Empty<Result<v1::QueueUpdate, Status>>;
-
-    async fn wait_queued(
-        &self,
-        _: Request<v1::WaitQueuedRequest>,
-    ) -> Result<Response<Self::WaitQueuedStream>, Status> {
-        unimplemented()
-    }
-
-    async fn close_session(
-        &self,
-        request: Request<v1::CloseSessionRequest>,
-    ) -> Result<Response<v1::CloseSessionResponse>, Status> {
-        let command = convert::close_session_command(request.into_inner());
-        Ok(Response::new(convert::close_session_response(self.apply(command))?))
-    }
-}
-
-#[tonic::async_trait]
-impl StatusService for TestNode {
-    async fn features(
-        &self,
-        request: Request<v1::FeaturesRequest>,
-    ) -> Result<Response<v1::FeaturesResponse>, Status> {
-        let engine = self.engine.lock().unwrap();
-        Ok(Response::new(convert::features_response(&engine, &request.get_ref().feature)))
-    }
-
-    async fn checkouts(
-        &self,
-        request: Request<v1::CheckoutsRequest>,
-    ) -> Result<Response<v1::CheckoutsResponse>, Status> {
-        let engine = self.engine.lock().unwrap();
-        Ok(Response::new(convert::checkouts_response(&engine, request.get_ref())))
-    }
-
-    async fn cluster(
-        &self,
-        _: Request<v1::ClusterRequest>,
-    ) -> Result<Response<v1::ClusterResponse>, Status> {
-        unimplemented()
-    }
-}
-
-#[tonic::async_trait]
-impl AdminService for TestNode {
-    async fn remove(
-        &self,
-        _: Request<v1::RemoveRequest>,
-    ) -> Result<Response<v1::RemoveResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn reload(
-        &self,
-        _: Request<v1::ReloadRequest>,
-    ) -> Result<Response<v1::ReloadResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn add_node(
-        &self,
-        _: Request<v1::AddNodeRequest>,
-    ) -> Result<Response<v1::AddNodeResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn remove_node(
-        &self,
-        _: Request<v1::RemoveNodeRequest>,
-    ) -> Result<Response<v1::RemoveNodeResponse>, Status> {
-        unimplemented()
-    }
-}
-
-#[tonic::async_trait]
-impl RaftService for TestNode {
-    async fn append_entries(
-        &self,
-        _: Request<v1::RaftRequest>,
-    ) -> Result<Response<v1::RaftResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn vote(
-        &self,
-        _: Request<v1::RaftRequest>,
-    ) -> Result<Response<v1::RaftResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn install_snapshot(
-        &self,
-        _: Request<v1::RaftRequest>,
-    ) -> Result<Response<v1::RaftResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn forward(
-        &self,
-        _: Request<v1::ForwardRequest>,
-    ) -> Result<Response<v1::ForwardResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn renew(
-        &self,
-        _: Request<v1::RenewRequest>,
-    ) -> Result<Response<v1::RenewResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn read_index(
-        &self,
-        _: Request<v1::ReadIndexRequest>,
-    ) -> Result<Response<v1::ReadIndexResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn cluster_view(
-        &self,
-        _: Request<v1::ClusterViewRequest>,
-    ) -> Result<Response<v1::ClusterResponse>, Status> {
-        unimplemented()
-    }
-
-    async fn hello(
-        &self,
-        _: Request<v1::HelloRequest>,
-    ) -> Result<Response<v1::HelloResponse>, Status> {
-        unimplemented()
-    }
+/// A node serving `seats` seats of `feature`, its clock standing at `T0`.
+fn with_seats(feature: &str, seats: u32) -> InProcessNode {
+    InProcessNode::at(Timestamp(T0), vec![pool(feature, seats)], Policy::default())
 }
 
 #[test]
 fn every_service_of_the_contract_has_its_full_name() {
     assert_eq!(
         [
-            <LicenseServiceServer<TestNode> as NamedService>::NAME,
-            <StatusServiceServer<TestNode> as NamedService>::NAME,
-            <AdminServiceServer<TestNode> as NamedService>::NAME,
-            <RaftServiceServer<TestNode> as NamedService>::NAME,
+            <LicenseServiceServer<Services> as NamedService>::NAME,
+            <StatusServiceServer<Services> as NamedService>::NAME,
+            <AdminServiceServer<AdminServices<InProcessNode>> as NamedService>::NAME,
+            // The name does not depend on the service under it (the peer port's is qlm_node's).
+            <RaftServiceServer<()> as NamedService>::NAME,
         ],
         [
             "quorumlm.v1.LicenseService",
@@ -283,37 +79,21 @@ fn the_descriptor_set_registers_with_server_reflection() {
 #[tokio::test]
 async fn a_health_reporter_reports_the_client_port_services() {
     let (reporter, _service) = tonic_health::server::health_reporter();
-    reporter.set_serving::<LicenseServiceServer<TestNode>>().await;
-    reporter.set_not_serving::<AdminServiceServer<TestNode>>().await;
+    reporter.set_serving::<LicenseServiceServer<Services>>().await;
+    reporter.set_not_serving::<AdminServiceServer<AdminServices<InProcessNode>>>().await;
 }
 
-/// Serves the client-port services, health and reflection on an ephemeral port; returns a
-/// channel to it and the sender that stops it.
-async fn start_node(node: TestNode) -> (Channel, tokio::sync::oneshot::Sender<()>) {
-    let node = std::sync::Arc::new(node);
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<LicenseServiceServer<TestNode>>().await;
-    reporter.set_serving::<StatusServiceServer<TestNode>>().await;
-    let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = incoming.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
-        .add_service(health)
-        .add_service(client_port_reflection().unwrap())
-        .add_service(LicenseServiceServer::from_arc(node.clone()))
-        .add_service(StatusServiceServer::from_arc(node.clone()))
-        .add_service(AdminServiceServer::from_arc(node))
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = stopped.await;
-        });
-    tokio::spawn(server);
-    let channel = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    (channel, stop)
+/// Serves the client-port services, health and reflection over `node` on an ephemeral port;
+/// returns a channel to it and the server, which stops when dropped.
+async fn start_node(node: InProcessNode) -> (Channel, Serving) {
+    let serving = serve(node).await;
+    let endpoint = Endpoint::from_shared(format!("http://{}", serving.addr)).unwrap();
+    (endpoint.connect().await.unwrap(), serving)
 }
 
 #[tokio::test]
 async fn a_node_serves_health_and_reflection_beside_the_contract() {
-    let (channel, stop) = start_node(TestNode::default()).await;
+    let (channel, serving) = start_node(InProcessNode::new(Vec::new(), Policy::default())).await;
 
     let mut health = HealthClient::new(channel.clone());
     for (service, expected) in [
@@ -366,12 +146,12 @@ async fn a_node_serves_health_and_reflection_beside_the_contract() {
     };
     assert!(!files.file_descriptor_proto.is_empty());
 
-    stop.send(()).unwrap();
+    drop(serving);
 }
 
 #[tokio::test]
 async fn a_client_checks_out_is_denied_and_checks_in_over_grpc() {
-    let (channel, stop) = start_node(TestNode::with_seats("vhdl", 1)).await;
+    let (channel, serving) = start_node(with_seats("vhdl", 1)).await;
     let mut license = LicenseServiceClient::new(channel.clone());
     let open = |user: &str| v1::OpenSessionRequest {
         user: user.into(),
@@ -382,12 +162,13 @@ async fn a_client_checks_out_is_denied_and_checks_in_over_grpc() {
         request_id: String::new(),
     };
     let ann = license.open_session(open("ann")).await.unwrap().into_inner();
-    assert_eq!((ann.ttl_ms, ann.heartbeat_interval_ms), (DEFAULT_TTL_MS, DEFAULT_TTL_MS / 3));
+    let ttl_ms = DEFAULT_SESSION_TTL_MS;
+    assert_eq!((ann.ttl_ms, ann.heartbeat_interval_ms), (ttl_ms, ttl_ms / HEARTBEATS_PER_TTL));
     let bob = license.open_session(open("bob")).await.unwrap().into_inner();
 
-    let checkout = |session_id: &str, request_id: &str| v1::CheckoutRequest {
-        session_id: session_id.into(),
-        session_secret: format!("secret-of-{session_id}"),
+    let checkout = |session: &v1::OpenSessionResponse, request_id: &str| v1::CheckoutRequest {
+        session_id: session.session_id.clone(),
+        session_secret: session.session_secret.clone(),
         request_id: request_id.into(),
         feature: "vhdl".into(),
         version: String::new(),
@@ -395,28 +176,33 @@ async fn a_client_checks_out_is_denied_and_checks_in_over_grpc() {
         wait: false,
         borrow_until_unix_ms: None,
     };
-    let granted = license.checkout(checkout(&ann.session_id, "r1")).await.unwrap().into_inner();
+    let granted = license.checkout(checkout(&ann, "r1")).await.unwrap().into_inner();
     assert_eq!(granted.leader.as_ref().map(|l| l.id), Some(1));
     let Some(checkout_response::Result::Granted(grant)) = granted.result else {
         panic!("{granted:?}")
     };
     assert_eq!((grant.feature.as_str(), grant.count, grant.version.as_str()), ("vhdl", 1, "1.0"));
 
-    let retried = license.checkout(checkout(&ann.session_id, "r1")).await.unwrap().into_inner();
+    let retried = license.checkout(checkout(&ann, "r1")).await.unwrap().into_inner();
     assert_eq!(retried.result, Some(checkout_response::Result::Granted(grant.clone())));
 
-    let denied = license.checkout(checkout(&bob.session_id, "r1")).await.unwrap().into_inner();
+    let denied = license.checkout(checkout(&bob, "r1")).await.unwrap().into_inner();
     let Some(checkout_response::Result::Denied(denial)) = denied.result else {
         panic!("{denied:?}")
     };
     assert_eq!(denial_reason_from_wire(denial.reason), Ok(DenialReason::AllInUse));
     assert_eq!(denial.holders.iter().map(|h| h.user.as_str()).collect::<Vec<_>>(), ["ann"]);
 
-    let bad = v1::CheckoutRequest { version: "four".into(), ..checkout(&bob.session_id, "r2") };
+    let bad = v1::CheckoutRequest { version: "four".into(), ..checkout(&bob, "r2") };
     let status = license.checkout(bad).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("`version`"), "{}", status.message());
-    let nobody = license.checkout(checkout("s-nobody", "r1")).await.unwrap_err();
+    let nobody = v1::OpenSessionResponse {
+        session_id: "s-nobody".into(),
+        session_secret: "secret-of-s-nobody".into(),
+        ..Default::default()
+    };
+    let nobody = license.checkout(checkout(&nobody, "r1")).await.unwrap_err();
     assert_eq!(nobody.code(), Code::NotFound);
 
     let mut status = StatusServiceClient::new(channel.clone());
@@ -440,6 +226,10 @@ async fn a_client_checks_out_is_denied_and_checks_in_over_grpc() {
 
     let heartbeat =
         v1::HeartbeatRequest { session_id: ann.session_id, session_secret: ann.session_secret };
-    assert_eq!(license.heartbeat(heartbeat).await.unwrap_err().code(), Code::Unimplemented);
-    stop.send(()).unwrap();
+    let renewed = license.heartbeat(heartbeat).await.unwrap().into_inner();
+    assert_eq!(
+        (renewed.ttl_ms, renewed.heartbeat_interval_ms),
+        (ttl_ms, ttl_ms / HEARTBEATS_PER_TTL)
+    );
+    drop(serving);
 }
