@@ -13,7 +13,8 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::node::{
-    LEASE_AUDIT_EVERY, LEASE_TICK, MAX_EXPIRE_BATCH, Node, TICK_EVERY, ms_since, set_session_ttl,
+    Consistency, LEASE_AUDIT_EVERY, LEASE_TICK, MAX_EXPIRE_BATCH, Node, TICK_EVERY, ms_since,
+    set_session_ttl,
 };
 use qlm_engine::{Applied, Command, Outcome};
 
@@ -90,7 +91,7 @@ impl Node {
                 Err(missed) => missed,
             }
         };
-        self.read_barrier(false).await?;
+        self.read_barrier(Consistency::Linearizable).await?;
         let live = {
             let replica = self.replica.read().await;
             replica
@@ -215,7 +216,7 @@ impl Node {
     async fn take_over(&self) {
         // Every committed entry applied first: a session opened under the old leader but not
         // yet applied here would otherwise get no lease, and never expire under this leader.
-        if let Err(e) = self.read_barrier(false).await {
+        if let Err(e) = self.read_barrier(Consistency::Linearizable).await {
             warn!(node = self.id, error = %e, "taking over before the replica caught up");
         }
         let sessions: Vec<_> = {

@@ -45,6 +45,22 @@ pub const LEASE_AUDIT_EVERY: Duration = Duration::from_secs(2);
 pub const MAX_EXPIRE_BATCH: usize = 256;
 pub use crate::settings::DEFAULT_SESSION_TTL_MS;
 
+/// How up to date a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read began, on any node.
+    Linearizable,
+    /// This replica as it is: possibly behind the leader, never waiting for it.
+    Stale,
+}
+
+impl Consistency {
+    /// The consistency a request's `stale` flag asks for.
+    pub fn stale_if(stale: bool) -> Consistency {
+        if stale { Consistency::Stale } else { Consistency::Linearizable }
+    }
+}
+
 /// The node.
 pub struct Node {
     pub id: NodeId,
@@ -180,10 +196,10 @@ impl Node {
         Some(leader)
     }
 
-    /// Waits until this replica reflects every write acknowledged before the call (a
-    /// linearizable read); `stale` skips the wait.
-    pub async fn read_barrier(&self, stale: bool) -> Result<(), Status> {
-        if stale {
+    /// Waits until this replica reflects every write acknowledged before the call, for a
+    /// [`Consistency::Linearizable`] read; a stale read goes on at once.
+    pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), Status> {
+        if consistency == Consistency::Stale {
             return Ok(());
         }
         let wait = async {

@@ -19,7 +19,7 @@ use tonic::Status;
 
 use qlm_engine::{Applied, Command, Engine};
 use qlm_license::LineError;
-use qlm_node::node::{Node, READ_DEADLINE};
+use qlm_node::node::{Consistency, Node, READ_DEADLINE};
 use qlm_proto::v1;
 use qlm_raft::NodeId;
 
@@ -51,10 +51,13 @@ pub trait ClusterNode: Send + Sync + 'static {
     /// produced: every write of every service goes through here.
     fn propose(&self, command: Command) -> impl Future<Output = Result<Applied, Status>> + Send;
 
-    /// Waits until this replica reflects every write acknowledged before the call (a
-    /// linearizable read); `stale` skips the wait. Reads, and "no such session" answers,
-    /// wait for it.
-    fn read_barrier(&self, stale: bool) -> impl Future<Output = Result<(), Status>> + Send;
+    /// Waits until this replica reflects every write acknowledged before the call, for a
+    /// linearizable read (a stale one goes on at once). Reads, and "no such session"
+    /// answers, wait for it.
+    fn read_barrier(
+        &self,
+        consistency: Consistency,
+    ) -> impl Future<Output = Result<(), Status>> + Send;
 
     /// As the leader: confirms with a majority that this node still leads, then waits until
     /// this replica has applied everything committed before the call. The leader's own
@@ -163,8 +166,8 @@ impl ClusterNode for Node {
         Node::propose(self, command).await
     }
 
-    async fn read_barrier(&self, stale: bool) -> Result<(), Status> {
-        Node::read_barrier(self, stale).await
+    async fn read_barrier(&self, consistency: Consistency) -> Result<(), Status> {
+        Node::read_barrier(self, consistency).await
     }
 
     async fn leader_barrier(&self) -> Result<(), Status> {

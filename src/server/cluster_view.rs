@@ -15,7 +15,7 @@ use tonic::Status;
 
 use crate::cluster_node::ClusterNode;
 use crate::services::ClientServices;
-use qlm_node::node::READ_DEADLINE;
+use qlm_node::node::{Consistency, READ_DEADLINE};
 use qlm_proto::v1;
 
 impl<N: ClusterNode> ClientServices<N> {
@@ -58,7 +58,7 @@ impl<N: ClusterNode> ClientServices<N> {
                     // linearizable answer left is this node's own view once it has caught up;
                     // `node_id` says whose view it is.
                     tracing::debug!(node = self.node.id(), leader, "the leader has no ClusterView");
-                    self.node.read_barrier(false).await?;
+                    self.node.read_barrier(Consistency::Linearizable).await?;
                     Ok(self.own_cluster_view().await)
                 }
                 answer => answer,

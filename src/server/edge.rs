@@ -11,6 +11,7 @@
 //! every replica would answer them alike; the engine applies its own checks again to what is
 //! proposed.
 
+use qlm_node::node::Consistency;
 use tonic::Status;
 
 use crate::cluster_node::ClusterNode;
@@ -51,7 +52,7 @@ impl<N: ClusterNode> ClientServices<N> {
                 Admission::Admitted { live } => return Ok(Known::Session { live, now }),
                 Admission::UnknownSession if caught_up => return Ok(Known::Unknown),
                 Admission::UnknownSession => {
-                    self.node.read_barrier(false).await?;
+                    self.node.read_barrier(Consistency::Linearizable).await?;
                     caught_up = true;
                 }
                 Admission::WrongSecret => {

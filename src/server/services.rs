@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::cluster_node::{ClusterNode, RaftView};
 use crate::edge::{Known, session_gone};
 use qlm_engine::{Handle, Outcome};
-use qlm_node::node::{DEFAULT_SESSION_TTL_MS, Node};
+use qlm_node::node::{Consistency, DEFAULT_SESSION_TTL_MS, Node};
 use qlm_proto::v1::license_service_server::LicenseService;
 use qlm_proto::v1::status_service_server::StatusService;
 use qlm_proto::{convert, v1, validate};
@@ -327,7 +327,7 @@ impl<N: ClusterNode> ClientServices<N> {
                 // have applied it yet. "Left" would tell the client it holds nothing while the
                 // queue may still grant it a seat, so first catch up with everything the
                 // leader had committed, then look again.
-                if let Err(status) = node.read_barrier(false).await {
+                if let Err(status) = node.read_barrier(Consistency::Linearizable).await {
                     let _ = sender.send(Err(self.hinted(status))).await;
                     return;
                 }
@@ -386,7 +386,10 @@ impl<N: ClusterNode> StatusService for ClientServices<N> {
     ) -> Result<Response<v1::FeaturesResponse>, Status> {
         let request = request.into_inner();
         validate::features(&request).map_err(|e| self.hinted(e.into()))?;
-        self.node.read_barrier(request.stale).await.map_err(|status| self.hinted(status))?;
+        self.node
+            .read_barrier(Consistency::stale_if(request.stale))
+            .await
+            .map_err(|status| self.hinted(status))?;
         let mut answer =
             self.node.read(|engine| convert::features_response(engine, &request.feature)).await;
         answer.leader = self.leader_hint();
@@ -399,7 +402,10 @@ impl<N: ClusterNode> StatusService for ClientServices<N> {
     ) -> Result<Response<v1::CheckoutsResponse>, Status> {
         let request = request.into_inner();
         validate::checkouts(&request).map_err(|e| self.hinted(e.into()))?;
-        self.node.read_barrier(request.stale).await.map_err(|status| self.hinted(status))?;
+        self.node
+            .read_barrier(Consistency::stale_if(request.stale))
+            .await
+            .map_err(|status| self.hinted(status))?;
         let mut answer =
             self.node.read(|engine| convert::checkouts_response(engine, &request)).await;
         answer.leader = self.leader_hint();

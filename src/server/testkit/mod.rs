@@ -28,7 +28,7 @@ use qlm_engine::testkit::pool;
 use qlm_engine::{Applied, Command, Engine, Outcome};
 use qlm_license::{LineError, Policy, Pool, Timestamp};
 use qlm_node::Leases;
-use qlm_node::node::MAX_EXPIRE_BATCH;
+use qlm_node::node::{Consistency, MAX_EXPIRE_BATCH};
 use qlm_proto::v1;
 use qlm_raft::NodeId;
 
@@ -279,7 +279,7 @@ impl ClusterNode for InProcessNode {
         Ok(applied)
     }
 
-    async fn read_barrier(&self, _stale: bool) -> Result<(), Status> {
+    async fn read_barrier(&self, _consistency: Consistency) -> Result<(), Status> {
         // Every command is applied when it is proposed: the replica is never behind.
         Ok(())
     }
