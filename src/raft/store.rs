@@ -1,6 +1,6 @@
 //! The node's one sled database: opening it, checking it, and making writes durable.
 //!
-//! The Raft log's entries are in segment files of their own, `<data dir>/log/` (`wal.rs` says
+//! The Raft log's entries are in segment files of their own, `<data dir>/log/` (`wal/` says
 //! why and how); everything else is in one `sled::Db` (sled locks its directory,
 //! docs/DESIGN.md, trap 3), whose trees are:
 //!
