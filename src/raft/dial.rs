@@ -1,5 +1,5 @@
 //! The one way a node builds a gRPC channel to a peer's peer port, used by openraft's network
-//! (`network`) and by the node's own peer calls (`server::peers`).
+//! (`network`) and by the node's own peer calls (`node::peers`).
 //!
 //! With peer TLS on, the channel is `https://{addr}`: it presents this node's certificate and
 //! accepts the peer only if its certificate chains to the cluster CA and names the host
@@ -25,7 +25,7 @@ impl PeerDialer {
         PeerDialer { tls: None }
     }
 
-    /// TLS peer links with `config` (`tls::PeerTls::client_config`).
+    /// TLS peer links with `config` (`net::tls::PeerTls::client_config`).
     pub fn tls(config: ClientTlsConfig) -> PeerDialer {
         PeerDialer { tls: Some(config) }
     }

@@ -23,7 +23,7 @@
 //!
 //! And between the nodes, `network`: openraft's `RaftNetwork` over gRPC
 //! ([`GrpcNetworkFactory`]), the peer port's client side; the server side is
-//! `server::peer`. `dial` ([`PeerDialer`]) is the one way both openraft's network and the
+//! `node::peer`. `dial` ([`PeerDialer`]) is the one way both openraft's network and the
 //! node's own peer calls open a channel to a peer: plaintext, or mutual TLS.
 //!
 //! Invariants:
@@ -121,7 +121,7 @@ pub const ELECTION_TIMEOUT_MAX_MS: u64 = 400;
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 5_000;
 
 /// A snapshot is also built when the entries written since the last one take this many MiB
-/// of log (`--snapshot-log-mb`; `server::compaction`).
+/// of log (`--snapshot-log-mb`; `node::compaction`).
 pub const SNAPSHOT_LOG_MIB: u64 = 64;
 
 /// Entries kept behind a snapshot, so that a follower a little behind catches up from the log
@@ -134,7 +134,7 @@ pub const REPLICATION_LAG_THRESHOLD: u64 = 2 * SNAPSHOT_EVERY_ENTRIES;
 
 /// Most bytes the commands of one [`LogEntry`] take encoded (postcard, as the network carries
 /// them). The proposer stops a batch before it would pass this and refuses a command that
-/// alone does (`server::proposer`). An entry cannot be split: it crosses to a follower in one
+/// alone does (`node::proposer`). An entry cannot be split: it crosses to a follower in one
 /// AppendEntries, which must fit in a peer message ([`network::MAX_PEER_MESSAGE_BYTES`],
 /// sixteen times this) and be answered within openraft's deadline for it, one heartbeat
 /// interval (this takes 8.4 ms on 1 Gbit/s, before the follower's fsync). The entry's own log

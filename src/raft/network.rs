@@ -115,7 +115,7 @@ type RpcResult<T, E = openraft::error::Infallible> =
 /// sends, at once, everything appended since. An entry proposed at that moment rides in that
 /// very message; one proposed earlier waits in the log for it all the same, and carries only
 /// the requests that had arrived by then. So the proposer gathers requests while the
-/// followers work and proposes them when this fires (see `server::proposer`). The listener
+/// followers work and proposes them when this fires (see `node::proposer`). The listener
 /// runs on the replication task, before openraft hears of the answer: it must be quick and
 /// must not wait on Raft.
 #[derive(Clone, Default)]
