@@ -253,11 +253,11 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
 /// while a follower's message is out (the other follower answered first), openraft queues the
 /// new commit index for that follower, and on its answer sends that index alone at once: an
 /// AppendEntries with no entry, whose prev_log_id is what the follower has just confirmed.
-/// Under load a third of all AppendEntries were such notices. Each costs a round trip on both
-/// nodes, and entries proposed meanwhile wait behind it (about 420 µs of the 1,410 µs from
-/// proposal to apply measured at C = 32). Yet its answer tells the leader nothing it needs:
-/// the follower's log position is known, and openraft ignores a heartbeat's answer but for
-/// the leader's clock, which in 0.9.25 only feeds the `millis_since_quorum_ack` metric.
+/// Under load they are a large share of all AppendEntries (docs/BENCHMARKS.md, "Fifth stop").
+/// Each costs a round trip on both nodes, and entries proposed meanwhile wait behind it. Yet
+/// its answer tells the leader nothing it needs: the follower's log position is known, and
+/// openraft ignores a heartbeat's answer but for the leader's clock, which in 0.9.25 only
+/// feeds the `millis_since_quorum_ack` metric.
 ///
 /// So such a notice, when it comes right after the answer to an AppendEntries with entries
 /// from the same leader and extends exactly what that answer confirmed, is reported

@@ -46,7 +46,7 @@ use qlm_proto::v1;
 /// election timeout 200-400 ms, plus openraft's leader lease: a follower stands for election
 /// 0.6-0.9 s after it last heard from the dead leader, and the new leader is known within a
 /// few round trips after that), with room for a failed candidacy, and for a cluster started
-/// with the slower timing of earlier releases (400-800 ms: 1.2-1.75 s).
+/// with election timeouts of 400-800 ms (a follower then stands after 1.2-1.75 s).
 pub const FAILOVER_BUDGET: Duration = Duration::from_secs(3);
 
 /// Pause after the first pass over the list; each later pause doubles, up to
@@ -218,11 +218,12 @@ impl Client {
         }
     }
 }
+
 /// The pauses between passes over the server list: [`RETRY_BACKOFF_FIRST`], doubling up to
 /// [`RETRY_BACKOFF_MAX`], each with jitter: half of it fixed, half random. Without jitter,
 /// clients that lost the same leader at the same moment retry in lockstep, and every one of
-/// them reaches the new leader in the same instant, a whole pause after it was elected (the
-/// failover benchmark showed all 8 of its clients released within 3 ms of each other).
+/// them reaches the new leader in the same instant, a whole pause after it was elected
+/// (docs/BENCHMARKS.md, "Failover").
 pub(super) struct Backoff {
     next: Duration,
     /// xorshift state, seeded on the first pause (a call that needs no retry costs nothing).

@@ -7,11 +7,12 @@
 //! most (docs/BENCHMARKS.md, "Second stop"). Here an append is one `pwrite` on openraft's
 //! task and the log flusher's `fdatasync` covers every append made before it (group commit).
 //!
-//! Layout: `<data dir>/log/<first index, 20 digits>.wal`. A segment starts with [`MAGIC`](segment::MAGIC) and
-//! holds consecutive entries, each a record `[length u32 LE][CRC-32 u32 LE][postcard(Entry)]`
-//! (the CRC is of the encoded entry). Segments follow each other without gaps; a new one is
-//! started once the current one passes [`SEGMENT_BYTES`], so a purge can delete whole files.
-//! The next segment's file is preallocated ahead of time (`prealloc`).
+//! Layout: `<data dir>/log/<first index, 20 digits>.wal`. A segment starts with
+//! [`MAGIC`](segment::MAGIC) and holds consecutive entries, each a record
+//! `[length u32 LE][CRC-32 u32 LE][postcard(Entry)]` (the CRC is of the encoded entry).
+//! Segments follow each other without gaps; a new one is started once the current one passes
+//! [`SEGMENT_BYTES`], so a purge can delete whole files. The next segment's file is
+//! preallocated ahead of time (`prealloc`).
 //!
 //! Opening reads every segment back, checks each record's CRC and that the indexes run on
 //! without a gap, and keeps in memory where each entry is (its log id, offset and length).

@@ -110,8 +110,8 @@ fn ending<T>(result: &Result<T, ClientError>) -> Ending {
 }
 
 /// `FAILOVER_CLIENT_BUDGET_MS`: the clients' failover budget, when not the library's default
-/// (about 450 ms is what the library spent before it had a budget: 3 passes, 150 ms and
-/// 300 ms apart).
+/// (a budget shorter than an election, 450 ms say, shows the errors applications see when
+/// they give up too early).
 fn client_budget() -> Option<Duration> {
     std::env::var("FAILOVER_CLIENT_BUDGET_MS").ok()?.parse().ok().map(Duration::from_millis)
 }
