@@ -23,7 +23,7 @@ use crate::read::{Oversize, read_at_most};
 use crate::signing::{LicenseSignature, TrustedKeys, VendorKey, VendorPublicKey};
 
 /// Largest license file read, in bytes. The license set travels to every node in one Raft log
-/// entry, at most [`qlm_raft::MAX_ENTRY_BYTES`] encoded: a pool keeps a line's values but
+/// entry, at most `qlm_raft::MAX_ENTRY_BYTES` encoded: a pool keeps a line's values but
 /// not its keys or signature, so a file of this size gives a set well under it, leaving room
 /// for the options file's policy beside it (the exact size is checked before the set is
 /// proposed). Real files are kilobytes; the bound also keeps a wrong path (a disk image,

@@ -99,7 +99,7 @@ pub const MAX_BORROW_HOURS_SETTING: u32 = 365 * 24;
 pub const MAX_PRINCIPAL_NAME_LEN: usize = 256;
 
 /// Largest options file [`load_options_file`] reads. The policy travels to every node in one
-/// Raft log entry with the license set, at most [`qlm_raft::MAX_ENTRY_BYTES`] encoded: a
+/// Raft log entry with the license set, at most `qlm_raft::MAX_ENTRY_BYTES` encoded: a
 /// policy keeps the names and numbers but not the keywords, so a file of this size leaves room
 /// for the license set (the exact size is checked before they are proposed). A real site's
 /// file is a few kilobytes.
