@@ -1,4 +1,4 @@
-//! What the failover benchmark (`src/bin/failover.rs`) measures, from what its clients did.
+//! What the failover benchmark (`src/bin/failover/`) measures, from what its clients did.
 //!
 //! Every client records each call it makes (open, checkout, checkin) with when it started,
 //! when it ended and how it ended, on one clock shared with the moment the leader was killed.

@@ -350,14 +350,7 @@ impl Worker {
                     open.abandon();
                 }
             } else if self.rng.chance(self.options.close_percent) {
-                held.drain(..).for_each(|(seat, _)| drop(seat.keep()));
-                if let Some(open) = session.take() {
-                    let id = open.id().to_owned();
-                    let invoked = self.recorder.now();
-                    let answer =
-                        open.close().await.map_or_else(|e| answer_of(&e), |_| Answer::Done);
-                    record(&self.recorder, self.id, Some(&id), Call::CloseSession, invoked, answer);
-                }
+                self.close_session(&mut session, &mut held).await;
             } else {
                 let wait = self.rng.chance(self.options.wait_percent);
                 match self.checkout(open, wait).await {
@@ -371,39 +364,51 @@ impl Worker {
                     Err(()) => {
                         // The outcome is unknown: a seat may be held that this client cannot
                         // check in. As an application would, end the session to release it.
-                        held.drain(..).for_each(|(seat, _)| drop(seat.keep()));
-                        if let Some(open) = session.take() {
-                            let id = open.id().to_owned();
-                            let invoked = self.recorder.now();
-                            let answer =
-                                open.close().await.map_or_else(|e| answer_of(&e), |_| Answer::Done);
-                            record(
-                                &self.recorder,
-                                self.id,
-                                Some(&id),
-                                Call::CloseSession,
-                                invoked,
-                                answer,
-                            );
-                        }
+                        self.close_session(&mut session, &mut held).await;
                     }
                 }
             }
         }
         if self.options.hold_at_end && held.is_empty() {
-            if session.is_none() {
-                session = self.open(&client).await;
-            }
-            if let Some(open) = &session
-                && let Ok(Some(seat)) = self.checkout(open, false).await
-            {
-                held.push((seat, Instant::now()));
-            }
+            self.hold_one_at_end(&client, &mut session, &mut held).await;
         }
         ClientEnd {
             client: self.id,
             session,
             held: held.into_iter().map(|(seat, _)| seat).collect(),
+        }
+    }
+
+    /// Closes the session, if there is one, keeping its seats out of the client's hands (the
+    /// close releases them).
+    async fn close_session(
+        &mut self,
+        session: &mut Option<Session>,
+        held: &mut Vec<(Checkout, Instant)>,
+    ) {
+        held.drain(..).for_each(|(seat, _)| drop(seat.keep()));
+        if let Some(open) = session.take() {
+            let id = open.id().to_owned();
+            let invoked = self.recorder.now();
+            let answer = open.close().await.map_or_else(|e| answer_of(&e), |_| Answer::Done);
+            record(&self.recorder, self.id, Some(&id), Call::CloseSession, invoked, answer);
+        }
+    }
+
+    /// With `hold_at_end`: a session (opened if needed) holding one seat when the run stops.
+    async fn hold_one_at_end(
+        &mut self,
+        client: &Client,
+        session: &mut Option<Session>,
+        held: &mut Vec<(Checkout, Instant)>,
+    ) {
+        if session.is_none() {
+            *session = self.open(client).await;
+        }
+        if let Some(open) = &*session
+            && let Ok(Some(seat)) = self.checkout(open, false).await
+        {
+            held.push((seat, Instant::now()));
         }
     }
 

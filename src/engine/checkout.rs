@@ -1,12 +1,12 @@
-//! Checkout and checkin: choosing a pool, sharing seats, linger, and releasing seats.
+//! Checkout: choosing a pool, sharing seats, queueing, and recording the grant.
 
 use smallvec::SmallVec;
 
-use crate::request_key::{RequestKey, checkin_key, checkout_key};
+use crate::request_key::{checkout_key, retried};
 use crate::state::{Checkout, QueuedRequest, SeatHold, Session, Timer};
 use crate::{
     Denial, DenialReason, Effects, Engine, Event, Grant, Handle, Holder, MAX_CHECKOUT_COUNT,
-    MAX_HOLDERS_IN_DENIAL, Name, Outcome, RejectKind, ReleaseCause, RequestId, check_name,
+    MAX_HOLDERS_IN_DENIAL, Name, Outcome, RejectKind, RequestId, check_name,
 };
 use qlm_license::{DupGroup, Pool, Timestamp, Version};
 
@@ -471,118 +471,6 @@ impl Engine {
         grant
     }
 
-    pub(super) fn checkin(
-        &mut self,
-        session_id: &str,
-        request_id: RequestId,
-        handle: Handle,
-        fx: &mut Effects,
-    ) -> Outcome {
-        let Some(session) = self.sessions.get(session_id) else {
-            return unknown_session(session_id);
-        };
-        let key = checkin_key(handle);
-        if let Some(previous) = session.requests.get(&request_id) {
-            return retried(previous, key);
-        }
-        if let Err(rejected) = check_name("request_id", &request_id) {
-            return rejected;
-        }
-        let outcome = if session.queued.contains(&handle) {
-            self.leave_queue(handle, crate::QueueExit::Cancelled, fx);
-            Outcome::CheckedIn { handle }
-        } else if session.checkouts.contains(&handle) {
-            self.check_in_held(handle, fx);
-            Outcome::CheckedIn { handle }
-        } else {
-            Outcome::rejected(
-                RejectKind::UnknownHandle,
-                format!("handle {handle} is not a checkout of session `{session_id}`"),
-            )
-        };
-        if let Some(session) = self.sessions.get_mut(session_id) {
-            session.requests.remember(request_id, key, &outcome);
-        }
-        self.forget_session_if_done(session_id);
-        outcome
-    }
-
-    /// A holder's own checkin: the seats linger if the policy says so.
-    fn check_in_held(&mut self, handle: Handle, fx: &mut Effects) {
-        let Some(checkout) = self.detach(handle, fx) else { return };
-        let linger_secs = self.policy.lingers.get(&*checkout.feature).copied().unwrap_or(0);
-        let mut lingers_until = None;
-        if let Some(hold) = self.holds.get_mut(&checkout.hold)
-            && hold.holders.is_empty()
-        {
-            if linger_secs > 0 {
-                let until = self.now.plus_secs(u64::from(linger_secs));
-                hold.lingers_until = Some(until);
-                lingers_until = Some(until);
-                self.timers.insert((until, Timer::LingerEnd(checkout.hold)));
-                if hold.share_key.is_none() {
-                    let key = share_key(DupGroup::None, &hold.user, &hold.host, &hold.display);
-                    hold.share_key = Some(key.clone());
-                    if let Some(state) = self.features.get_mut(&checkout.feature) {
-                        state.shared.entry(key).or_default().insert(checkout.hold);
-                    }
-                }
-            } else {
-                self.free_hold(checkout.hold, fx);
-            }
-        }
-        fx.events.push(Event::CheckedIn {
-            handle,
-            session_id: checkout.session_id,
-            feature: checkout.feature,
-            count: checkout.count,
-            lingers_until,
-        });
-    }
-
-    /// Releases a checkout at once, without linger (expiry, removal, borrow end).
-    pub(super) fn release(&mut self, handle: Handle, cause: ReleaseCause, fx: &mut Effects) {
-        let Some(checkout) = self.detach(handle, fx) else { return };
-        if self.holds.get(&checkout.hold).is_some_and(|h| h.holders.is_empty()) {
-            self.free_hold(checkout.hold, fx);
-        }
-        fx.events.push(Event::Released {
-            handle,
-            session_id: checkout.session_id.clone(),
-            feature: checkout.feature,
-            count: checkout.count,
-            cause,
-        });
-        self.forget_session_if_done(&checkout.session_id);
-    }
-
-    /// Removes a checkout from every index, leaving its hold to the caller.
-    fn detach(&mut self, handle: Handle, fx: &mut Effects) -> Option<Checkout> {
-        let checkout = self.checkouts.remove(&handle)?;
-        if let Some(until) = checkout.borrow_until {
-            self.timers.remove(&(until, Timer::BorrowEnd(handle)));
-        }
-        if let Some(session) = self.sessions.get_mut(&checkout.session_id) {
-            session.checkouts.remove(&handle);
-        }
-        let mut others_share = false;
-        if let Some(hold) = self.holds.get_mut(&checkout.hold) {
-            hold.holders.retain(|h| *h != handle);
-            others_share = !hold.holders.is_empty();
-        }
-        if let Some(state) = self.features.get_mut(&checkout.feature) {
-            state.checkouts.remove(&handle);
-            if !state.queue.is_empty() {
-                fx.dirty.insert(checkout.feature.clone());
-            }
-        }
-        if others_share {
-            // The others keep what they need, counted against the next owner.
-            self.normalize_hold(checkout.hold, fx);
-        }
-        Some(checkout)
-    }
-
     pub(super) fn checked_out_event(
         &self,
         grant: &Grant,
@@ -624,19 +512,4 @@ pub(super) fn unknown_session(session_id: &str) -> Outcome {
         RejectKind::UnknownSession,
         format!("session `{session_id}` does not exist (closed, expired or never opened)"),
     )
-}
-
-/// The answer to a request whose id the session used before: the first outcome when the
-/// request is the same, a refusal when the id was reused for a different request (answering
-/// it with another request's outcome would tell a client it holds what it never asked for).
-fn retried((key, previous): (RequestKey, &Outcome), asked: RequestKey) -> Outcome {
-    if key == asked {
-        previous.clone()
-    } else {
-        Outcome::rejected(
-            RejectKind::InvalidArgument,
-            "`request_id` was used by this session for a different request; make a new \
-             request id for each request (only a retry of the same request may repeat one)",
-        )
-    }
 }

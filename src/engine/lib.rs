@@ -34,6 +34,7 @@
 //! Every command costs O(log n) in sessions and checkouts, plus the pools and policy rules of
 //! the one feature it touches.
 
+mod checkin;
 mod checkout;
 mod command;
 mod holds;

@@ -1,13 +1,13 @@
 //! What a request asks, reduced to a number: a retry of a request (the same request id) must
 //! ask the same, or it is a request id reused for another request and is refused rather than
-//! answered with the first request's outcome.
+//! answered with the first request's outcome ([`retried`] gives the answer to a retry).
 //!
 //! The key is kept beside each remembered outcome, in every replica's state and in snapshots,
 //! and a retry's key may be computed on another replica than the one that stored it: so it is
 //! a fixed function of the request's fields (FNV-1a over their little-endian bytes), never a
 //! hasher with random keys or machine-dependent byte order.
 
-use crate::{Command, Handle};
+use crate::{Command, Handle, Outcome, RejectKind};
 use qlm_license::{Timestamp, Version};
 
 /// A digest of the fields of a request that a retry must repeat.
@@ -95,6 +95,21 @@ impl Command {
             }
             _ => None,
         }
+    }
+}
+
+/// The answer to a request whose id the session used before: the first outcome when the
+/// request is the same, a refusal when the id was reused for a different request (answering
+/// it with another request's outcome would tell a client it holds what it never asked for).
+pub(crate) fn retried((key, previous): (RequestKey, &Outcome), asked: RequestKey) -> Outcome {
+    if key == asked {
+        previous.clone()
+    } else {
+        Outcome::rejected(
+            RejectKind::InvalidArgument,
+            "`request_id` was used by this session for a different request; make a new \
+             request id for each request (only a retry of the same request may repeat one)",
+        )
     }
 }
 

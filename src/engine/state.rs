@@ -149,8 +149,8 @@ impl RequestLog {
                 self.recent.remove(oldest_settled.unwrap_or(0));
             }
             // Grow one slot at a time: most sessions remember one or two outcomes, and the
-            // default growth (to 4 slots of 128 bytes at the first push) made this log half of
-            // what a session with one checkout costs in memory.
+            // default growth (to 4 slots of 128 bytes at the first push) would take as much memory
+            // as the rest of a session with one checkout.
             if self.recent.len() == self.recent.capacity() {
                 self.recent.reserve_exact(1);
             }

@@ -4,11 +4,10 @@
 //! Why: hyper's HTTP/2 client writes a unary request in two pieces. The request's HEADERS go
 //! out when the connection task first runs; the body waits until that task has opened the
 //! stream and granted it flow-control capacity, then wakes the body's own task, which hands
-//! the DATA over and wakes the connection task again: a second write. An AppendEntries took
+//! the DATA over and wakes the connection task again: a second write. An AppendEntries takes
 //! three. On loopback every write runs the receiver's TCP input on the sender's core and may
-//! wake the receiver once per piece, so a request in two writes costs both machines twice.
-//! Counted under the load benchmark (32 clients): the generator made 2.0 `writev` calls per
-//! request, the servers one per answer.
+//! wake the receiver once per piece, so a request in two writes costs both machines twice
+//! (docs/BENCHMARKS.md, "Seventh stop: one write per message").
 //!
 //! [`Coalesced`] buffers what is written and, when asked to flush, first lets every other
 //! task that is ready run (`tokio::task::yield_now`, which tokio wakes only after the tasks

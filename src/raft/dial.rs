@@ -34,7 +34,7 @@ impl PeerDialer {
         PeerDialer { tls: None }
     }
 
-    /// TLS peer links with `config` (`tls::PeerTls::client_config`).
+    /// TLS peer links with `config` (`net::tls::PeerTls::client_config`).
     pub fn tls(config: ClientTlsConfig) -> PeerDialer {
         PeerDialer { tls: Some(config) }
     }

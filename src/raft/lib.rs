@@ -103,15 +103,16 @@ pub type StorageError = openraft::StorageError<NodeId>;
 /// Name of the cluster in openraft's configuration (shows in its logs).
 pub const CLUSTER_NAME: &str = "quorumlm";
 
-/// Leader heartbeat interval, in milliseconds (the first design said 100 ms; halved in issue 8
-/// with the election timeouts below; docs/DESIGN.md, "Replication").
+/// Leader heartbeat interval, in milliseconds: a quarter of the shortest election timeout
+/// below, so that a follower misses several heartbeats before it stands (docs/DESIGN.md,
+/// "Replication").
 pub const HEARTBEAT_INTERVAL_MS: u64 = 50;
 
 /// Shortest election timeout, in milliseconds. openraft 0.9 adds its leader lease (the longest
 /// election timeout) to a follower's timer, so a follower stands only after 600–800 ms without
 /// a heartbeat (12 or more missed heartbeats), and a candidate then finds the other
-/// followers' leases expired too: `make bench-failover` measured the next grant after a leader
-/// kill at ~0.7 s median (1.3 s worst) against ~1.5 s (2.5 s) with 400–800 ms.
+/// followers' leases expired too. Longer timeouts delay the first grant after a leader dies by
+/// as much (docs/BENCHMARKS.md, "Failover").
 pub const ELECTION_TIMEOUT_MIN_MS: u64 = 200;
 
 /// Longest election timeout, in milliseconds (also openraft's leader lease).

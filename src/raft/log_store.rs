@@ -1,6 +1,6 @@
 //! The Raft log and the vote: openraft's `RaftLogStorage` and `RaftLogReader`.
 //!
-//! Entries are in the log's segment files (`wal.rs`), the vote and the log's bookkeeping in
+//! Entries are in the log's segment files (`wal/`), the vote and the log's bookkeeping in
 //! sled (`store.rs`). A vote is written on a blocking thread and returned only after
 //! [`Disk::sync`]. An append is written to its segment at once, on openraft's task (one
 //! `pwrite`: the entries can be read back and replicated right away), and its flush callback

@@ -1,12 +1,13 @@
 //! openraft's network over gRPC: how a node sends Raft messages to its peers.
 //!
 //! Each message travels as one unary call of `RaftService` (proto/quorumlm/v1/raft.proto) on
-//! the peer's peer port, `BasicNode::addr`, over a channel from the node's [`PeerChannels`] (plaintext, or
-//! mutual TLS with the cluster CA). openraft's own request and response
-//! values ride as postcard bytes in [`RaftRequest`]/[`RaftResponse`] (docs/DESIGN.md, trap 6):
-//! protobuf does not describe them, and both ends are the same release. Every request names the
-//! cluster, the sender and the node it means to reach, so a receiver of another cluster, or a
-//! different node now at that address, refuses it before decoding anything.
+//! the peer's peer port, `BasicNode::addr`, over a channel from the node's [`PeerChannels`]
+//! (plaintext, or mutual TLS with the cluster CA). openraft's own request and response values
+//! ride as postcard bytes in [`RaftRequest`](qlm_proto::v1::RaftRequest) and
+//! [`RaftResponse`](qlm_proto::v1::RaftResponse) (docs/DESIGN.md, trap 6): protobuf does not
+//! describe them, and both ends are the same release. Every request names the cluster, the
+//! sender and the node it means to reach, so a receiver of another cluster, or a different node
+//! now at that address, refuses it before decoding anything.
 //!
 //! Invariants:
 //!
@@ -22,6 +23,10 @@
 //!   for that peer (tonic multiplexes calls on it and reconnects after a failure). A node
 //!   whose address changes in the membership gets a new channel.
 //!
+//! The parts: `link` (one call to a peer and the mapping of its failures), `notice` (commit
+//! notices held back), `bounded` (the size of an AppendEntries); this module is openraft's
+//! network factory and network.
+//!
 //! How failures map (the receiver's codes are documented on `RaftResponse`):
 //!
 //! | what happened | openraft error |
@@ -34,12 +39,9 @@
 //! | one entry over [`MAX_APPEND_PAYLOAD_BYTES`] on its own, not sent | [`RPCError::Unreachable`], naming the entry |
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use openraft::BasicNode;
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError};
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -48,8 +50,6 @@ use openraft::raft::{
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::Code;
-use tonic::transport::Channel;
 
 pub use bounded::{
     ENVELOPE_HEADROOM_BYTES, MAX_APPEND_PAYLOAD_BYTES, MIN_APPEND_BUDGET_BYTES,
@@ -57,10 +57,12 @@ pub use bounded::{
 };
 
 use bounded::AppendBudget;
+use link::PeerLink;
+use notice::HeldNotice;
+pub use notice::NOTICE_DELAY;
 
 use super::{LogId, NodeId, TypeConfig, Vote};
-use qlm_proto::v1::raft_service_client::RaftServiceClient;
-use qlm_proto::v1::{RaftPayloadFormat, RaftRequest, RaftResponse};
+use qlm_proto::v1::RaftPayloadFormat;
 
 /// Largest gRPC message a node sends or accepts on the peer port, in bytes. Above openraft's
 /// default snapshot chunk (3 MiB) plus framing, and room for several entries of the largest
@@ -202,11 +204,11 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
 /// while a follower's message is out (the other follower answered first), openraft queues the
 /// new commit index for that follower, and on its answer sends that index alone at once: an
 /// AppendEntries with no entry, whose prev_log_id is what the follower has just confirmed.
-/// Under load a third of all AppendEntries were such notices. Each costs a round trip on both
-/// nodes, and entries proposed meanwhile wait behind it (about 420 µs of the 1,410 µs from
-/// proposal to apply measured at C = 32). Yet its answer tells the leader nothing it needs:
-/// the follower's log position is known, and openraft ignores a heartbeat's answer but for
-/// the leader's clock, which in 0.9.25 only feeds the `millis_since_quorum_ack` metric.
+/// Under load they are a large share of all AppendEntries (docs/BENCHMARKS.md, "Fifth stop").
+/// Each costs a round trip on both nodes, and entries proposed meanwhile wait behind it. Yet
+/// its answer tells the leader nothing it needs: the follower's log position is known, and
+/// openraft ignores a heartbeat's answer but for the leader's clock, which in 0.9.25 only
+/// feeds the `millis_since_quorum_ack` metric.
 ///
 /// So such a notice, when it comes right after the answer to an AppendEntries with entries
 /// from the same leader and extends exactly what that answer confirmed, is reported
@@ -236,216 +238,6 @@ pub struct GrpcNetwork {
     notice: Arc<std::sync::Mutex<HeldNotice>>,
     /// How many bytes one AppendEntries to this follower may take.
     budget: AppendBudget,
-}
-
-/// How long a commit notice is held for a message that would carry its commit index anyway.
-pub const NOTICE_DELAY: Duration = Duration::from_millis(2);
-
-/// A follower's commit notice held back (see [`GrpcNetwork`]).
-#[derive(Default)]
-struct HeldNotice {
-    /// The newest notice not yet sent or superseded.
-    request: Option<(AppendEntriesRequest<TypeConfig>, RPCOption)>,
-    /// A task will wake after [`NOTICE_DELAY`] and send `request` if it is still there.
-    scheduled: bool,
-    /// A notice sent late failed; notices are sent and awaited until a message is answered.
-    failed: bool,
-}
-
-/// Everything needed to call one peer; cloned into the task that sends a notice late.
-#[derive(Clone)]
-struct PeerLink {
-    cluster_id: String,
-    node_id: NodeId,
-    target: NodeId,
-    target_node: BasicNode,
-    /// The channel, or why the peer's address cannot be used (reported on every call as
-    /// unreachable, so openraft backs off rather than the node failing).
-    channel: Result<Channel, String>,
-}
-
-impl PeerLink {
-    /// Sends `request` as the rpc `kind` and decodes the peer's `Result<Resp, RaftError<E>>`.
-    async fn call<Req, Resp, E>(
-        &self,
-        kind: RPCTypes,
-        request: &Req,
-        option: &RPCOption,
-    ) -> RpcResult<Resp, E>
-    where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
-    {
-        let payload =
-            encode_payload(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.call_encoded(kind, payload, option).await
-    }
-
-    /// Sends `payload`, an encoded request, as the rpc `kind`, and decodes the peer's
-    /// `Result<Resp, RaftError<E>>`.
-    async fn call_encoded<Resp, E>(
-        &self,
-        kind: RPCTypes,
-        payload: Vec<u8>,
-        option: &RPCOption,
-    ) -> RpcResult<Resp, E>
-    where
-        Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
-    {
-        let channel = self.channel.clone().map_err(|e| unreachable(std::io::Error::other(e)))?;
-        let ttl = option.hard_ttl();
-        let mut message = tonic::Request::new(RaftRequest {
-            cluster_id: self.cluster_id.clone(),
-            sender_id: self.node_id,
-            target_id: self.target,
-            format: PAYLOAD_FORMAT.into(),
-            payload,
-        });
-        message.set_timeout(ttl);
-        let mut client = RaftServiceClient::new(channel)
-            .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
-        let sent = async {
-            match kind {
-                RPCTypes::AppendEntries => client.append_entries(message).await,
-                RPCTypes::Vote => client.vote(message).await,
-                RPCTypes::InstallSnapshot => client.install_snapshot(message).await,
-            }
-        };
-        let response = match tokio::time::timeout(ttl, sent).await {
-            Err(_elapsed) => return Err(self.timeout(kind, ttl)),
-            Ok(Err(status)) => return Err(self.status_error(kind, ttl, status)),
-            Ok(Ok(response)) => response.into_inner(),
-        };
-        let result: Result<Resp, RaftError<NodeId, E>> = decode_response(&response)?;
-        result.map_err(|e| {
-            RPCError::RemoteError(RemoteError::new_with_node(
-                self.target,
-                self.target_node.clone(),
-                e,
-            ))
-        })
-    }
-
-    fn timeout<E: std::error::Error>(
-        &self,
-        kind: RPCTypes,
-        ttl: Duration,
-    ) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Timeout(Timeout {
-            action: kind,
-            id: self.node_id,
-            target: self.target,
-            timeout: ttl,
-        })
-    }
-
-    /// The openraft error for a gRPC status (the table in the module documentation).
-    fn status_error<E: std::error::Error>(
-        &self,
-        kind: RPCTypes,
-        ttl: Duration,
-        status: tonic::Status,
-    ) -> RPCError<NodeId, BasicNode, E> {
-        match status.code() {
-            // tonic answers CANCELLED ("Timeout expired") when the call's deadline passes.
-            Code::DeadlineExceeded | Code::Cancelled => self.timeout(kind, ttl),
-            Code::Unavailable
-            | Code::PermissionDenied
-            | Code::FailedPrecondition
-            | Code::Unimplemented
-            | Code::InvalidArgument => unreachable(status),
-            _ => RPCError::Network(NetworkError::new(&status)),
-        }
-    }
-}
-
-fn unreachable<E: std::error::Error + 'static, R: std::error::Error>(
-    e: E,
-) -> RPCError<NodeId, BasicNode, R> {
-    RPCError::Unreachable(Unreachable::new(&e))
-}
-
-/// The peer's result out of its response: a format this release does not read, or bytes that
-/// do not decode, are network errors (the message was not understood, not refused).
-fn decode_response<T: DeserializeOwned, E: std::error::Error>(
-    response: &RaftResponse,
-) -> Result<T, RPCError<NodeId, BasicNode, E>> {
-    if response.format != i32::from(PAYLOAD_FORMAT) {
-        let e = std::io::Error::other(format!("response payload format {}", response.format));
-        return Err(RPCError::Network(NetworkError::new(&e)));
-    }
-    decode_payload(&response.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))
-}
-
-impl GrpcNetwork {
-    /// The held notice; a poisoned lock (a panic elsewhere while holding it) still holds
-    /// consistent data, as every update is a single assignment.
-    fn held(&self) -> std::sync::MutexGuard<'_, HeldNotice> {
-        self.notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Holds `rpc` back if it is a commit notice that may be (the rules are in the type's
-    /// documentation): no entry, the same leader as the answer just received, and a
-    /// prev_log_id that is what that answer confirmed, with no notice failed since. Gives it
-    /// back when it must be sent now.
-    fn hold_notice(
-        &self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-        option: RPCOption,
-        confirmed: Option<(Vote, Option<LogId>)>,
-    ) -> Option<(AppendEntriesRequest<TypeConfig>, RPCOption)> {
-        let Some((vote, last)) = confirmed else {
-            return Some((rpc, option));
-        };
-        if !rpc.entries.is_empty() || rpc.vote != vote || rpc.prev_log_id != last {
-            return Some((rpc, option));
-        }
-        let mut held = self.held();
-        if held.failed {
-            return Some((rpc, option));
-        }
-        held.request = Some((rpc, option));
-        self.replicated.notices_held.inc();
-        if !held.scheduled {
-            held.scheduled = true;
-            let link = self.link.clone();
-            let notice = Arc::clone(&self.notice);
-            let sent = self.replicated.notices_sent.clone();
-            tokio::spawn(send_held_notice(link, notice, sent));
-        }
-        None
-    }
-}
-
-/// Waits [`NOTICE_DELAY`], then sends the held notice if no other message superseded it.
-async fn send_held_notice(
-    link: PeerLink,
-    notice: Arc<std::sync::Mutex<HeldNotice>>,
-    sent: Counter,
-) {
-    tokio::time::sleep(NOTICE_DELAY).await;
-    let request = {
-        let mut held = notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.scheduled = false;
-        held.request.take()
-    };
-    let Some((rpc, option)) = request else {
-        return;
-    };
-    sent.inc();
-    let answer: RpcResult<AppendEntriesResponse<NodeId>> =
-        link.call(RPCTypes::AppendEntries, &rpc, &option).await;
-    if !matches!(answer, Ok(AppendEntriesResponse::Success)) {
-        tracing::debug!(
-            node = link.node_id,
-            target = link.target,
-            "commit notice sent late not accepted: {answer:?}"
-        );
-        notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner).failed = true;
-    }
 }
 
 impl GrpcNetwork {
@@ -521,5 +313,7 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
 }
 
 mod bounded;
+mod link;
+mod notice;
 #[cfg(test)]
 mod tests;

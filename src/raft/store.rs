@@ -1,6 +1,6 @@
 //! The node's one sled database: opening it, checking it, and making writes durable.
 //!
-//! The Raft log's entries are in segment files of their own, `<data dir>/log/` (`wal.rs` says
+//! The Raft log's entries are in segment files of their own, `<data dir>/log/` (`wal/` says
 //! why and how); everything else is in one `sled::Db` (sled locks its directory,
 //! docs/DESIGN.md, trap 3), whose trees are:
 //!
@@ -40,7 +40,7 @@ use super::{LogId, StorageError};
 /// Version of the on-disk layout above. Bumped when a tree, key or encoding changes; a node
 /// refuses a database of another version instead of misreading it. Format 2: a log entry
 /// carries a batch of commands (format 1 carried one). Format 3: the log is in segment files
-/// (`log/`), no longer in sled. Format 4: sessions carry their secret and remembered requests
+/// (`log/`), not in sled. Format 4: sessions carry their secret and remembered requests
 /// their key (engine commands and snapshots encode both).
 pub const STORAGE_FORMAT: u32 = 4;
 

@@ -189,8 +189,47 @@ struct UserTally {
     seat_ms: u128,
 }
 
+/// The period summarized: its bounds, and `to` as given (an event counts when before it).
+#[derive(Clone, Copy)]
+struct Period {
+    start: u64,
+    end: u64,
+    to: Option<Timestamp>,
+}
+
+impl Period {
+    /// The period of `options` over `events` (sorted): absent bounds are the first and last
+    /// event's times.
+    fn of(events: &[ReportLine], options: &SummaryOptions) -> Period {
+        let start = options.from.map(|t| t.0).or(events.first().map(|l| l.unix_ms)).unwrap_or(0);
+        let end = options.to.map(|t| t.0).or(events.last().map(|l| l.unix_ms)).unwrap_or(start);
+        Period { start, end: end.max(start), to: options.to }
+    }
+
+    /// Whether an event at `t` is counted.
+    fn counts(&self, t: u64) -> bool {
+        t >= self.start && self.to.is_none_or(|to| t < to.0)
+    }
+
+    /// How many milliseconds of `since..until` fall in the period.
+    fn clipped(&self, since: u64, until: u64) -> u64 {
+        until.clamp(self.start, self.end).saturating_sub(since.clamp(self.start, self.end))
+    }
+}
+
 /// Turns report lines into the summary of a period (rules in the module documentation).
 pub fn summarize(lines: Vec<ReportLine>, options: &SummaryOptions) -> Summary {
+    let (gaps, events) = gaps_and_events(lines);
+    let period = Period::of(&events, options);
+    let mut tallies = Tallies::default();
+    for line in &events {
+        tallies.add(line, period, options);
+    }
+    tallies.into_summary(period, events.len(), gaps)
+}
+
+/// The gaps, sorted and without repeats, and the other events in log order, each once.
+fn gaps_and_events(lines: Vec<ReportLine>) -> (Vec<Gap>, Vec<ReportLine>) {
     let mut gaps = Vec::new();
     let mut events = Vec::new();
     for line in lines {
@@ -209,50 +248,67 @@ pub fn summarize(lines: Vec<ReportLine>, options: &SummaryOptions) -> Summary {
     gaps.dedup();
     events.sort_by_key(|l| (l.index, l.seq));
     events.dedup_by_key(|l| (l.index, l.seq));
+    (gaps, events)
+}
 
-    let start = options.from.map(|t| t.0).or(events.first().map(|l| l.unix_ms)).unwrap_or(0);
-    let end = options.to.map(|t| t.0).or(events.last().map(|l| l.unix_ms)).unwrap_or(start);
-    let end = end.max(start);
-    let in_period = |t: u64| t >= start && options.to.is_none_or(|to| t < to.0);
-    let clipped = |since: u64, until: u64| -> u64 {
-        until.clamp(start, end).saturating_sub(since.clamp(start, end))
-    };
+fn unknown() -> String {
+    "(unknown)".to_owned()
+}
 
-    let mut features: BTreeMap<String, FeatureTally> = BTreeMap::new();
-    let mut users: BTreeMap<(String, String), UserTally> = BTreeMap::new();
-    let mut open: HashMap<u64, OpenCheckout> = HashMap::new();
-    let unknown = || "(unknown)".to_owned();
-
-    for line in &events {
-        let Some(feature) = line.feature.clone() else { continue };
-        if options.feature.as_ref().is_some_and(|f| *f != feature) {
-            continue;
-        }
-        let t = line.unix_ms;
-        let tally = features.entry(feature.clone()).or_insert_with(|| FeatureTally {
+impl FeatureTally {
+    fn new(feature: &str, period: Period) -> FeatureTally {
+        FeatureTally {
             usage: FeatureUsage {
-                feature: feature.clone(),
-                peak_at_ms: start,
+                feature: feature.to_owned(),
+                peak_at_ms: period.start,
                 ..Default::default()
             },
-            since: start,
+            since: period.start,
             ..Default::default()
-        });
-        if let Some(in_use) = line.in_use {
-            let now = t.clamp(start, end);
-            tally.seat_ms += u128::from(tally.in_use) * u128::from(now - tally.since);
-            tally.since = now;
-            tally.in_use = in_use;
-            if t < start {
-                // The value in force when the period starts, so far.
-                tally.usage.peak_in_use = in_use;
-                tally.usage.peak_at_ms = start;
-            } else if t <= end && in_use > tally.usage.peak_in_use {
-                tally.usage.peak_in_use = in_use;
-                tally.usage.peak_at_ms = t;
-            }
         }
-        let counted = in_period(t);
+    }
+
+    /// The feature's seats in use became `in_use` at `t`.
+    fn note_in_use(&mut self, t: u64, in_use: u64, period: Period) {
+        let now = t.clamp(period.start, period.end);
+        self.seat_ms += u128::from(self.in_use) * u128::from(now - self.since);
+        self.since = now;
+        self.in_use = in_use;
+        if t < period.start {
+            // The value in force when the period starts, so far.
+            self.usage.peak_in_use = in_use;
+            self.usage.peak_at_ms = period.start;
+        } else if t <= period.end && in_use > self.usage.peak_in_use {
+            self.usage.peak_in_use = in_use;
+            self.usage.peak_at_ms = t;
+        }
+    }
+}
+
+/// What the events read so far add up to.
+#[derive(Default)]
+struct Tallies {
+    features: BTreeMap<String, FeatureTally>,
+    users: BTreeMap<(String, String), UserTally>,
+    open: HashMap<u64, OpenCheckout>,
+}
+
+impl Tallies {
+    /// Counts one event (in log order).
+    fn add(&mut self, line: &ReportLine, period: Period, options: &SummaryOptions) {
+        let Some(feature) = line.feature.clone() else { return };
+        if options.feature.as_ref().is_some_and(|f| *f != feature) {
+            return;
+        }
+        let t = line.unix_ms;
+        let tally = self
+            .features
+            .entry(feature.clone())
+            .or_insert_with(|| FeatureTally::new(&feature, period));
+        if let Some(in_use) = line.in_use {
+            tally.note_in_use(t, in_use, period);
+        }
+        let counted = period.counts(t);
         let user_key =
             |user: Option<&String>| (user.cloned().unwrap_or_else(unknown), feature.clone());
         match line.event {
@@ -264,18 +320,18 @@ pub fn summarize(lines: Vec<ReportLine>, options: &SummaryOptions) -> Summary {
                         count: line.count.unwrap_or(1),
                         since: t,
                     };
-                    open.insert(handle, checkout);
+                    self.open.insert(handle, checkout);
                 }
                 if counted {
                     tally.usage.checkouts += 1;
-                    users.entry(user_key(line.user.as_ref())).or_default().checkouts += 1;
+                    self.users.entry(user_key(line.user.as_ref())).or_default().checkouts += 1;
                 }
             }
             EventKind::Denial if counted => {
                 tally.usage.denials += 1;
                 let reason = line.reason.clone().unwrap_or_else(unknown);
                 *tally.usage.denials_by_reason.entry(reason).or_default() += 1;
-                users.entry(user_key(line.user.as_ref())).or_default().denials += 1;
+                self.users.entry(user_key(line.user.as_ref())).or_default().denials += 1;
             }
             kind if kind.ends_checkout() => {
                 if counted && kind == EventKind::Expiry {
@@ -284,54 +340,59 @@ pub fn summarize(lines: Vec<ReportLine>, options: &SummaryOptions) -> Summary {
                 if counted && kind == EventKind::Removal {
                     tally.usage.removals += 1;
                 }
-                let held = line.handle.and_then(|h| open.remove(&h));
+                let held = line.handle.and_then(|h| self.open.remove(&h));
                 let since = line.since_ms.or(held.as_ref().map(|c| c.since));
-                let Some(since) = since else { continue };
+                let Some(since) = since else { return };
                 let user = line.user.clone().or(held.as_ref().map(|c| c.user.clone()));
                 let count = line.count.or(held.as_ref().map(|c| c.count)).unwrap_or(1);
-                let ms = u128::from(clipped(since, t));
+                let ms = u128::from(period.clipped(since, t));
                 let user =
-                    users.entry((user.unwrap_or_else(unknown), feature.clone())).or_default();
+                    self.users.entry((user.unwrap_or_else(unknown), feature.clone())).or_default();
                 user.held_ms += ms;
                 user.seat_ms += ms * u128::from(count);
             }
             _ => {}
         }
     }
-    for checkout in open.into_values() {
-        let ms = u128::from(clipped(checkout.since, end));
-        let user = users.entry((checkout.user, checkout.feature)).or_default();
-        user.held_ms += ms;
-        user.seat_ms += ms * u128::from(checkout.count);
-    }
 
-    Summary {
-        from: Timestamp(start).to_string(),
-        to: Timestamp(end).to_string(),
-        from_ms: start,
-        to_ms: end,
-        lines: events.len(),
-        features: features
-            .into_values()
-            .map(|mut tally| {
-                tally.seat_ms += u128::from(tally.in_use) * u128::from(end - tally.since);
-                tally.usage.seat_hours = hours(tally.seat_ms);
-                tally.usage.peak_at = Timestamp(tally.usage.peak_at_ms).to_string();
-                tally.usage
-            })
-            .collect(),
-        users: users
-            .into_iter()
-            .map(|((user, feature), tally)| UserUsage {
-                user,
-                feature,
-                checkouts: tally.checkouts,
-                denials: tally.denials,
-                hours: hours(tally.held_ms),
-                seat_hours: hours(tally.seat_ms),
-            })
-            .collect(),
-        gaps,
+    /// The summary: checkouts still open count until the end of the period.
+    fn into_summary(self, period: Period, lines: usize, gaps: Vec<Gap>) -> Summary {
+        let Tallies { features, mut users, open } = self;
+        let (start, end) = (period.start, period.end);
+        for checkout in open.into_values() {
+            let ms = u128::from(period.clipped(checkout.since, end));
+            let user = users.entry((checkout.user, checkout.feature)).or_default();
+            user.held_ms += ms;
+            user.seat_ms += ms * u128::from(checkout.count);
+        }
+        Summary {
+            from: Timestamp(start).to_string(),
+            to: Timestamp(end).to_string(),
+            from_ms: start,
+            to_ms: end,
+            lines,
+            features: features
+                .into_values()
+                .map(|mut tally| {
+                    tally.seat_ms += u128::from(tally.in_use) * u128::from(end - tally.since);
+                    tally.usage.seat_hours = hours(tally.seat_ms);
+                    tally.usage.peak_at = Timestamp(tally.usage.peak_at_ms).to_string();
+                    tally.usage
+                })
+                .collect(),
+            users: users
+                .into_iter()
+                .map(|((user, feature), tally)| UserUsage {
+                    user,
+                    feature,
+                    checkouts: tally.checkouts,
+                    denials: tally.denials,
+                    hours: hours(tally.held_ms),
+                    seat_hours: hours(tally.seat_ms),
+                })
+                .collect(),
+            gaps,
+        }
     }
 }
 

@@ -19,8 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// mimalloc, as in qlmd: the generator shares the machine's two cores with the servers, and
-/// glibc's malloc was a sixth of its CPU. Both generators (QuorumLM's and etcd's) use it, so
-/// neither system gets the other's spare CPU.
+/// glibc's malloc takes a large share of its CPU (docs/BENCHMARKS.md, "Fifth stop"). Both
+/// generators (QuorumLM's and etcd's) use it, so neither system gets the other's spare CPU.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

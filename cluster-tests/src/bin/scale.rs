@@ -109,28 +109,7 @@ async fn main() {
 
 async fn run(settings: Settings) -> Result<(), String> {
     let n = settings.sessions;
-    let license = format!(
-        "FEATURE {SEAT_FEATURE} vendor=test version=1.0 count={n} expires=permanent\n\
-         FEATURE scale-few vendor=test version=2.0 count=10 expires=permanent\n"
-    );
-    let cluster = Cluster::start_serving(3, &license);
-    let leader = cluster.wait_ready().await;
-    let ids: Vec<u64> = (1..=3).collect();
-    let pids: Vec<u32> = ids.iter().filter_map(|&id| cluster.pid(id)).collect();
-    if pids.len() != ids.len() {
-        return Err("a node is not running".into());
-    }
-    eprintln!(
-        "scale: 3-node cluster ready (leader node {leader}); {n} sessions, window {:?}, \
-         checkouts {}, TTL asked {} ms (0: default), {} channels per node, open concurrency {}, \
-         in flight {}",
-        settings.window,
-        settings.checkouts,
-        settings.ttl_ms,
-        settings.channels_per_node,
-        settings.open_concurrency,
-        settings.inflight
-    );
+    let (cluster, leader, ids, pids) = start_cluster(&settings).await?;
     let addrs: Vec<String> = ids.iter().map(|&id| cluster.client_addr(id)).collect();
     let fleet = Fleet::connect(&addrs, settings.channels_per_node, n, settings.ttl_ms).await?;
     let fleet = Arc::new(fleet);
@@ -188,6 +167,87 @@ async fn run(settings: Settings) -> Result<(), String> {
     let watch = watch.await.unwrap_or_default();
     print_window(&fleet, interval, window_secs);
 
+    let marks = Marks {
+        pids: &pids,
+        rss_at_start,
+        rss_after_open,
+        cpu_start,
+        cpu_open,
+        cpu_end,
+        window_secs,
+        watch,
+    };
+    let nodes = report_nodes(&cluster, &ids, leader, &marks).await;
+    let run = Run { fleet: &fleet, opened: &opened, open_secs, interval };
+    let report = scale_report(&settings, &run, &marks, nodes);
+    write_report(&settings.json, &report);
+    if settings.hold > Duration::ZERO {
+        eprintln!("holding the cluster for {:?} (SCALE_HOLD_SECS); pids {pids:?}", settings.hold);
+        tokio::time::sleep(settings.hold).await;
+    }
+    Ok(())
+}
+
+/// Starts the 3-node cluster with a seat for every session; returns it, its first leader,
+/// the node ids and their pids.
+async fn start_cluster(settings: &Settings) -> Result<(Cluster, u64, Vec<u64>, Vec<u32>), String> {
+    let n = settings.sessions;
+    let license = format!(
+        "FEATURE {SEAT_FEATURE} vendor=test version=1.0 count={n} expires=permanent\n\
+         FEATURE scale-few vendor=test version=2.0 count=10 expires=permanent\n"
+    );
+    let cluster = Cluster::start_serving(3, &license);
+    let leader = cluster.wait_ready().await;
+    let ids: Vec<u64> = (1..=3).collect();
+    let pids: Vec<u32> = ids.iter().filter_map(|&id| cluster.pid(id)).collect();
+    if pids.len() != ids.len() {
+        return Err("a node is not running".into());
+    }
+    eprintln!(
+        "scale: 3-node cluster ready (leader node {leader}); {n} sessions, window {:?}, \
+         checkouts {}, TTL asked {} ms (0: default), {} channels per node, open concurrency {}, \
+         in flight {}",
+        settings.window,
+        settings.checkouts,
+        settings.ttl_ms,
+        settings.channels_per_node,
+        settings.open_concurrency,
+        settings.inflight
+    );
+    Ok((cluster, leader, ids, pids))
+}
+
+/// What was measured of the nodes and of this process: RSS and CPU at the phase changes,
+/// and the watcher's readings.
+struct Marks<'a> {
+    pids: &'a [u32],
+    rss_at_start: Vec<u64>,
+    rss_after_open: Vec<u64>,
+    cpu_start: CpuMark,
+    cpu_open: CpuMark,
+    cpu_end: CpuMark,
+    /// Length of the heartbeat window, seconds.
+    window_secs: f64,
+    watch: NodeWatch,
+}
+
+/// The run's own figures: the fleet, its opens and the heartbeat interval.
+struct Run<'a> {
+    fleet: &'a Fleet,
+    opened: &'a Opened,
+    open_secs: f64,
+    interval: Duration,
+}
+
+/// Prints each node's figures and returns them as the report's `nodes`.
+async fn report_nodes(
+    cluster: &Cluster,
+    ids: &[u64],
+    leader: u64,
+    marks: &Marks<'_>,
+) -> Vec<serde_json::Value> {
+    let Marks { pids, rss_at_start, rss_after_open, watch, window_secs, .. } = marks;
+    let (cpu_start, cpu_open, cpu_end) = (&marks.cpu_start, &marks.cpu_open, &marks.cpu_end);
     // Leadership may have moved during the run (an overloaded cluster holds elections).
     let final_leader = cluster.leader().await;
     let role = |id: u64| match (id == leader, Some(id) == final_leader) {
@@ -249,8 +309,21 @@ async fn run(settings: Settings) -> Result<(), String> {
             "log_written_bytes": logged,
         }));
     }
-    let own_open = cpu_open.own - cpu_start.own;
-    let own_window = cpu_end.own - cpu_open.own;
+    nodes
+}
+
+/// Prints this process's own cost and returns the whole report.
+fn scale_report(
+    settings: &Settings,
+    run: &Run<'_>,
+    marks: &Marks<'_>,
+    nodes: Vec<serde_json::Value>,
+) -> serde_json::Value {
+    let Run { fleet, opened, open_secs, interval } = *run;
+    let window_secs = marks.window_secs;
+    let n = settings.sessions;
+    let own_open = marks.cpu_open.own - marks.cpu_start.own;
+    let own_window = marks.cpu_end.own - marks.cpu_open.own;
     let own_peak_kib = proc_status_kib("self", "VmHWM");
     eprintln!(
         "generator: CPU open {own_open:.1} s, window {own_window:.1} s ({:.0} % of a core); peak \
@@ -258,7 +331,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         100.0 * own_window / window_secs,
         mib(own_peak_kib as f64 * 1024.0),
     );
-    let report = json!({
+    json!({
         "benchmark": "scale: live sessions heartbeating at their normal rate",
         "sessions": n,
         "opened": fleet.opened(),
@@ -285,14 +358,8 @@ async fn run(settings: Settings) -> Result<(), String> {
         "open_concurrency": settings.open_concurrency,
         "inflight": settings.inflight,
         "nodes": nodes,
-        "rss_samples": rss_samples(&watch),
-    });
-    write_report(&settings.json, &report);
-    if settings.hold > Duration::ZERO {
-        eprintln!("holding the cluster for {:?} (SCALE_HOLD_SECS); pids {pids:?}", settings.hold);
-        tokio::time::sleep(settings.hold).await;
-    }
-    Ok(())
+        "rss_samples": rss_samples(&marks.watch),
+    })
 }
 
 fn print_open(fleet: &Fleet, opened: &Opened, open_secs: f64, checkouts: bool) {

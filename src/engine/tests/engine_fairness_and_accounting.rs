@@ -1,6 +1,5 @@
 //! Fairness and seat accounting: the queue's order, overlapping reservations, shared and
-//! lingering seats, renewals and retries. Each test was first a failing reproduction found by
-//! review; each now states the behaviour a user relies on.
+//! lingering seats, renewals and retries. Each test states a behaviour a user relies on.
 
 use qlm_engine::testkit::{World, pool, reason, version};
 use qlm_engine::{Command, Outcome};

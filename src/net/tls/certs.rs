@@ -28,7 +28,8 @@ pub const CA_CERT_FILE: &str = "ca.pem";
 pub const CA_KEY_FILE: &str = "ca.key";
 /// Days a CA is valid by default.
 pub const DEFAULT_CA_DAYS: u32 = 3650;
-/// Days a node certificate is valid by default (the longest public CAs used to allow).
+/// Days a node certificate is valid by default (the longest validity public CAs have allowed
+/// for server certificates).
 pub const DEFAULT_NODE_DAYS: u32 = 825;
 /// Mode of private key files.
 pub const KEY_FILE_MODE: u32 = 0o600;

@@ -32,14 +32,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cluster_tests::bench::env_or;
-use cluster_tests::failover::{
-    Call, Ending, Measures, Op, QLM_LOG, Votes, measure, median_and_worst,
-};
+mod report;
+
+use cluster_tests::failover::{Call, Ending, Measures, Op, QLM_LOG, Votes, measure};
 use cluster_tests::{Cluster, ClusterOptions};
-use qlm_client::{CheckoutOptions, Client, ClientError, ServerAddr, SessionOptions};
+use qlm_client::{CheckoutOptions, Client, ClientError, ServerAddr, Session, SessionOptions};
 use qlm_proto::v1;
 use qlm_proto::v1::status_service_client::StatusServiceClient;
-use serde_json::json;
 use tonic::transport::Channel;
 
 /// Clients at work in every run.
@@ -111,8 +110,8 @@ fn ending<T>(result: &Result<T, ClientError>) -> Ending {
 }
 
 /// `FAILOVER_CLIENT_BUDGET_MS`: the clients' failover budget, when not the library's default
-/// (about 450 ms is what the library spent before it had a budget: 3 passes, 150 ms and
-/// 300 ms apart).
+/// (a budget shorter than an election, 450 ms say, shows the errors applications see when
+/// they give up too early).
 fn client_budget() -> Option<Duration> {
     std::env::var("FAILOVER_CLIENT_BUDGET_MS").ok()?.parse().ok().map(Duration::from_millis)
 }
@@ -302,33 +301,11 @@ async fn one_run(run: usize, args: &[String], warmup: Duration) -> Result<RunRes
     cluster.wait_ready().await;
     let ready_marks = log_marks(&cluster);
     let record = Arc::new(Record::new());
-    let addrs: Vec<u64> = vec![1, 2, 3];
-    let mut clients = Clients(
-        (0..CLIENTS)
-            .map(|client| {
-                // Client i lists the nodes starting at node i mod 3.
-                let ids: Vec<u64> = (0..3).map(|k| addrs[(client + k) % 3]).collect();
-                tokio::spawn(client_loop(client, cluster.server_list(&ids), record.clone()))
-            })
-            .collect(),
-    );
+    let mut clients = start_clients(&cluster, &record);
     tokio::time::sleep(warmup).await;
-    let working = Instant::now();
-    while !record.all_granted_since(Duration::ZERO) {
-        if working.elapsed() > SERVED_TIMEOUT {
-            return Err(format!("run {run}: not every client was granted a seat in the warm-up"));
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    warmed_up(run, &record).await?;
     let leader = cluster.leader().await.ok_or(format!("run {run}: no leader before the kill"))?;
-    let mut survivors = Vec::new();
-    let mut old_term = 0;
-    for id in (1..=3).filter(|&id| id != leader) {
-        let mut client =
-            status_client(&cluster, id).await.ok_or(format!("run {run}: node {id} is down"))?;
-        old_term = old_term.max(node_view(&mut client).await.map_or(0, |view| view.term));
-        survivors.push(client);
-    }
+    let (survivors, old_term) = survivor_views(run, &cluster, leader).await?;
 
     let marks = log_marks(&cluster);
     let spurious = Votes::count(&logged_since(&cluster, &ready_marks, &[1, 2, 3])).candidacies;
@@ -346,23 +323,7 @@ async fn one_run(run: usize, args: &[String], warmup: Duration) -> Result<RunRes
     // The marker: one seat taken after the kill, through the survivors. Without it there is
     // nothing to tell the restarted node's current state by: the restart is then not timed.
     let probe = Client::connect(cluster.server_list(&survivors)).map_err(|e| e.to_string())?;
-    let marker = async {
-        let started = Instant::now();
-        let session = probe.open_session(session_options(CLIENTS)).await.map_err(|e| {
-            format!("opening its session ({:?} after the kill): {e}", started - kill_instant)
-        })?;
-        let started = Instant::now();
-        match session.checkout(MARKER, CheckoutOptions::default()).await {
-            Ok(seat) => {
-                seat.keep();
-                Ok(session)
-            }
-            Err(e) => {
-                Err(format!("its checkout ({:?} after the kill): {e}", started - kill_instant))
-            }
-        }
-    };
-    let marker = marker.await;
+    let marker = take_marker(&probe, kill_instant).await;
 
     let marks = log_marks(&cluster);
     cluster.spawn(leader);
@@ -403,6 +364,65 @@ async fn one_run(run: usize, args: &[String], warmup: Duration) -> Result<RunRes
     })
 }
 
+/// Starts the closed-loop clients; client i lists the nodes starting at node i mod 3.
+fn start_clients(cluster: &Cluster, record: &Arc<Record>) -> Clients {
+    let addrs: Vec<u64> = vec![1, 2, 3];
+    Clients(
+        (0..CLIENTS)
+            .map(|client| {
+                let ids: Vec<u64> = (0..3).map(|k| addrs[(client + k) % 3]).collect();
+                tokio::spawn(client_loop(client, cluster.server_list(&ids), record.clone()))
+            })
+            .collect(),
+    )
+}
+
+/// Waits until every client has been granted a seat, for at most [`SERVED_TIMEOUT`].
+async fn warmed_up(run: usize, record: &Record) -> Result<(), String> {
+    let working = Instant::now();
+    while !record.all_granted_since(Duration::ZERO) {
+        if working.elapsed() > SERVED_TIMEOUT {
+            return Err(format!("run {run}: not every client was granted a seat in the warm-up"));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
+/// Status clients of the nodes other than `leader`, and the highest term they report.
+async fn survivor_views(
+    run: usize,
+    cluster: &Cluster,
+    leader: u64,
+) -> Result<(Vec<StatusServiceClient<Channel>>, u64), String> {
+    let mut survivors = Vec::new();
+    let mut old_term = 0;
+    for id in (1..=3).filter(|&id| id != leader) {
+        let mut client =
+            status_client(cluster, id).await.ok_or(format!("run {run}: node {id} is down"))?;
+        old_term = old_term.max(node_view(&mut client).await.map_or(0, |view| view.term));
+        survivors.push(client);
+    }
+    Ok((survivors, old_term))
+}
+
+/// Opens a session through `probe` and keeps the marker's seat: the session, or why not
+/// (with the time since the kill).
+async fn take_marker(probe: &Client, kill_instant: Instant) -> Result<Session, String> {
+    let started = Instant::now();
+    let session = probe.open_session(session_options(CLIENTS)).await.map_err(|e| {
+        format!("opening its session ({:?} after the kill): {e}", started - kill_instant)
+    })?;
+    let started = Instant::now();
+    match session.checkout(MARKER, CheckoutOptions::default()).await {
+        Ok(seat) => {
+            seat.keep();
+            Ok(session)
+        }
+        Err(e) => Err(format!("its checkout ({:?} after the kill): {e}", started - kill_instant)),
+    }
+}
+
 /// Copies every node's log of this run to `dir`, and writes every call as a line of
 /// `calls.csv` (times in ms from the kill).
 fn keep_logs(cluster: &Cluster, dir: &str, ops: &[Op], kill: Duration) {
@@ -429,32 +449,6 @@ fn keep_logs(cluster: &Cluster, dir: &str, ops: &[Op], kill: Duration) {
     let _ = std::fs::write(format!("{dir}/calls.csv"), csv);
 }
 
-fn ms(d: Option<Duration>) -> Option<f64> {
-    d.map(|d| d.as_secs_f64() * 1000.0)
-}
-
-/// One table line: median, worst and every run's value (runs where it did not happen show
-/// `-` and count as the worst).
-fn table_line(name: &str, unit: &str, values: &[Option<f64>]) -> serde_json::Value {
-    let known: Vec<f64> = values.iter().flatten().copied().collect();
-    let missing = values.len() - known.len();
-    let raw: Vec<String> =
-        values.iter().map(|v| v.map_or("-".into(), |v| format!("{v:.0}"))).collect();
-    let (median, worst) = median_and_worst(&known).unwrap_or((f64::NAN, f64::NAN));
-    let worst_text = if missing > 0 { "never".to_owned() } else { format!("{worst:.0} {unit}") };
-    println!(
-        "{name:<48} median {median:>6.0} {unit:<5} worst {worst_text:>10}  (runs: {})",
-        raw.join(", ")
-    );
-    json!({
-        "measure": name,
-        "unit": unit,
-        "median": median,
-        "worst": if missing > 0 { serde_json::Value::Null } else { json!(worst) },
-        "runs": values,
-    })
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let runs: usize = env_or("FAILOVER_RUNS", 7);
@@ -477,126 +471,16 @@ async fn main() {
     for run in 0..runs {
         match one_run(run, &args, warmup).await {
             Ok(result) => {
-                let m = &result.measures;
-                let show = |d: Option<Duration>| {
-                    d.map_or("never".into(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
-                };
-                let votes = &result.votes;
-                println!(
-                    "run {run}: killed node {}; new leader {} named after {} ({} candidacies, \
-                     {} vote(s) refused for the lease, {} for the log; term +{}); next grant {}; \
-                     all served {}; longest gap {} (client {}); failed {}, denied {}; {} calls, \
-                     {} done before the kill, {} under way at it; restarted node serving after \
-                     {} ({} candidacies); {} spurious candidacies before the kill",
-                    result.killed,
-                    result.election.new_leader.map_or("?".into(), |id| id.to_string()),
-                    show(result.election.new_leader_after),
-                    votes.candidacies,
-                    votes.lease_refusals,
-                    votes.log_refusals,
-                    result.election.term_rise.map_or("?".into(), |t| t.to_string()),
-                    show(m.next_grant),
-                    show(m.all_served),
-                    show(m.longest_gap),
-                    m.longest_gap_client.map_or("-".into(), |c| c.to_string()),
-                    m.failed,
-                    m.denied,
-                    result.calls,
-                    m.done_before_kill,
-                    m.in_flight_at_kill,
-                    show(result.serving_after),
-                    result.restart_candidacies,
-                    result.spurious,
-                );
-                if let Some(failure) = &m.first_failure {
-                    println!("  first failure: {failure}");
-                }
-                if let Some(failure) = &result.marker_error {
-                    println!("  the marker failed, so the restart was not timed: {failure}");
-                }
+                report::print_run(run, &result);
                 results.push(result);
             }
             Err(e) => println!("{e}"),
         }
     }
-    let column = |f: &dyn Fn(&RunResult) -> Option<f64>| results.iter().map(f).collect::<Vec<_>>();
-    let lines = vec![
-        table_line(
-            "kill -9 leader -> new leader named (survivor)",
-            "ms",
-            &column(&|r| ms(r.election.new_leader_after)),
-        ),
-        table_line(
-            "kill -9 leader -> next granted checkout",
-            "ms",
-            &column(&|r| ms(r.measures.next_grant)),
-        ),
-        table_line(
-            "kill -9 leader -> all 8 clients served again",
-            "ms",
-            &column(&|r| ms(r.measures.all_served)),
-        ),
-        table_line(
-            "longest gap of a client across the kill",
-            "ms",
-            &column(&|r| ms(r.measures.longest_gap)),
-        ),
-        table_line(
-            "failed calls (errors the application saw)",
-            "calls",
-            &column(&|r| Some(r.measures.failed as f64)),
-        ),
-        table_line(
-            "restart of the killed node -> serving",
-            "ms",
-            &column(&|r| ms(r.serving_after)),
-        ),
-        table_line(
-            "candidacies (1 = the first candidate won)",
-            "",
-            &column(&|r| Some(r.votes.candidacies as f64)),
-        ),
-    ];
+    let lines = report::measure_lines(&results);
     if results.len() < runs {
         println!("{} of {runs} runs failed (see above)", runs - results.len());
     }
-    let report = json!({
-        "benchmark": "failover: kill -9 of the leader under 8 closed-loop clients",
-        "clients": CLIENTS,
-        "seats": SEATS,
-        "qlmd_args": args,
-        "client_failover_budget_ms": budget.as_millis() as u64,
-        "warmup_ms": warmup.as_millis() as u64,
-        "runs_asked": runs,
-        "runs_done": results.len(),
-        "measures": lines,
-        "runs": results.iter().map(|r| json!({
-            "killed": r.killed,
-            "new_leader": r.election.new_leader,
-            "new_leader_named_ms": ms(r.election.new_leader_after),
-            "term_rise": r.election.term_rise,
-            "candidacies": r.votes.candidacies,
-            "vote_refusals_lease": r.votes.lease_refusals,
-            "vote_refusals_log": r.votes.log_refusals,
-            "restart_candidacies": r.restart_candidacies,
-            "spurious_candidacies_before_kill": r.spurious,
-            "next_grant_ms": ms(r.measures.next_grant),
-            "all_served_ms": ms(r.measures.all_served),
-            "longest_gap_ms": ms(r.measures.longest_gap),
-            "failed_calls": r.measures.failed,
-            "denied_calls": r.measures.denied,
-            "calls": r.calls,
-            "in_flight_at_kill": r.measures.in_flight_at_kill,
-            "first_failure": r.measures.first_failure,
-            "restarted_serving_ms": ms(r.serving_after),
-            "marker_error": r.marker_error,
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(dir) = std::path::Path::new(&out).parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    match std::fs::write(&out, format!("{report:#}\n")) {
-        Ok(()) => println!("wrote {out}"),
-        Err(e) => println!("cannot write {out}: {e}"),
-    }
+    let json = report::json_report(&args, budget, warmup, runs, &results, lines);
+    report::write(&out, &json);
 }
