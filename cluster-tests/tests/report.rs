@@ -151,12 +151,17 @@ fn qlm(args: &[&str]) -> (String, String, i32) {
     (text(&output.stdout), text(&output.stderr), output.status.code().unwrap_or(-1))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_summary() {
-    let mut cluster = Cluster::start(3);
-    let leader = cluster.wait_ready().await;
-    let mut via1 = license_client(&cluster, 1).await;
-    let mut via2 = license_client(&cluster, 2).await;
+/// What the known workload left for the checks: alice's synthesis handle and carol's session.
+struct Workload {
+    synthesis: u64,
+    carol: RawSession,
+}
+
+/// The known workload: alice's checkout and checkin, bob's denial and his two seats, carol's
+/// expiry, dave's tokens removed by the admin, a reload, then bob's checkin.
+async fn run_known_workload(cluster: &Cluster, leader: u64) -> Workload {
+    let mut via1 = license_client(cluster, 1).await;
+    let mut via2 = license_client(cluster, 2).await;
 
     let alice = open(&mut via1, "rep-alice", 60_000).await;
     let bob = open(&mut via2, "rep-bob", 60_000).await;
@@ -169,12 +174,12 @@ async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_s
     // carol goes silent: the leader expires her session and her seat.
     let carol = open(&mut via1, "rep-carol", 2_000).await;
     checkout(&mut via1, &carol, "vhdl-editor", 1).await.expect("carol's seat");
-    wait_for_line(&cluster, 1, |l| is(l, EventKind::Expiry, "rep-carol")).await;
+    wait_for_line(cluster, 1, |l| is(l, EventKind::Expiry, "rep-carol")).await;
 
     // dave's tokens are removed by the admin; then the admin reloads the licenses.
     let dave = open(&mut via2, "rep-dave", 60_000).await;
     checkout(&mut via2, &dave, "simulator", 5).await.expect("dave's tokens");
-    let mut admin = admin_client(&cluster, 3).await;
+    let mut admin = admin_client(cluster, 3).await;
     let remove = v1::RemoveRequest {
         target: Some(v1::remove_request::Target::Holder(v1::HolderSelector {
             user: "rep-dave".into(),
@@ -185,13 +190,18 @@ async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_s
     let removed = admin.remove(with_token(remove)).await.expect("removed").into_inner();
     assert_eq!(removed.released.len(), 1);
     // A reload re-reads the leader's files, so it is asked of the leader.
-    let mut leader_admin = admin_client(&cluster, leader).await;
+    let mut leader_admin = admin_client(cluster, leader).await;
     leader_admin.reload(with_token(v1::ReloadRequest {})).await.expect("reloaded");
     checkin(&mut via2, &bob, editor).await;
+    Workload { synthesis, carol }
+}
 
+/// Waits for bob's last checkin in every node's report; checks that every node wrote the same
+/// lines, each once, signed with its id; returns each node's lines.
+async fn every_nodes_agreed_lines(cluster: &Cluster) -> Vec<Vec<ReportLine>> {
     let mut files = Vec::new();
     for id in 1..=3 {
-        files.push(wait_for_line(&cluster, id, |l| is(l, EventKind::Checkin, "rep-bob")).await);
+        files.push(wait_for_line(cluster, id, |l| is(l, EventKind::Checkin, "rep-bob")).await);
     }
     // Every node wrote the same lines, each once.
     for (id, lines) in files.iter().enumerate().skip(1) {
@@ -200,11 +210,22 @@ async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_s
     let keys: HashSet<(u64, u32)> = files[0].iter().map(|l| (l.index, l.seq)).collect();
     assert_eq!(keys.len(), files[0].len(), "no line twice");
     assert!(files[1].iter().all(|l| l.node == 2), "node 2 signs its lines");
+    files
+}
 
+/// Alice's checkout and checkin lines.
+struct AliceLines<'a> {
+    out: &'a ReportLine,
+    back: &'a ReportLine,
+}
+
+/// Checks the workload's story in `lines`, and what its lines tell: the expired session's
+/// holder, the checkin's grant time, the pool's use, the reloads; returns alice's lines.
+fn check_the_lines<'a>(lines: &'a [ReportLine], workload: &Workload) -> AliceLines<'a> {
     use EventKind::*;
     let s = |t: &str| t.to_owned();
     assert_eq!(
-        story(&files[0]),
+        story(lines),
         vec![
             (Checkout, s("rep-alice"), s("synthesis"), 1, None),
             (Denial, s("rep-bob"), s("synthesis"), 1, Some(s("ALL_IN_USE"))),
@@ -217,24 +238,25 @@ async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_s
             (Checkin, s("rep-bob"), s("vhdl-editor"), 2, None),
         ]
     );
-    let lines = &files[0];
     let expiry = lines.iter().find(|l| is(l, Expiry, "rep-carol")).expect("the expiry");
     assert_eq!(expiry.host.as_deref(), Some("rep-carol-ws"), "an expired session's host");
     assert_eq!(expiry.version.as_deref(), Some("4.0"));
-    assert_eq!(expiry.session.as_deref(), Some(carol.id.as_str()));
+    assert_eq!(expiry.session.as_deref(), Some(workload.carol.id.as_str()));
     let alice_out = lines.iter().find(|l| is(l, Checkout, "rep-alice")).expect("alice's checkout");
     let alice_in = lines.iter().find(|l| is(l, Checkin, "rep-alice")).expect("alice's checkin");
-    assert_eq!(alice_in.handle, Some(synthesis));
+    assert_eq!(alice_in.handle, Some(workload.synthesis));
     assert_eq!(alice_in.since_ms, Some(alice_out.unix_ms), "the checkin tells its grant time");
     assert_eq!((alice_out.in_use, alice_in.in_use), (Some(1), Some(0)));
     let reloads: Vec<_> = lines.iter().filter(|l| l.event == Reload).collect();
     assert!(reloads.len() >= 2, "the start's load and the admin's reload: {reloads:?}");
     assert!(reloads.iter().all(|l| l.serving.is_some_and(|n| n >= 3)), "{reloads:?}");
+    AliceLines { out: alice_out, back: alice_in }
+}
 
-    // qlm report on node 1's directory.
-    let dir = report_file(&cluster, 1).parent().expect("the report dir").to_path_buf();
-    let dir = dir.to_string_lossy().into_owned();
-    let (json, stderr, code) = qlm(&["report", "--json", &dir]);
+/// `qlm report --json` on the report directory `dir`: each feature's peak, checkouts,
+/// denials, expiries and removals, and each user's use.
+fn check_the_json_summary(dir: &str, alice: &AliceLines) {
+    let (json, stderr, code) = qlm(&["report", "--json", dir]);
     assert_eq!(code, 0, "qlm report: {stderr}");
     let summary: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     let feature = |name: &str| {
@@ -253,7 +275,7 @@ async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_s
     };
     let synthesis_use = feature("synthesis");
     assert_eq!(synthesis_use["peak_in_use"], 1);
-    assert_eq!(synthesis_use["peak_at_ms"], alice_out.unix_ms);
+    assert_eq!(synthesis_use["peak_at_ms"], alice.out.unix_ms);
     assert_eq!(synthesis_use["checkouts"], 1);
     assert_eq!(synthesis_use["denials_by_reason"]["ALL_IN_USE"], 1);
     let editor_use = feature("vhdl-editor");
@@ -267,7 +289,7 @@ async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_s
         (simulator_use["peak_in_use"].clone(), simulator_use["removals"].clone()),
         (5.into(), 1.into())
     );
-    let alice_hours = (alice_in.unix_ms - alice_out.unix_ms) as f64 / 3_600_000.0;
+    let alice_hours = (alice.back.unix_ms - alice.out.unix_ms) as f64 / 3_600_000.0;
     let alice_use = user("rep-alice", "synthesis");
     assert_eq!(alice_use["checkouts"], 1);
     let reported = alice_use["hours"].as_f64().expect("hours");
@@ -275,29 +297,54 @@ async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_s
     assert_eq!(user("rep-bob", "synthesis")["denials"], 1);
     assert_eq!(user("rep-bob", "vhdl-editor")["checkouts"], 1);
     assert_eq!(user("rep-dave", "simulator")["checkouts"], 1);
+}
 
-    let (table, _, code) = qlm(&["report", "--feature", "synthesis", &dir]);
+/// `qlm report --feature` keeps one feature; a bad `--from` is bad input.
+fn check_the_table_and_its_flags(dir: &str) {
+    let (table, _, code) = qlm(&["report", "--feature", "synthesis", dir]);
     assert_eq!(code, 0);
     assert!(table.contains("synthesis") && table.contains("ALL_IN_USE"), "{table}");
     assert!(!table.contains("vhdl-editor"), "--feature keeps one feature:\n{table}");
-    let (_, stderr, code) = qlm(&["report", "--from", "next tuesday", &dir]);
+    let (_, stderr, code) = qlm(&["report", "--from", "next tuesday", dir]);
     assert_eq!(code, 2, "a bad --from is bad input: {stderr}");
     assert!(stderr.contains("next tuesday"), "{stderr}");
+}
 
-    // Node 3 is killed and restarted: it applies its log again and writes nothing twice.
+/// Node 3 is killed and restarted: it applies its log again and writes nothing twice, and
+/// agrees with node 1 up to a checkout made after the restart.
+async fn check_a_restarted_node_writes_no_line_twice(cluster: &mut Cluster) {
     cluster.kill(3);
     cluster.spawn(3);
     cluster.wait_ready().await;
-    let mut via1 = license_client(&cluster, 1).await;
+    let mut via1 = license_client(cluster, 1).await;
     let erin = open(&mut via1, "rep-erin", 60_000).await;
     checkout(&mut via1, &erin, "vhdl-editor", 1).await.expect("erin's seat");
-    let after = wait_for_line(&cluster, 3, |l| is(l, Checkout, "rep-erin")).await;
+    let after = wait_for_line(cluster, 3, |l| is(l, EventKind::Checkout, "rep-erin")).await;
     let keys: HashSet<(u64, u32)> = after.iter().map(|l| (l.index, l.seq)).collect();
     assert_eq!(keys.len(), after.len(), "a restarted node writes no line twice");
-    let node1 = wait_for_line(&cluster, 1, |l| is(l, Checkout, "rep-erin")).await;
+    let node1 = wait_for_line(cluster, 1, |l| is(l, EventKind::Checkout, "rep-erin")).await;
     let through_erin = |lines: &[ReportLine]| {
-        let end = lines.iter().position(|l| is(l, Checkout, "rep-erin")).map_or(0, |i| i + 1);
+        let end =
+            lines.iter().position(|l| is(l, EventKind::Checkout, "rep-erin")).map_or(0, |i| i + 1);
         agreed(&lines[..end])
     };
     assert_eq!(through_erin(&after), through_erin(&node1), "node 3 after its restart agrees");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_workload_gives_the_same_report_on_every_node_and_the_expected_summary() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.wait_ready().await;
+    let workload = run_known_workload(&cluster, leader).await;
+
+    let files = every_nodes_agreed_lines(&cluster).await;
+    let alice = check_the_lines(&files[0], &workload);
+
+    // qlm report on node 1's directory.
+    let dir = report_file(&cluster, 1).parent().expect("the report dir").to_path_buf();
+    let dir = dir.to_string_lossy().into_owned();
+    check_the_json_summary(&dir, &alice);
+    check_the_table_and_its_flags(&dir);
+
+    check_a_restarted_node_writes_no_line_twice(&mut cluster).await;
 }
