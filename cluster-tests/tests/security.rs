@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cluster_tests::{Cluster, ClusterOptions, TEST_ADMIN_TOKEN, qlmd_binary};
+use cluster_tests::{Cluster, ClusterOptions, ClusterTls, TEST_ADMIN_TOKEN, qlmd_binary};
 use openraft::{CommittedLeaderId, LogId, Vote};
 use qlm_client::{CheckoutOptions, Client, Session, SessionOptions, parse_servers};
 use qlm_engine::{Command as EngineCommand, RemoveTarget};
@@ -196,33 +196,33 @@ async fn peer_messages_accepted(
     accepted
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_without_a_certificate_from_the_cluster_ca_cannot_send_raft_messages() {
-    let cluster = Cluster::start_with(ClusterOptions { nodes: 3, tls: true, ..Default::default() });
-    let leader = cluster.wait_ready().await;
-    let tls = cluster.tls.clone().expect("TLS files");
-    let client = library_client(&cluster);
-    let _session = hold_a_seat(&client, "victim").await;
-    let before = client.cluster(false).await.expect("the cluster's state");
-    let forged_term = before.term + 100;
-    let cluster_id = {
-        let flags = NodeFlags {
-            id: Some(1),
-            data_dir: Some("unused".into()),
-            listen: Some("127.0.0.1:1".parse().unwrap()),
-            peer_listen: Some("127.0.0.1:2".parse().unwrap()),
-            http_listen: Some("127.0.0.1:3".parse().unwrap()),
-            initial_cluster: Some(cluster.initial_cluster().to_owned()),
-            license: Some("unused".into()),
-            vendor_pubkey: vec!["unused".into()],
-            ..NodeFlags::default()
-        };
-        qlm_server::run::cluster_id(&NodeConfig::resolve(flags).unwrap())
+/// The cluster id the nodes put in their peer messages, resolved from the cluster's flags as
+/// a node does.
+fn cluster_id_of(cluster: &Cluster) -> String {
+    let flags = NodeFlags {
+        id: Some(1),
+        data_dir: Some("unused".into()),
+        listen: Some("127.0.0.1:1".parse().unwrap()),
+        peer_listen: Some("127.0.0.1:2".parse().unwrap()),
+        http_listen: Some("127.0.0.1:3".parse().unwrap()),
+        initial_cluster: Some(cluster.initial_cluster().to_owned()),
+        license: Some("unused".into()),
+        vendor_pubkey: vec!["unused".into()],
+        ..NodeFlags::default()
     };
+    qlm_server::run::cluster_id(&NodeConfig::resolve(flags).unwrap())
+}
 
-    // An intruder with a certificate from another CA (made with `qlm cert`), one with no
-    // certificate, and one speaking plaintext. Each trusts the cluster's CA, so the only
-    // thing missing is a client certificate the cluster accepts.
+/// A TLS client configuration that trusts the cluster's CA.
+fn trusting(tls: &ClusterTls) -> ClientTlsConfig {
+    let cluster_ca = Certificate::from_pem(std::fs::read(&tls.ca.cert).unwrap());
+    ClientTlsConfig::new().ca_certificate(cluster_ca)
+}
+
+/// An intruder with a certificate from another CA (made with `qlm cert`), one with no
+/// certificate, and one speaking plaintext. Each trusts the cluster's CA, so the only thing
+/// missing is a client certificate the cluster accepts.
+fn intruders(tls: &ClusterTls) -> [(&'static str, Option<ClientTlsConfig>); 3] {
     let foreign = tempfile::tempdir().unwrap();
     let dir = path(foreign.path());
     assert_eq!(qlm(&["cert", "ca", "--out", dir]).status.code(), Some(0));
@@ -239,44 +239,57 @@ async fn peers_without_a_certificate_from_the_cluster_ca_cannot_send_raft_messag
         dir,
     ]);
     assert_eq!(made.status.code(), Some(0), "{}", text(&made));
-    let cluster_ca = Certificate::from_pem(std::fs::read(&tls.ca.cert).unwrap());
     let foreign_identity = Identity::from_pem(
         std::fs::read(foreign.path().join("intruder.pem")).unwrap(),
         std::fs::read(foreign.path().join("intruder.key")).unwrap(),
     );
-    let trusting = ClientTlsConfig::new().ca_certificate(cluster_ca.clone());
-    let intruders = [
-        ("a certificate from another CA", Some(trusting.clone().identity(foreign_identity))),
-        ("no certificate", Some(trusting.clone())),
+    [
+        ("a certificate from another CA", Some(trusting(tls).identity(foreign_identity))),
+        ("no certificate", Some(trusting(tls))),
         ("plaintext", None),
-    ];
+    ]
+}
+
+/// Every intruder tries every kind of peer message on every node: none goes through.
+async fn no_intruder_gets_through(cluster: &Cluster, cluster_id: &str, forged_term: u64) {
+    let intruders = intruders(cluster.tls.as_ref().expect("TLS files"));
     for node in &cluster.nodes {
         for (who, config) in &intruders {
             match raw_peer(&node.peer_addr, config.clone()).await {
                 Err(refused) => eprintln!("node {}: {who}: refused at connect: {refused}", node.id),
                 Ok(mut peer) => {
                     let accepted =
-                        peer_messages_accepted(&mut peer, &cluster_id, node.id, forged_term).await;
+                        peer_messages_accepted(&mut peer, cluster_id, node.id, forged_term).await;
                     assert!(accepted.is_empty(), "node {} took {accepted:?} from {who}", node.id);
                 }
             }
         }
     }
+}
 
-    // The same message with the cluster's own certificate goes through: what refused the
-    // intruders is their certificate, not the form of their messages.
+/// The same message with the cluster's own certificate goes through: what refused the
+/// intruders is their certificate, not the form of their messages.
+async fn a_members_hello_is_answered(cluster: &Cluster, cluster_id: &str, leader: u64) {
+    let tls = cluster.tls.as_ref().expect("TLS files");
     let member = Identity::from_pem(
         std::fs::read(&tls.nodes[1].cert).unwrap(),
         std::fs::read(&tls.nodes[1].key).unwrap(),
     );
     let target = cluster.nodes.iter().find(|n| n.id == leader).unwrap();
-    let mut peer = raw_peer(&target.peer_addr, Some(trusting.identity(member))).await.unwrap();
-    let hello = v1::HelloRequest { cluster_id: cluster_id.clone(), sender_id: 2 };
+    let mut peer = raw_peer(&target.peer_addr, Some(trusting(tls).identity(member))).await.unwrap();
+    let hello = v1::HelloRequest { cluster_id: cluster_id.to_owned(), sender_id: 2 };
     let answer = peer.hello(hello).await.expect("a member's hello is answered");
     assert_eq!(answer.into_inner().id, leader);
+}
 
-    // Nothing changed: no node took the forged term, the membership is the same, the seat is
-    // still held.
+/// Nothing changed since `before`: no node took the forged term, the membership is the same,
+/// the seat is still held.
+async fn nothing_changed(
+    cluster: &Cluster,
+    client: &Client,
+    before: v1::ClusterResponse,
+    forged_term: u64,
+) {
     for id in 1..=3 {
         // A follower may still be catching up with the log (its own view lists no members
         // before it applied the first entry): wait for it, within a deadline.
@@ -298,7 +311,22 @@ async fn peers_without_a_certificate_from_the_cluster_ca_cannot_send_raft_messag
         (before.term, before.leader.map(|l| l.id)),
         "term and leader"
     );
-    assert_eq!(holders(&client).await, ["victim"]);
+    assert_eq!(holders(client).await, ["victim"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_a_certificate_from_the_cluster_ca_cannot_send_raft_messages() {
+    let cluster = Cluster::start_with(ClusterOptions { nodes: 3, tls: true, ..Default::default() });
+    let leader = cluster.wait_ready().await;
+    let client = library_client(&cluster);
+    let _session = hold_a_seat(&client, "victim").await;
+    let before = client.cluster(false).await.expect("the cluster's state");
+    let forged_term = before.term + 100;
+    let cluster_id = cluster_id_of(&cluster);
+
+    no_intruder_gets_through(&cluster, &cluster_id, forged_term).await;
+    a_members_hello_is_answered(&cluster, &cluster_id, leader).await;
+    nothing_changed(&cluster, &client, before, forged_term).await;
 }
 
 /// `message` with `authorization: AUTH` when given.
