@@ -144,11 +144,15 @@ impl Drop for Waiting {
     }
 }
 
+/// Checks out; with `options.wait`, follows the queue until a grant or, when `limit` is set,
+/// until `limit` has passed since the call began ([`ClientError::WaitTimedOut`]).
 pub(crate) async fn checkout(
     core: &Arc<SessionCore>,
     feature: &str,
     options: CheckoutOptions,
+    limit: Option<std::time::Duration>,
 ) -> Result<Checkout, ClientError> {
+    let deadline = limit.map(|limit| (tokio::time::Instant::now() + limit, limit));
     let borrow_until_unix_ms = options
         .borrow_until
         .map(|at| at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
@@ -174,7 +178,20 @@ pub(crate) async fn checkout(
         Some(Answer::Left(left)) => return Err(left_error(&left)),
         Some(Answer::Queued(queued)) if options.wait => {
             let mut waiting = Waiting { core: core.clone(), handle: queued.handle, armed: true };
-            let outcome = wait_queued(core, queued.handle).await;
+            let outcome = match deadline {
+                None => wait_queued(core, queued.handle).await,
+                Some((at, limit)) => {
+                    match tokio::time::timeout_at(at, wait_queued(core, queued.handle)).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            // Out of the queue before the application hears of it, so that a
+                            // checkout it makes next does not meet its own queued request.
+                            waiting.armed = checkin(core, queued.handle).await.is_err();
+                            return Err(ClientError::WaitTimedOut(limit));
+                        }
+                    }
+                }
+            };
             // Granted: the Checkout guard takes the handle over. Denied or Left: the request
             // is out of the queue already. Anything else: cancel it on the way out.
             waiting.armed = !matches!(

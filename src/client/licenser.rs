@@ -212,9 +212,7 @@ impl Licenser {
         };
         let checkout = match request.wait {
             None => session.checkout(feature, options).await,
-            Some(limit) => tokio::time::timeout(limit, session.checkout(feature, options))
-                .await
-                .unwrap_or(Err(ClientError::WaitTimedOut(limit))),
+            Some(limit) => session.checkout_waiting_up_to(feature, options, limit).await,
         }?;
         Ok(Grant::Floating { checkout, source: format!("{}", self.path.entries[index]) })
     }

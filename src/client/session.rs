@@ -189,7 +189,20 @@ impl Session {
         feature: &str,
         options: CheckoutOptions,
     ) -> Result<crate::Checkout, ClientError> {
-        crate::checkout::checkout(&self.core, feature, options).await
+        crate::checkout::checkout(&self.core, feature, options, None).await
+    }
+
+    /// Checks `feature` out, waiting in its queue (whatever `options.wait` says) for at most
+    /// `limit` from now. When the limit passes, the request is taken out of the queue (a seat
+    /// granted meanwhile is given back) before [`ClientError::WaitTimedOut`] is returned.
+    pub async fn checkout_waiting_up_to(
+        &self,
+        feature: &str,
+        options: CheckoutOptions,
+        limit: std::time::Duration,
+    ) -> Result<crate::Checkout, ClientError> {
+        let options = CheckoutOptions { wait: true, ..options };
+        crate::checkout::checkout(&self.core, feature, options, Some(limit)).await
     }
 
     /// Sends one heartbeat now (besides the background task's) and returns the TTL the
