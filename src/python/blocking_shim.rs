@@ -97,9 +97,14 @@ impl Session {
         let asked = session.checkout(feature, options);
         let checkout = self.runtime.block_on(async {
             match request.wait {
-                Some(wait) => tokio::time::timeout(wait, asked).await.map_err(|_| {
-                    ClientError::Protocol(format!("the wait ran out after {wait:?}"))
-                })?,
+                Some(wait) => match tokio::time::timeout(wait, asked).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        // The dropped wait leaves its queue from a spawned task; give it time.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Err(ClientError::Protocol(format!("the wait ran out after {wait:?}")))
+                    }
+                },
                 None => asked.await,
             }
         })?;
