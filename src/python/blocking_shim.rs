@@ -9,6 +9,7 @@ use qlm_client::{CheckoutOptions, ClientError, SessionOptions};
 
 /// Why a session ended without being closed.
 #[derive(Clone, Debug)]
+#[allow(dead_code)] // Unreachable: the stand-in never reports it; the real facade does.
 pub enum LostReason {
     Expired,
     Unreachable { silent_for: Duration },
@@ -128,10 +129,10 @@ impl Session {
     }
 
     pub fn close(mut self) -> Result<(), ClientError> {
-        if let Some(inner) = self.inner.take() {
-            if let Ok(inner) = Arc::try_unwrap(inner) {
-                self.runtime.block_on(inner.close())?;
-            }
+        if let Some(inner) = self.inner.take()
+            && let Ok(inner) = Arc::try_unwrap(inner)
+        {
+            self.runtime.block_on(inner.close())?;
         }
         Ok(())
     }

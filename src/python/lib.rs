@@ -2,17 +2,17 @@
 //! `qlm_client::blocking`, built as one abi3 wheel for every CPython from 3.8 on.
 //!
 //! The Python package (`src/python/quorumlm/`) is a thin layer: its `__init__.py` re-exports
-//! [`client::Client`] and [`seat::Seat`] from this module (`quorumlm._native`) and the
+//! `Client` and `Seat` from this module (`quorumlm._native`) and the
 //! exception classes from `quorumlm/_errors.py`. The exceptions live in Python so that they
 //! have ordinary constructors and can be raised and caught by tests without a server; this
-//! module looks them up by name when it raises one (see [`errors`]).
+//! module looks them up by name when it raises one (see `errors.rs`).
 //!
 //! Rules every entry point keeps:
 //!
 //! - every call that may wait on the network runs with the interpreter released
 //!   (`Python::detach`), so other Python threads go on while a checkout waits in a queue;
 //! - a panic in the library is caught and raised as `quorumlm.Error`, never as PyO3's
-//!   `PanicException` (see [`errors::guarded`]);
+//!   `PanicException`;
 //! - arguments are checked here before anything is sent, and a bad one is
 //!   `quorumlm.InvalidArgument` (also a `ValueError`) naming the argument.
 
