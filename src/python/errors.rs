@@ -85,9 +85,8 @@ fn client_error(py: Python<'_>, error: ClientError) -> PyErr {
                     holders
                         .iter()
                         .map(|h| {
-                            let fields = (&h.user, &h.host, h.count, &h.display, h.since_unix_ms);
-                            class
-                                .call1((fields.0, fields.1, fields.2, fields.3, fields.4, h.handle))
+                            let since = h.since_unix_ms;
+                            class.call1((&h.user, &h.host, h.count, &h.display, since, h.handle))
                         })
                         .collect()
                 });
