@@ -11,6 +11,8 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use cluster_tests::Cluster;
+use qlm_client::hostid::local_host_ids;
+use qlm_license::{VendorKey, sign_license_text};
 
 /// How long one step of a scenario may take before the test gives up on it.
 const STEP: Duration = Duration::from_secs(60);
@@ -233,6 +235,52 @@ fn the_package_works_without_a_server() {
     assert!(stderr.contains("OK"), "unittest's summary:\n{stderr}");
 }
 
+#[test]
+fn a_node_locked_line_is_granted_with_no_server_and_another_hosts_is_refused() {
+    const FEATURE: &str = "cad-suite";
+    let vendor = VendorKey::generate().expect("a vendor key");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let this_machine = local_host_ids();
+    let id = this_machine.first().expect("this machine has a host id to bind a line to");
+    let write = |name: &str, hostid: &str| {
+        let text = format!(
+            "# node-locked\nFEATURE {FEATURE} vendor=acme version=2.0 count=uncounted \
+             hostid=\"{hostid}\" expires=2999-12-31\n"
+        );
+        let path = dir.path().join(name);
+        let signed = sign_license_text(name, &text, &vendor).expect("the line signs");
+        std::fs::write(&path, signed).expect("the license file is written");
+        path
+    };
+    let mine = write("mine.lic", id);
+    let other = write("other.lic", "0a:0b:0c:0d:0e:0f");
+    let public_key = dir.path().join("vendor.pub");
+    std::fs::write(&public_key, vendor.public_key().to_key_file_text()).expect("key written");
+
+    let output = Command::new(venv_python())
+        .arg(source_dir().join("tests/node_locked.py"))
+        .arg(FEATURE)
+        .args([&mine, &other, &public_key])
+        .current_dir(std::env::temp_dir())
+        // Nothing from the environment may add a server to try.
+        .env_remove("QLM_LICENSE")
+        .env_remove("QLM_SERVERS")
+        .output()
+        .expect("the venv's python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the script failed:\n{stdout}\n{stderr}");
+    let granted = format!("GRANTED node-locked {} line 2", mine.display());
+    assert!(stdout.lines().any(|l| l == granted), "{granted}: {stdout}");
+    let refused = format!(
+        "REFUSED no node-locked license for this machine: {}:2: feature `{FEATURE}`",
+        other.display()
+    );
+    assert!(stdout.lines().any(|l| l.starts_with(&refused)), "{refused}: {stdout}");
+    assert_eq!(stdout.lines().last(), Some("OK"), "{stdout}");
+    assert_eq!(stderr, "", "the program saw errors or warnings");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_is_granted_through_any_node() {
     let cluster = Cluster::start(3);
@@ -320,6 +368,32 @@ async fn a_retried_checkout_is_granted_once() {
     script.finishes_cleanly();
     let leader = cluster.wait_ready().await;
     until_handles(&cluster, leader, user, &[], Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_session_raises_once_then_a_new_session_is_opened() {
+    let mut cluster = Cluster::start(3);
+    cluster.wait_ready().await;
+    let user = ("py-lost", "vhdl-editor");
+    let mut script =
+        Script::start("session_lost_then_renewed", &addrs(&cluster, &[1, 2, 3]), user.0);
+    let handle = script.held();
+    // No node answers for longer than the session's TTL (2 s): the client's session is lost.
+    for id in 1..=3 {
+        cluster.pause(id);
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for id in 1..=3 {
+        cluster.resume(id);
+    }
+    let leader = cluster.wait_ready().await;
+    script.go();
+    assert_eq!(script.expect("SESSION-LOST"), "unreachable");
+    let renewed: u64 = script.expect("RENEWED").parse().expect("a handle");
+    assert_ne!(renewed, handle);
+    script.finishes_cleanly();
+    // Neither the lost session's seat nor the new one is left held.
+    until_handles(&cluster, leader, user, &[], Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,15 +1,18 @@
-//! `quorumlm.Client`: the servers (or search path) to use, and the one session the process
-//! holds on them, opened at the first checkout.
+//! `quorumlm.Client`: the search path (or servers) to use, and the one session the process
+//! holds along it, opened at the first checkout.
+//!
+//! A lost session is not reused: the checkout that finds it lost raises `SessionLost` (the
+//! program learns that its seats may be gone), the client drops it, and the checkout after
+//! that opens a fresh session. Until then `client.lost` stays true.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyType};
-use qlm_client::SessionOptions;
+use pyo3::types::{PyDict, PyString, PyType};
+use qlm_client::blocking::{self, LostReason};
+use qlm_client::{ClientError, SessionOptions};
 
-use crate::blocking_shim as blocking;
 use crate::errors::{Failure, guarded, invalid, to_py};
 use crate::seat::Seat;
 use crate::validate;
@@ -17,29 +20,40 @@ use crate::validate;
 /// The client's session, as far as it got.
 enum Slot {
     NotOpened,
-    Open(Arc<blocking::Session>),
+    Open {
+        session: Arc<blocking::Session>,
+        lost: Arc<Lost>,
+    },
+    /// The last session was lost and a checkout has said so (`SessionLost`); the next
+    /// checkout opens a new one. Holds the reason the program reads in `client.lost_reason`.
+    Dropped(&'static str),
     Closed,
 }
 
-/// What the library's thread tells the Python side when the session is lost.
-#[derive(Default)]
+/// The Python callbacks of `client.on_lost`, kept across sessions.
+type Callbacks = Arc<Mutex<Vec<Py<PyAny>>>>;
+
+/// What one session's watch tells the Python side when that session is lost.
 struct Lost {
-    lost: AtomicBool,
-    reason: Mutex<Option<String>>,
-    callbacks: Mutex<Vec<Py<PyAny>>>,
+    reason: Mutex<Option<&'static str>>,
+    callbacks: Callbacks,
+}
+
+/// The reason as Python sees it.
+fn reason_code(reason: &LostReason) -> &'static str {
+    match reason {
+        LostReason::Expired => "expired",
+        LostReason::Unreachable { .. } => "unreachable",
+    }
 }
 
 impl Lost {
     /// Called once, from the library's thread: records the loss and calls every callback
     /// with the interpreter attached. A callback's exception is reported as unraisable (it
     /// has no caller to go to); at interpreter shutdown nothing is called.
-    fn happened(&self, reason: &blocking::LostReason) {
-        let text = match reason {
-            blocking::LostReason::Expired => "expired",
-            blocking::LostReason::Unreachable { .. } => "unreachable",
-        };
-        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.into());
-        self.lost.store(true, Ordering::SeqCst);
+    fn happened(&self, reason: &LostReason) {
+        let code = reason_code(reason);
+        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(code);
         let _ = guarded(|| {
             Python::try_attach(|py| {
                 let callbacks: Vec<Py<PyAny>> = self
@@ -50,7 +64,7 @@ impl Lost {
                     .map(|callback| callback.clone_ref(py))
                     .collect();
                 for callback in callbacks {
-                    if let Err(error) = callback.call1(py, (text,)) {
+                    if let Err(error) = callback.call1(py, (code,)) {
                         error.write_unraisable(py, Some(callback.bind(py)));
                     }
                 }
@@ -60,47 +74,95 @@ impl Lost {
     }
 }
 
-/// A connection to a QuorumLM cluster (or a license search path) and the process's session.
+/// A client of a license search path (or a cluster) and the process's session along it.
 #[pyclass(module = "quorumlm._native", name = "Client", frozen)]
 pub struct Client {
     inner: blocking::Client,
     ttl: Option<Duration>,
     session: Mutex<Slot>,
-    lost: Arc<Lost>,
+    callbacks: Callbacks,
+}
+
+/// How a [`Client`] is made: `ttl` and `failover_budget` as Python gave them.
+struct Settings {
+    ttl: Option<f64>,
+    failover_budget: Option<f64>,
 }
 
 impl Client {
     fn made(
         py: Python<'_>,
-        make: impl FnOnce() -> Result<blocking::Client, qlm_client::ClientError> + Send,
-        ttl: Option<f64>,
+        make: impl FnOnce() -> Result<blocking::Client, ClientError> + Send,
+        settings: Settings,
     ) -> PyResult<Client> {
-        let ttl = ttl
-            .map(|ttl| validate::seconds("ttl", ttl, true))
-            .transpose()
-            .map_err(|message| invalid(py, message))?;
-        let inner = py
+        let positive = |what: &str, value: Option<f64>| {
+            value
+                .map(|value| validate::seconds(what, value, true))
+                .transpose()
+                .map_err(|message| invalid(py, message))
+        };
+        let ttl = positive("ttl", settings.ttl)?;
+        let budget = positive("failover_budget", settings.failover_budget)?;
+        let mut inner = py
             .detach(|| guarded(|| make().map_err(Failure::from)))
             .map_err(|failure| to_py(py, failure))?;
-        Ok(Client { inner, ttl, session: Mutex::new(Slot::NotOpened), lost: Arc::default() })
+        if let Some(budget) = budget {
+            inner = inner.with_failover_budget(budget);
+        }
+        Ok(Client { inner, ttl, session: Mutex::new(Slot::NotOpened), callbacks: Arc::default() })
     }
 
-    /// The session, opened now if this is the first call. Runs without the interpreter.
+    /// The session, opened now if there is none (the first checkout, or the one after a lost
+    /// session was dropped). Runs without the interpreter.
     fn session(&self) -> Result<Arc<blocking::Session>, Failure> {
         let mut slot = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         match &*slot {
-            Slot::Open(session) => Ok(session.clone()),
+            Slot::Open { session, .. } => Ok(session.clone()),
             Slot::Closed => Err(Failure::Usage("the client is closed".into())),
-            Slot::NotOpened => {
+            Slot::NotOpened | Slot::Dropped(_) => {
                 let mut options = SessionOptions::from_process();
                 options.ttl = self.ttl;
                 let session = Arc::new(self.inner.open_session(options)?);
-                let lost = self.lost.clone();
-                session.on_lost(Box::new(move |reason| lost.happened(reason)));
-                *slot = Slot::Open(session.clone());
+                let lost =
+                    Arc::new(Lost { reason: Mutex::new(None), callbacks: self.callbacks.clone() });
+                let told = lost.clone();
+                session.on_lost(Box::new(move |reason| told.happened(reason)));
+                *slot = Slot::Open { session: session.clone(), lost };
                 Ok(session)
             }
         }
+    }
+
+    /// A checkout in the session; a lost session is dropped (after it said so, once).
+    fn checkout_seat(
+        &self,
+        feature: &str,
+        request: &blocking::CheckoutRequest,
+    ) -> Result<blocking::Seat, Failure> {
+        let session = self.session()?;
+        match session.checkout(feature, request) {
+            Err(ClientError::SessionLost(message)) => {
+                let code = session.lost_reason().as_ref().map_or("expired", reason_code);
+                self.drop_lost(&session, code);
+                Err(Failure::SessionLost { message, reason: code })
+            }
+            answer => Ok(answer?),
+        }
+    }
+
+    /// Takes the lost `session` out of the slot (unless another thread already did) and
+    /// drops it outside the lock: dropping closes it, which may wait on the network.
+    fn drop_lost(&self, session: &Arc<blocking::Session>, code: &'static str) {
+        let taken = {
+            let mut slot = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*slot {
+                Slot::Open { session: open, .. } if Arc::ptr_eq(open, session) => {
+                    Some(std::mem::replace(&mut *slot, Slot::Dropped(code)))
+                }
+                _ => None,
+            }
+        };
+        drop(taken);
     }
 }
 
@@ -127,49 +189,63 @@ fn server_list(py: Python<'_>, servers: &Bound<'_, PyAny>) -> PyResult<String> {
 
 #[pymethods]
 impl Client {
-    /// `Client(servers=[...])`, `Client(search_path="...")`, or with neither, from the
-    /// environment as [`Client::from_env`] without a vendor variable.
+    /// `Client(servers=[...])` (one cluster), `Client(search_path="...")` (a search path
+    /// read as `QLM_LICENSE` is: license files, directories and clusters), or with neither,
+    /// from the environment as [`Client::from_env`] without a vendor variable.
     #[new]
-    #[pyo3(signature = (servers=None, *, search_path=None, ttl=None))]
+    #[pyo3(signature = (servers=None, *, search_path=None, ttl=None, failover_budget=None))]
     fn new(
         py: Python<'_>,
         servers: Option<&Bound<'_, PyAny>>,
         search_path: Option<String>,
         ttl: Option<f64>,
+        failover_budget: Option<f64>,
     ) -> PyResult<Client> {
+        let settings = Settings { ttl, failover_budget };
         match (servers, search_path) {
             (Some(_), Some(_)) => Err(invalid(py, "give servers or search_path, not both".into())),
             (Some(servers), None) => {
                 let list = server_list(py, servers)?;
-                Client::made(py, move || blocking::Client::from_servers(&list), ttl)
+                Client::made(py, move || blocking::Client::from_servers(&list), settings)
             }
             (None, Some(path)) => {
                 validate::text("search_path", &path, validate::MAX_SEARCH_PATH_BYTES)
                     .map_err(|message| invalid(py, message))?;
-                Client::made(py, move || blocking::Client::from_search_path(&path), ttl)
+                let make = move || {
+                    let client = blocking::Client::from_search_path(&path)?;
+                    // An empty path would only fail at the first checkout.
+                    if client.search_path().entries.is_empty() {
+                        return Err(ClientError::NoServers("the search path has no entry".into()));
+                    }
+                    Ok(client)
+                };
+                Client::made(py, make, settings)
             }
-            (None, None) => Client::made(py, || blocking::Client::from_env(None), ttl),
+            (None, None) => Client::made(py, || blocking::Client::from_env(None), settings),
         }
     }
 
     /// From the environment: `vendor_var` (a vendor's own variable, such as
     /// `"VHDLTOOL_LICENSE"`) if set, then `QLM_LICENSE`, then `QLM_SERVERS`.
     #[classmethod]
-    #[pyo3(signature = (vendor_var=None, *, ttl=None))]
+    #[pyo3(signature = (vendor_var=None, *, ttl=None, failover_budget=None))]
     fn from_env(
         _class: &Bound<'_, PyType>,
         py: Python<'_>,
         vendor_var: Option<String>,
         ttl: Option<f64>,
+        failover_budget: Option<f64>,
     ) -> PyResult<Client> {
+        let settings = Settings { ttl, failover_budget };
         if let Some(name) = &vendor_var {
             validate::text("vendor_var", name, 256).map_err(|message| invalid(py, message))?;
         }
-        Client::made(py, move || blocking::Client::from_env(vendor_var.as_deref()), ttl)
+        Client::made(py, move || blocking::Client::from_env(vendor_var.as_deref()), settings)
     }
 
     /// Trusts a vendor's public key (`"ed25519-public:..."` or a key file's text) for
-    /// node-locked license files.
+    /// node-locked license files. Sessions opened from now on trust it: call it before the
+    /// first checkout.
     fn trust_vendor_key(&self, py: Python<'_>, key: &str) -> PyResult<()> {
         validate::text("key", key, validate::MAX_KEY_BYTES)
             .map_err(|message| invalid(py, message))?;
@@ -203,34 +279,58 @@ impl Client {
             request.borrow_until = Some(borrow_instant(py, until)?);
         }
         let seat = py
-            .detach(|| {
-                guarded(|| self.session()?.checkout(feature, &request).map_err(Failure::from))
-            })
+            .detach(|| guarded(|| self.checkout_seat(feature, &request)))
             .map_err(|failure| to_py(py, failure))?;
         Ok(Seat::new(seat))
     }
 
-    /// True once the cluster lost the session (it expired, or was ended by an admin): the
-    /// seats it held are gone.
+    /// True once the session was lost (the cluster expired it, an admin ended it, or no
+    /// server answered for longer than its TTL): the seats it held may be gone. Stays true
+    /// until a checkout after the one that raised `SessionLost` opens a new session.
     #[getter]
     fn lost(&self) -> bool {
-        let slot = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let polled = matches!(&*slot, Slot::Open(session) if session.is_lost());
-        polled || self.lost.lost.load(Ordering::SeqCst)
+        self.lost_reason().is_some()
     }
 
     /// Why the session was lost (`"expired"` or `"unreachable"`), or `None`.
     #[getter]
-    fn lost_reason(&self) -> Option<String> {
-        self.lost.reason.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    fn lost_reason(&self) -> Option<&'static str> {
+        match &*self.session.lock().unwrap_or_else(PoisonError::into_inner) {
+            Slot::Open { session, lost } => {
+                let told = *lost.reason.lock().unwrap_or_else(PoisonError::into_inner);
+                told.or_else(|| session.lost_reason().as_ref().map(reason_code))
+            }
+            Slot::Dropped(code) => Some(code),
+            Slot::NotOpened | Slot::Closed => None,
+        }
     }
 
-    /// Calls `callback(reason)` once, from the library's thread, when the session is lost.
+    /// Where the session stands: a dict of `session_id` (empty until a cluster granted),
+    /// `servers` (that cluster), `leader`, `heartbeats` and `lost`; `None` before the first
+    /// checkout opened a session (and after a lost one was dropped, or `close`).
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let session = match &*self.session.lock().unwrap_or_else(PoisonError::into_inner) {
+            Slot::Open { session, .. } => session.clone(),
+            _ => return Ok(None),
+        };
+        let status =
+            py.detach(|| guarded(|| Ok(session.status()))).map_err(|failure| to_py(py, failure))?;
+        let dict = PyDict::new(py);
+        dict.set_item("session_id", status.session_id)?;
+        dict.set_item("servers", status.servers)?;
+        dict.set_item("leader", status.leader)?;
+        dict.set_item("heartbeats", status.heartbeats)?;
+        dict.set_item("lost", status.lost)?;
+        Ok(Some(dict))
+    }
+
+    /// Calls `callback(reason)` from the library's thread when a session is lost (once per
+    /// session: again if a new session opened after a loss is lost too).
     fn on_lost(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
         if !callback.bind(py).is_callable() {
             return Err(invalid(py, "on_lost takes a callable".into()));
         }
-        self.lost.callbacks.lock().unwrap_or_else(PoisonError::into_inner).push(callback);
+        self.callbacks.lock().unwrap_or_else(PoisonError::into_inner).push(callback);
         Ok(())
     }
 
@@ -241,7 +341,7 @@ impl Client {
             &mut *self.session.lock().unwrap_or_else(PoisonError::into_inner),
             Slot::Closed,
         );
-        let Slot::Open(session) = taken else { return Ok(()) };
+        let Slot::Open { session, .. } = taken else { return Ok(()) };
         py.detach(|| {
             guarded(|| match Arc::try_unwrap(session) {
                 Ok(session) => session.close().map_err(Failure::from),

@@ -17,6 +17,12 @@ pub(crate) enum Failure {
     Panic(String),
     /// A failure of this module's own (a closed client): raised as `quorumlm.Error`.
     Usage(String),
+    /// The client's session was lost (and has been dropped); `reason` is `"expired"` or
+    /// `"unreachable"`.
+    SessionLost {
+        message: String,
+        reason: &'static str,
+    },
 }
 
 impl From<ClientError> for Failure {
@@ -69,6 +75,10 @@ pub(crate) fn to_py(py: Python<'_>, failure: Failure) -> PyErr {
             raise(py, "Error", (format!("internal error in quorumlm: {text}"),))
         }
         Failure::Usage(text) => raise(py, "Error", (text,)),
+        Failure::SessionLost { message, reason } => {
+            let text = ClientError::SessionLost(message).to_string();
+            raise(py, "SessionLost", (text, reason))
+        }
     }
 }
 
@@ -98,12 +108,10 @@ fn client_error(py: Python<'_>, error: ClientError) -> PyErr {
         ClientError::Unreachable { tried, .. } => raise(py, "Unreachable", (text, tried)),
         ClientError::InvalidArgument(message) => raise(py, "InvalidArgument", (message,)),
         ClientError::NoServers(_) => raise(py, "NoServers", (text,)),
-        other if is_wait_timeout(&other) => raise(py, "WaitTimeout", (text,)),
+        ClientError::WaitTimedOut(_) => raise(py, "WaitTimeout", (text,)),
+        ClientError::NodeLocked(_) => raise(py, "NodeLockedRefused", (text,)),
+        // A checkout's comes as `Failure::SessionLost`, with its reason; any other has none.
+        ClientError::SessionLost(_) => raise(py, "SessionLost", (text, py.None())),
         _ => raise(py, "Error", (text,)),
     }
-}
-
-/// Whether the error says a wait in the queue ran out.
-fn is_wait_timeout(error: &ClientError) -> bool {
-    matches!(error, ClientError::Protocol(message) if message.starts_with("the wait ran out"))
 }

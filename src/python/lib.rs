@@ -16,7 +16,6 @@
 //! - arguments are checked here before anything is sent, and a bad one is
 //!   `quorumlm.InvalidArgument` (also a `ValueError`) naming the argument.
 
-mod blocking_shim;
 mod client;
 mod errors;
 mod seat;

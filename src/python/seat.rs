@@ -5,8 +5,8 @@ use std::sync::{Mutex, PoisonError};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-use crate::blocking_shim as blocking;
 use crate::errors::{Failure, guarded, to_py};
+use qlm_client::blocking;
 
 /// A granted checkout. `with client.checkout(...) as seat:` checks it in when the block ends;
 /// outside a `with`, call [`Seat::checkin`]. What the grant said stays readable after the

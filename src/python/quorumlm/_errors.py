@@ -63,6 +63,32 @@ class WaitTimeout(Error):
     """
 
 
+class NodeLockedRefused(Error):
+    """No entry of the search path granted, and only node-locked license lines could have.
+
+    The message names every refused line: its file, line number, feature and why (bound to
+    another machine, a bad signature, expired, a vendor key not trusted, ...).
+    """
+
+
+class SessionLost(Error):
+    """The client's session was lost: the cluster expired it (or an admin ended it), or no
+    server answered for longer than its TTL. The seats it held may have gone to others.
+
+    Raised once, by the first checkout after the loss; the client then drops that session and
+    the next checkout opens a new one. ``reason`` is ``"expired"`` or ``"unreachable"``
+    (``None`` when not known).
+    """
+
+    def __init__(self, message: str, reason: Optional[str] = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class InvalidArgument(Error, ValueError):
     """An argument was refused before anything was sent (the message names it)."""
 

@@ -2,7 +2,7 @@
 
 import datetime
 from types import TracebackType
-from typing import Callable, Optional, Sequence, Type, Union
+from typing import Callable, Dict, Optional, Sequence, Type, Union
 
 __version__: str
 
@@ -18,9 +18,11 @@ class Seat:
     @property
     def count(self) -> int: ...
     @property
-    def node_locked(self) -> bool: ...
+    def node_locked(self) -> bool:
+        """True when a node-locked license line granted it (no server; checkin does nothing)."""
     @property
-    def source(self) -> str: ...
+    def source(self) -> str:
+        """``"cluster host:port,..."`` or ``"node-locked /path/to/file.lic line N"``."""
     @property
     def checked_in(self) -> bool: ...
     def checkin(self) -> None: ...
@@ -33,7 +35,12 @@ class Seat:
     ) -> bool: ...
 
 class Client:
-    """The license servers (or search path) and this process's session on them."""
+    """A license search path (or one cluster) and this process's session along it.
+
+    The session opens at the first checkout. When it is lost, the next checkout raises
+    ``SessionLost`` once and the client drops it (``lost`` stays true until then); the
+    checkout after that opens a new session.
+    """
 
     def __init__(
         self,
@@ -41,10 +48,21 @@ class Client:
         *,
         search_path: Optional[str] = None,
         ttl: Optional[float] = None,
-    ) -> None: ...
+        failover_budget: Optional[float] = None,
+    ) -> None:
+        """``servers``: one cluster. ``search_path``: read as ``QLM_LICENSE`` is (license
+        files, directories and clusters, in order). Neither: from the environment."""
     @classmethod
-    def from_env(cls, vendor_var: Optional[str] = None, *, ttl: Optional[float] = None) -> "Client": ...
-    def trust_vendor_key(self, key: str) -> None: ...
+    def from_env(
+        cls,
+        vendor_var: Optional[str] = None,
+        *,
+        ttl: Optional[float] = None,
+        failover_budget: Optional[float] = None,
+    ) -> "Client": ...
+    def trust_vendor_key(self, key: str) -> None:
+        """Trusts a vendor public key for node-locked lines, in sessions opened from now on:
+        call it before the first checkout."""
     def checkout(
         self,
         feature: str,
@@ -53,12 +71,19 @@ class Client:
         *,
         wait: Optional[float] = None,
         borrow_until: Optional[datetime.datetime] = None,
-    ) -> Seat: ...
+    ) -> Seat:
+        """Raises ``Denied``, ``Unreachable``, ``WaitTimeout``, ``NodeLockedRefused``, or
+        ``SessionLost`` (once, after the session was lost; the next call opens a new one)."""
     @property
-    def lost(self) -> bool: ...
+    def lost(self) -> bool:
+        """True once the session was lost, until a checkout after ``SessionLost`` opens a new one."""
     @property
-    def lost_reason(self) -> Optional[str]: ...
-    def on_lost(self, callback: Callable[[str], object]) -> None: ...
+    def lost_reason(self) -> Optional[str]:
+        """``"expired"`` or ``"unreachable"`` while ``lost``; else ``None``."""
+    def status(self) -> Optional[Dict[str, Union[str, int, bool]]]:
+        """``session_id``, ``servers``, ``leader``, ``heartbeats``, ``lost``; ``None`` with no session open."""
+    def on_lost(self, callback: Callable[[str], object]) -> None:
+        """``callback(reason)``, from the library's thread, when a session is lost (once per session)."""
     def close(self) -> None: ...
     def __enter__(self) -> "Client": ...
     def __exit__(

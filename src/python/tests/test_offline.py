@@ -17,7 +17,8 @@ NOWHERE = "127.0.0.1:9"
 class Exceptions(unittest.TestCase):
     def test_every_error_is_a_quorumlm_error(self):
         for kind in (quorumlm.Denied, quorumlm.Unreachable, quorumlm.WaitTimeout,
-                     quorumlm.InvalidArgument, quorumlm.NoServers):
+                     quorumlm.InvalidArgument, quorumlm.NoServers,
+                     quorumlm.NodeLockedRefused, quorumlm.SessionLost):
             self.assertTrue(issubclass(kind, quorumlm.Error), kind)
         self.assertTrue(issubclass(quorumlm.InvalidArgument, ValueError))
         self.assertFalse(issubclass(quorumlm.WaitTimeout, quorumlm.Denied))
@@ -36,6 +37,12 @@ class Exceptions(unittest.TestCase):
     def test_unreachable_lists_the_servers_tried(self):
         error = quorumlm.Unreachable("no server answered", ["a:7400", "b:7400"])
         self.assertEqual(error.tried, ["a:7400", "b:7400"])
+
+    def test_a_lost_session_says_why(self):
+        lost = quorumlm.SessionLost("the license session was lost: ...", "unreachable")
+        self.assertEqual(lost.reason, "unreachable")
+        self.assertEqual(str(lost), "the license session was lost: ...")
+        self.assertIsNone(quorumlm.SessionLost("lost").reason)
 
 
 class Arguments(unittest.TestCase):
@@ -100,6 +107,22 @@ class Construction(unittest.TestCase):
             with self.assertRaises(quorumlm.InvalidArgument, msg=repr(ttl)):
                 quorumlm.Client(servers=[NOWHERE], ttl=ttl)
 
+    def test_bad_failover_budgets(self):
+        for budget in (0.0, -1.0, float("inf")):
+            with self.assertRaises(quorumlm.InvalidArgument) as caught:
+                quorumlm.Client(servers=[NOWHERE], failover_budget=budget)
+            self.assertIn("failover_budget", str(caught.exception))
+
+    def test_an_empty_search_path_is_refused(self):
+        for path in ("", ":", " "):
+            with self.assertRaises(quorumlm.NoServers, msg=repr(path)):
+                quorumlm.Client(search_path=path)
+
+    def test_a_bad_vendor_key_is_refused(self):
+        with quorumlm.Client(servers=[NOWHERE]) as client:
+            with self.assertRaises(quorumlm.InvalidArgument):
+                client.trust_vendor_key("ed25519-public:not base64!")
+
     def test_on_lost_takes_a_callable(self):
         with quorumlm.Client(servers=[NOWHERE]) as client:
             with self.assertRaises(quorumlm.InvalidArgument):
@@ -107,6 +130,7 @@ class Construction(unittest.TestCase):
             client.on_lost(lambda reason: None)
             self.assertFalse(client.lost)
             self.assertIsNone(client.lost_reason)
+            self.assertIsNone(client.status())
 
     def test_a_closed_client_refuses_checkouts(self):
         client = quorumlm.Client(servers=[NOWHERE])
