@@ -9,7 +9,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build test test-deps test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd bench-scale flamegraph fuzz fuzz-smoke chaos image \
+.PHONY: all build test test-deps test-unit lint python-wheel python-venv-check fmt run bench bench-engine bench-failover bench-load bench-etcd bench-scale flamegraph fuzz fuzz-smoke chaos image \
         compose-up compose-down compose-chaos deploy-check clean
 
 all: build
@@ -18,8 +18,9 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 ## The README's test command: what the tests need (scripts/test-deps.sh installs Chromium and
-## strace when missing), lints, then every test of the workspace.
-test: test-deps lint test-unit
+## strace when missing), lints, the Python wheel (cluster-tests/tests/sdk_python.rs installs
+## it), then every test of the workspace.
+test: test-deps lint python-wheel test-unit
 
 test-deps:
 	./scripts/test-deps.sh
@@ -37,6 +38,15 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## The quorumlm Python wheel (abi3, PyO3 and maturin; maturin installed into a venv under the
+## target directory when missing) into target/wheels.
+python-wheel:
+	CARGO="$(CARGO)" ./scripts/python-wheel.sh
+
+## The wheel installed into a fresh venv, imported, and its offline tests run there.
+python-venv-check: python-wheel
+	./scripts/python-venv-check.sh
 
 ## A local 3-node cluster on loopback with a demo key and license (made at the first run).
 run:
