@@ -20,7 +20,9 @@ build:
 ## The README's test command: what the tests need (scripts/test-deps.sh installs Chromium and
 ## strace when missing), lints, the Python wheel (cluster-tests/tests/sdk_python.rs installs
 ## it), then every test of the workspace.
-test: test-deps lint python-wheel test-unit
+test: test-deps lint
+	WHEEL_PROFILE=dev $(MAKE) python-wheel
+	$(MAKE) test-unit
 
 test-deps:
 	./scripts/test-deps.sh

@@ -91,18 +91,7 @@ def queued_wait_granted_when_a_seat_frees(servers):
 
         def wait():
             started = time.monotonic()
-            # WORKAROUND (qlm_client): WaitTimedOut comes back before the Checkin that takes
-            # the timed-out request out of its queue (sent from a spawned task) reached the
-            # cluster, so for a moment the session still waits there: ALREADY_HOLDING. Drop
-            # the retry once the core awaits that Checkin.
-            while True:
-                try:
-                    got["seat"] = waiter.checkout("synthesis", wait=30.0)
-                    break
-                except quorumlm.Denied as denied:
-                    if denied.reason != "ALREADY_HOLDING" or time.monotonic() - started > 1.0:
-                        raise
-                    time.sleep(0.05)
+            got["seat"] = waiter.checkout("synthesis", wait=30.0)
             got["after"] = time.monotonic() - started
 
         thread = threading.Thread(target=wait)
