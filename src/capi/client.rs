@@ -138,9 +138,8 @@ pub unsafe extern "C" fn qlm_client_trust_vendor_key(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qlm_client_free(client: *mut qlm_client) -> c_int {
     call("qlm_client_free", || {
-        let taken =
-            CLIENTS.take(client).ok_or_else(|| Failure::bad_handle("client", "qlm_client"))?;
-        drop(taken);
+        // Dropped here: the runtime stops once no session or checkout needs it either.
+        CLIENTS.take(client).ok_or_else(|| Failure::bad_handle("client", "qlm_client"))?;
         Ok(())
     })
 }

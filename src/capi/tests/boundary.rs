@@ -166,12 +166,15 @@ fn strings_past_their_limits_are_refused_naming_the_limit() {
 
 #[test]
 fn a_string_without_its_nul_is_read_no_further_than_the_limit() {
-    // limit + 1 bytes and no NUL: the scan stops at the end of this buffer.
+    // limit + 1 bytes and no NUL: the scan stops at the end of this buffer (on the heap, its
+    // exact size, so that a memory checker would see a read past it).
+    #[allow(clippy::useless_vec)]
     let unterminated = vec![b'x' as c_char; QLM_MAX_FEATURE + 1];
     let status = unsafe {
         qlm_checkout(null_mut(), unterminated.as_ptr(), null(), 1, -1, 0, &mut null_mut())
     };
     refused(status, INVALID, "feature");
+    #[allow(clippy::useless_vec)]
     let key = vec![b'k' as c_char; QLM_MAX_KEY_TEXT + 1];
     let client = client();
     refused(unsafe { qlm_client_trust_vendor_key(client, key.as_ptr()) }, INVALID, "public_key");
@@ -314,4 +317,69 @@ mod random {
             prop_assert_eq!(unsafe { qlm_checkin(handle as *mut _) }, BAD_HANDLE);
         }
     }
+}
+
+/// A session of a client whose cluster is not there (opening sends nothing).
+fn session(client: *mut qlm_client) -> *mut qlm_session {
+    let mut out = null_mut();
+    assert_eq!(unsafe { qlm_session_open(client, 5_000, &mut out) }, OK, "{}", last_error());
+    assert!(!out.is_null());
+    out
+}
+
+unsafe extern "C" fn never_called(_: *mut std::ffi::c_void, _: c_int, _: *const c_char) {
+    panic!("the lost callback of a session that was never lost");
+}
+
+#[test]
+fn a_session_reports_its_state_and_is_a_bad_handle_once_closed() {
+    let client = client();
+    let session = session(client);
+    let mut status = unsafe { std::mem::zeroed::<qlm_session_status>() };
+    assert_eq!(unsafe { qlm_session_status(session, &mut status) }, OK, "{}", last_error());
+    let id = unsafe { CStr::from_ptr(status.session_id.as_ptr()) };
+    assert_eq!((id.to_bytes(), status.heartbeats, status.lost), (&b""[..], 0, 0));
+    let mut lost = -1;
+    assert_eq!(unsafe { qlm_session_is_lost(session, &mut lost) }, OK);
+    assert_eq!(lost, 0);
+    let callback: qlm_lost_callback = Some(never_called);
+    assert_eq!(unsafe { qlm_session_on_lost(session, callback, null_mut()) }, OK);
+    refused(unsafe { qlm_session_on_lost(session, None, null_mut()) }, INVALID, "callback");
+    // The client may go first: the session keeps what it needs.
+    free(client);
+    assert_eq!(unsafe { qlm_session_close(session) }, OK, "{}", last_error());
+    refused(unsafe { qlm_session_close(session) }, BAD_HANDLE, "session");
+    refused(unsafe { qlm_session_is_lost(session, &mut lost) }, BAD_HANDLE, "session");
+    refused(unsafe { qlm_session_status(session, &mut status) }, BAD_HANDLE, "session");
+    let feature = c("vhdl-editor");
+    let status = unsafe { qlm_checkout(session, feature.as_ptr(), null(), 1, -1, 0, &mut null_mut()) };
+    refused(status, BAD_HANDLE, "session");
+}
+
+#[test]
+fn a_checkout_nobody_answers_is_unreachable_and_leaves_no_handle() {
+    let client = client();
+    let session = session(client);
+    let feature = c("vhdl-editor");
+    let mut seat = null_mut();
+    let status = unsafe { qlm_checkout(session, feature.as_ptr(), null(), 1, -1, 0, &mut seat) };
+    assert_eq!(status, qlm_status::QLM_ERR_UNREACHABLE as c_int, "{}", last_error());
+    assert!(last_error().contains("127.0.0.1:1"), "names the server tried: {}", last_error());
+    assert!(seat.is_null());
+    assert_eq!(unsafe { qlm_session_close(session) }, OK, "{}", last_error());
+    free(client);
+}
+
+#[test]
+fn an_environment_without_a_search_path_is_no_servers() {
+    // NULL search path and a vendor variable nobody sets: the environment decides. Only
+    // checked when the test's own environment names no license either.
+    if ["QLM_LICENSE", "QLM_SERVERS"].iter().any(|v| std::env::var_os(v).is_some()) {
+        return;
+    }
+    let var = c("QLM_CAPI_TEST_UNSET_LICENSE_VAR");
+    let mut out = null_mut();
+    let status = unsafe { qlm_client_new(null(), var.as_ptr(), &mut out) };
+    assert_eq!(status, qlm_status::QLM_ERR_NO_SERVERS as c_int, "{}", last_error());
+    assert!(out.is_null());
 }
