@@ -19,6 +19,7 @@ use serde_json::Value;
 
 const QLM_OK: i64 = 0;
 const QLM_ERR_DENIED: i64 = 5;
+const QLM_ERR_SESSION_LOST: i64 = 8;
 /// How long one driver command may take (a checkout rides out a leader election).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -182,7 +183,8 @@ async fn ready_cluster() -> (Cluster, u64) {
     (cluster, leader)
 }
 
-/// Checkouts of `feature` the cluster holds, as node `id` sees them.
+/// Checkouts of `feature` the cluster holds, as node `id` sees them (pass the leader: it
+/// applied every write it answered).
 async fn held(cluster: &Cluster, id: u64, feature: &str) -> Vec<u64> {
     let all = cluster.checkouts(id).await.unwrap_or_else(|e| panic!("checkouts of node {id}: {e}"));
     all.iter().filter(|c| c.feature == feature).map(|c| c.handle).collect()
@@ -190,7 +192,7 @@ async fn held(cluster: &Cluster, id: u64, feature: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seat_is_granted_through_any_single_node() {
-    let (cluster, _) = ready_cluster().await;
+    let (cluster, leader) = ready_cluster().await;
     for id in 1..=3 {
         let addr = cluster.client_addr(id);
         let mut driver = Driver::connected(&addr, 0);
@@ -201,7 +203,8 @@ async fn a_seat_is_granted_through_any_single_node() {
         assert_eq!(info["node_locked"], 0);
         assert!(info["handle"].as_u64().is_some_and(|h| h > 0), "{info}");
         let handle = info["handle"].as_u64().unwrap_or_default();
-        assert!(held(&cluster, id, "vhdl-editor").await.contains(&handle));
+        let held = held(&cluster, leader, "vhdl-editor").await;
+        assert!(held.contains(&handle), "{held:?} lacks {handle}");
         driver.ok("checkin 0");
         driver.ok("close");
         driver.ok("free-client");
@@ -235,7 +238,7 @@ async fn a_denial_carries_its_reason_and_holders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_wait_is_granted_when_the_seat_frees() {
-    let (cluster, _) = ready_cluster().await;
+    let (cluster, leader) = ready_cluster().await;
     let servers = cluster.servers();
     let mut holder = Driver::connected(&servers, 0);
     assert_eq!(holder.checkout(0, "synthesis", -1)["status"], QLM_OK);
@@ -243,14 +246,18 @@ async fn a_queued_wait_is_granted_when_the_seat_frees() {
     let started = Instant::now();
     waiter.send("checkout 0 synthesis 1 20000");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(matches!(waiter.answers.try_recv(), Err(_)), "still waiting while the seat is held");
+    assert!(waiter.answers.try_recv().is_err(), "still waiting while the seat is held");
     holder.ok("checkin 0");
     let answer = waiter.next_answer();
     assert_eq!(answer["status"], QLM_OK, "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(1500));
     let info = waiter.next_answer();
     let handle = info["handle"].as_u64().unwrap_or_default();
-    assert_eq!(held(&cluster, 1, "synthesis").await, vec![handle], "the waiter holds the one seat");
+    assert_eq!(
+        held(&cluster, leader, "synthesis").await,
+        vec![handle],
+        "the waiter holds the one seat"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,25 +336,32 @@ async fn a_killed_holders_seat_is_freed_after_its_ttl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_session_calls_the_lost_callback_once() {
+async fn a_session_lost_while_frozen_calls_the_lost_callback_once() {
     let (cluster, _) = ready_cluster().await;
     let mut driver = Driver::connected(&cluster.servers(), 1500);
     assert_eq!(driver.checkout(0, "vhdl-editor", -1)["status"], QLM_OK);
     // Frozen past its TTL, the program's heartbeats stop; the cluster expires the session.
+    // On waking, the library sees either that (expired, 1) or its own silence longer than
+    // the TTL (unreachable, 2), whichever it learns first: lost both ways.
     unsafe { libc::kill(driver.pid(), libc::SIGSTOP) };
     tokio::time::sleep(Duration::from_secs(5)).await;
     unsafe { libc::kill(driver.pid(), libc::SIGCONT) };
     let deadline = Instant::now() + Duration::from_secs(10);
     while driver.lost_callbacks.is_empty() && Instant::now() < deadline {
-        let answer = driver.call("lost");
-        assert_eq!(answer["status"], QLM_OK);
+        assert_eq!(driver.call("lost")["status"], QLM_OK);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(driver.lost_callbacks.len(), 1, "{:?}", driver.lost_callbacks);
-    assert_eq!(driver.lost_callbacks[0]["reason"], 1, "{:?}", driver.lost_callbacks);
-    assert_eq!(driver.lost_callbacks[0]["user_data_ok"], 1);
+    let callbacks = driver.lost_callbacks.clone();
+    assert_eq!(callbacks.len(), 1, "{callbacks:?}");
+    assert!(matches!(callbacks[0]["reason"].as_i64(), Some(1 | 2)), "{callbacks:?}");
+    assert_eq!(callbacks[0]["user_data_ok"], 1, "the user_data pointer comes back");
     assert_eq!(driver.ok("lost")["lost"], 1);
-    assert!(driver.lost_callbacks.len() == 1, "called once");
+    assert_eq!(driver.ok("status")["lost"], 1);
+    let after = driver.checkout(1, "vhdl-editor", -1);
+    assert_eq!(after["status"], QLM_ERR_SESSION_LOST, "{after}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(driver.ok("lost")["lost"], 1);
+    assert_eq!(driver.lost_callbacks.len(), 1, "called once: {:?}", driver.lost_callbacks);
 }
 
 /// The example under valgrind against a live cluster: a grant, a checkin, and no definite

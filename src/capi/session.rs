@@ -135,13 +135,11 @@ pub unsafe extern "C" fn qlm_session_on_lost(
             if called.swap(true, Ordering::AcqRel) {
                 return;
             }
-            let (code, message) = match reason {
-                LostReason::Expired => (1, "the cluster no longer knows the session".to_owned()),
-                LostReason::Unreachable { silent_for } => {
-                    (2, format!("no license server answered for {} ms", silent_for.as_millis()))
-                }
+            let code = match reason {
+                LostReason::Expired => 1,
+                LostReason::Unreachable { .. } => 2,
             };
-            let message = c_text(&message, 512);
+            let message = c_text(&reason.to_string(), 512);
             let user_data = &user_data;
             // SAFETY: the C caller registered this function for this use.
             unsafe { callback(user_data.0, code, message.as_ptr()) };

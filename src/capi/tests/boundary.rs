@@ -352,7 +352,8 @@ fn a_session_reports_its_state_and_is_a_bad_handle_once_closed() {
     refused(unsafe { qlm_session_is_lost(session, &mut lost) }, BAD_HANDLE, "session");
     refused(unsafe { qlm_session_status(session, &mut status) }, BAD_HANDLE, "session");
     let feature = c("vhdl-editor");
-    let status = unsafe { qlm_checkout(session, feature.as_ptr(), null(), 1, -1, 0, &mut null_mut()) };
+    let status =
+        unsafe { qlm_checkout(session, feature.as_ptr(), null(), 1, -1, 0, &mut null_mut()) };
     refused(status, BAD_HANDLE, "session");
 }
 
