@@ -1,6 +1,6 @@
 //! The QuorumLM C ABI: `libquorumlm.so` / `libquorumlm.a` and `include/quorumlm.h`.
 //!
-//! A thin layer over [`qlm_client::blocking`]: the blocking client owns a runtime whose one
+//! A thin layer over `qlm_client::blocking`: the blocking client owns a runtime whose one
 //! thread heartbeats the sessions and calls the lost callbacks; every C call blocks its
 //! caller until the answer.
 //!
