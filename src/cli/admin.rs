@@ -85,8 +85,12 @@ pub fn run(
                     Err(error) => return failed(error),
                 };
                 for refused in reloaded.license_refused.iter().chain(&reloaded.options_refused) {
+                    let feature = match refused.feature.as_str() {
+                        "" => String::new(),
+                        feature => format!(" feature {feature}"),
+                    };
                     out.line(format!(
-                        "refused {}:{} {}: {}",
+                        "refused {}:{}{feature} {}: {}",
                         refused.file, refused.line, refused.field, refused.message
                     ));
                 }

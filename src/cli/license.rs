@@ -6,7 +6,9 @@
 //! - `sign --key vendor.key IN.lic [-o OUT.lic]`: signs every FEATURE line; refuses the whole
 //!   file (exit 1, every bad line on stderr) if any line is malformed.
 //! - `verify --pubkey vendor.pub FILE.lic`: exit 0 when every line serves, 1 when any line is
-//!   refused (each listed on stdout with its reason) or the file has no FEATURE line.
+//!   refused (each listed on stdout with its reason) or the file has no FEATURE line. A
+//!   node-locked line (`count=uncounted`) is valid when its signature verifies; the output says
+//!   that the application checks it on its machine and servers do not serve it.
 //! - `show FILE.lic [--pubkey vendor.pub] [--json]`: what the file grants, one row per line.
 //!
 //! Unreadable input (a missing file, a bad key file) exits 2 with a message naming the file.
@@ -165,8 +167,12 @@ fn verify(pubkeys: &[PathBuf], file: &Path, out: &mut Report) -> Result<Outcome,
 
 fn describe_valid(origin: &str, verified: &VerifiedLine) -> String {
     let pool = &verified.parsed.pool;
+    let served_by = match pool.is_node_locked() {
+        true => " (checked by the application on that machine; servers do not serve it)",
+        false => "",
+    };
     format!(
-        "{origin}:{}: {} {} ({}), {}, {}, signed by key {}",
+        "{origin}:{}: {} {} ({}), {}, {}, signed by key {}{served_by}",
         verified.parsed.line,
         pool.feature,
         pool.version,
@@ -177,9 +183,12 @@ fn describe_valid(origin: &str, verified: &VerifiedLine) -> String {
     )
 }
 
-/// `25 seats` / `100 tokens`.
+/// `25 seats` / `100 tokens` / `node-locked (hostid 001a2b3c4d5e,HOSTNAME=build7)`.
 pub(crate) fn seats(pool: &Pool) -> String {
-    format!("{} {}", pool.seats, pool.unit.as_str())
+    match pool.is_node_locked() {
+        true => format!("node-locked (hostid {})", pool.hostid),
+        false => format!("{} {}", pool.seats, pool.unit.as_str()),
+    }
 }
 
 /// `expires 2027-12-31`, `from 2026-11-01, permanent`.

@@ -7,6 +7,7 @@
 //! command's code.
 //!
 //! - `license`: vendor tools, offline
+//! - `hostid`: this machine's host ids for node-locked lines (lmutil lmhostid), offline
 //! - `status`: lmstat -a
 //! - `checkout`, `run`: hold seats for a script
 //! - `admin`, `cluster`: lmremove, reload, membership
@@ -21,6 +22,7 @@ mod checkout;
 mod cluster;
 mod connect;
 mod health;
+mod hostid;
 mod license;
 mod report;
 mod run;
@@ -108,6 +110,12 @@ enum Command {
     /// Vendor tools: generate keys, sign, verify and show license files.
     #[command(subcommand)]
     License(license::LicenseCommand),
+    /// Print this machine's host ids, for a node-locked license line (lmutil lmhostid).
+    Hostid {
+        /// Print JSON instead of one id per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show features, seats in use, holders, queues and the cluster (lmstat -a).
     Status {
         /// Print JSON instead of text.
@@ -149,6 +157,7 @@ fn main() -> ExitCode {
     let mut report = Report::default();
     let result = match cli.command {
         Command::License(command) => license::run(command, &mut report),
+        Command::Hostid { json } => hostid::run(json, &mut report),
         Command::Status { json, stale } => {
             status::run(cli.servers.as_deref(), json, stale, &mut report)
         }

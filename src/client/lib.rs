@@ -46,6 +46,8 @@
 //! - `session`: [`Session`] and its heartbeat task
 //! - `checkout`: [`CheckoutOptions`], the [`Checkout`] guard, waiting in a queue
 //! - `status`, `admin`: StatusService and AdminService calls
+//! - [`hostid`]: this machine's host ids; [`nodelocked`]: node-locked (`count=uncounted`)
+//!   lines checked here, with no server
 //! - `error`: [`ClientError`]
 
 mod admin;
@@ -53,6 +55,8 @@ mod checkout;
 mod connection;
 pub mod endpoints;
 mod error;
+pub mod hostid;
+pub mod nodelocked;
 mod session;
 mod status;
 

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::hostid::{HostIdKind, check_host_id};
 use crate::pool::{
     DEFAULT_MAX_BORROW_HOURS, DupGroup, Expiry, HostId, MAX_POOL_SEATS, Pool, PoolId, SeatUnit,
 };
@@ -19,6 +20,10 @@ pub const MAX_NAME_CHARS: usize = crate::names::MAX_FEATURE_NAME_LEN;
 
 /// Longest `borrow=` a vendor may allow, in hours (one year).
 pub const MAX_BORROW_HOURS: u32 = 8760;
+
+/// `count=uncounted`, FlexLM's spelling of a node-locked line: unlimited use on the machines
+/// its `hostid=` names, checked by the application itself, never served by a server.
+pub const UNCOUNTED: &str = "uncounted";
 
 /// Most machines one `hostid=` list may name.
 pub const MAX_HOST_IDS: usize = 64;
@@ -66,11 +71,7 @@ fn whole_number(value: &str, min: u32, max: u32, unit: &str) -> Result<u32, Stri
 
 /// `count=` or `tokens=`: 1..=[`MAX_POOL_SEATS`].
 pub fn parse_seats(value: &str, unit: SeatUnit) -> Result<u32, String> {
-    let unit = match unit {
-        SeatUnit::Seats => "seats",
-        SeatUnit::Tokens => "tokens",
-    };
-    whole_number(value, 1, MAX_POOL_SEATS, unit)
+    whole_number(value, 1, MAX_POOL_SEATS, unit.as_str())
 }
 
 /// `borrow=`: `no` (borrowing not allowed, 0) or whole hours 1..=[`MAX_BORROW_HOURS`].
@@ -97,7 +98,8 @@ pub fn parse_expiry(value: &str) -> Result<Expiry, String> {
     parse_date(value).map(Expiry::On).map_err(|e| format!("{e}, or `permanent`"))
 }
 
-/// `hostid=`: `ANY`, or host ids separated by spaces or commas.
+/// `hostid=`: `ANY`, or host ids separated by spaces or commas, each in one of the forms of
+/// `hostid.rs`.
 pub fn parse_hostid(value: &str) -> Result<HostId, String> {
     let ids: BTreeSet<String> = value
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -116,7 +118,42 @@ pub fn parse_hostid(value: &str) -> Result<HostId, String> {
     if ids.len() > MAX_HOST_IDS {
         return Err(format!("names {} host ids; at most {MAX_HOST_IDS} are allowed", ids.len()));
     }
+    for id in &ids {
+        check_host_id(id)?;
+    }
     Ok(HostId::List(ids))
+}
+
+/// `count=`: seats, or FlexLM's `uncounted` (a node-locked line).
+fn parse_count(value: &str) -> Result<(u32, SeatUnit), String> {
+    if value.eq_ignore_ascii_case(UNCOUNTED) {
+        return Ok((0, SeatUnit::Uncounted));
+    }
+    parse_seats(value, SeatUnit::Seats)
+        .map(|seats| (seats, SeatUnit::Seats))
+        .map_err(|e| format!("{e}, or `{UNCOUNTED}` for a node-locked line"))
+}
+
+/// What a node-locked line needs of its `hostid=`: machines named in forms an application
+/// can check on its own machine.
+fn check_node_locked(hostid: Option<&HostId>) -> Result<(), String> {
+    let ids = match hostid {
+        Some(HostId::List(ids)) => ids,
+        Some(HostId::Any) | None => {
+            return Err(format!(
+                "count={UNCOUNTED} (node-locked) needs hostid= naming the machines it is \
+                 locked to, not ANY: an uncounted line for any machine would be unlimited use"
+            ));
+        }
+    };
+    match ids.iter().find(|id| !check_host_id(id).is_ok_and(HostIdKind::is_machine_id)) {
+        Some(word) => Err(format!(
+            "`{}` cannot name a machine of a node-locked line: write an ethernet address \
+             (12 hex digits), HOSTNAME=name or MACHINE_ID=hex, as `qlm hostid` prints them",
+            shown(word)
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `dup_group=`: `none`, `user`, `host` or `user_host`.
@@ -152,10 +189,10 @@ pub fn build_pool(
 
     let vendor = required(fields, "vendor", |v| check_name("vendor", v))?;
     let version = required(fields, "version", str::parse::<Version>)?;
-    let count = optional(fields, "count", |v| parse_seats(v, SeatUnit::Seats))?;
+    let count = optional(fields, "count", parse_count)?;
     let tokens = optional(fields, "tokens", |v| parse_seats(v, SeatUnit::Tokens))?;
     let (seats, unit) = match (count, tokens) {
-        (Some(seats), None) => (seats, SeatUnit::Seats),
+        (Some(count), None) => count,
         (None, Some(tokens)) => (tokens, SeatUnit::Tokens),
         (Some(_), Some(_)) => {
             return Err((
@@ -175,6 +212,10 @@ pub fn build_pool(
     {
         return Err(("start", format!("start date {start} is after the expiry date {end}")));
     }
+    let hostid = optional(fields, "hostid", parse_hostid)?;
+    if unit == SeatUnit::Uncounted {
+        check_node_locked(hostid.as_ref()).map_err(|e| ("hostid", e))?;
+    }
     Ok(Pool {
         id,
         feature: feature.to_owned(),
@@ -185,7 +226,7 @@ pub fn build_pool(
         start,
         expires,
         issued: optional(fields, "issued", parse_date)?,
-        hostid: optional(fields, "hostid", parse_hostid)?.unwrap_or(HostId::Any),
+        hostid: hostid.unwrap_or(HostId::Any),
         dup_group: optional(fields, "dup_group", parse_dup_group)?.unwrap_or_default(),
         customer: fields.get("customer").cloned(),
         notes: fields.get("notes").cloned(),
@@ -197,6 +238,26 @@ pub fn build_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_is_seats_or_uncounted() {
+        assert_eq!(parse_count("25"), Ok((25, SeatUnit::Seats)));
+        assert_eq!(parse_count("uncounted"), Ok((0, SeatUnit::Uncounted)));
+        assert_eq!(parse_count("UNCOUNTED"), Ok((0, SeatUnit::Uncounted)));
+        let e = parse_count("unlimited").unwrap_err();
+        assert!(e.contains("not a whole number") && e.contains("`uncounted`"), "{e}");
+        assert!(parse_seats("uncounted", SeatUnit::Tokens).is_err());
+    }
+
+    #[test]
+    fn a_node_locked_line_needs_machine_host_ids() {
+        let list = |ids: &[&str]| HostId::List(ids.iter().map(|id| id.to_string()).collect());
+        assert_eq!(check_node_locked(Some(&list(&["HOSTNAME=build7", "001a2b3c4d5e"]))), Ok(()));
+        assert!(check_node_locked(None).unwrap_err().contains("not ANY"));
+        assert!(check_node_locked(Some(&HostId::Any)).unwrap_err().contains("not ANY"));
+        let e = check_node_locked(Some(&list(&["HOSTNAME=build7", "lic-server"]))).unwrap_err();
+        assert!(e.contains("`lic-server` cannot name a machine"), "{e}");
+    }
 
     #[test]
     fn seat_counts_are_plain_whole_numbers_in_range() {
@@ -238,6 +299,10 @@ mod tests {
         assert_eq!(list, HostId::List(["h1", "h2", "h3"].map(String::from).into()));
         assert!(parse_hostid("ANY h1").unwrap_err().contains("ANY"));
         assert!(parse_hostid(", ,").is_err());
+        let forms = parse_hostid("HOSTNAME=build7 00:1a:2b:3c:4d:5e,lic-server").unwrap();
+        assert_eq!(forms.to_string(), "00:1a:2b:3c:4d:5e,HOSTNAME=build7,lic-server");
+        assert!(parse_hostid("h1 HOSTNAME=").unwrap_err().contains("not a host name"));
+        assert!(parse_hostid("ETHER=1").unwrap_err().contains("unknown kind"));
     }
 
     #[test]

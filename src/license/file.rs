@@ -19,19 +19,27 @@
 //! |---|---|---|
 //! | `vendor` | yes | the vendor's name, same rule as feature names |
 //! | `version` | yes | dotted version (`4.0`); serves requests up to it |
-//! | `count` / `tokens` | exactly one | whole number 1..=1000000 of seats / tokens |
+//! | `count` / `tokens` | exactly one | whole number 1..=1000000 of seats / tokens; or `count=uncounted` (node-locked) |
 //! | `start` | no | first valid day, `YYYY-MM-DD` (UTC) |
 //! | `expires` | yes | last valid day, `YYYY-MM-DD`, or `permanent` |
 //! | `issued` | no | day of issue, for the record |
-//! | `hostid` | no | `ANY` (default) or host ids separated by spaces or commas |
+//! | `hostid` | no; yes for `uncounted` | `ANY` (default) or host ids separated by spaces or commas (`hostid.rs`): an ethernet address (`001a2b3c4d5e`), `HOSTNAME=name`, `MACHINE_ID=hex`, or a server's `--hostid` word |
 //! | `dup_group` | no | `none` (default), `user`, `host`, `user_host` |
 //! | `borrow` | no | `no`, or the longest borrow in hours 1..=8760 (default 168) |
 //! | `customer`, `notes` | no | free text, signed like the rest |
 //! | `sig` | to serve | base64 ed25519 signature of the canonical form (`canonical.rs`) |
 //!
+//! A node-locked line (`count=uncounted`, FlexLM's spelling) grants unlimited use on the
+//! machines its `hostid=` names, and only there: the application checks it on its own
+//! machine (`qlm_client::nodelocked`), with the vendor key it is built with, this machine's
+//! host ids and its clock. It needs a `hostid=` list of machine ids (not `ANY`, not a server's
+//! word). `uncounted` is a value like any other, so the signature covers it. Servers do not
+//! serve such a line as a floating pool, and say so ([`crate::load_licenses`]).
+//!
 //! Unknown keys, duplicate keys, empty values and control characters in values are refused:
 //! the signature covers what is written, so nothing may be written that the reader ignores or
-//! reads loosely. Every refusal is a [`LineError`] naming the file, the line and the field.
+//! reads loosely. Every refusal is a [`LineError`] naming the file, the line, the field and,
+//! once the line got as far as naming it, the feature.
 //!
 //! Parsing checks form only; whether a line may serve (its signature) is decided by
 //! [`ParsedLine::verify`], and for whole files by `load.rs`.
@@ -127,7 +135,9 @@ impl ParsedLine {
         origin: &str,
         trusted: &TrustedKeys,
     ) -> Result<VendorPublicKey, LineError> {
-        let refuse = |message: String| LineError::field(origin, self.line, "sig", message);
+        let refuse = |message: String| {
+            LineError::field(origin, self.line, "sig", message).with_feature(&self.pool.feature)
+        };
         let sig = self.sig.as_deref().ok_or_else(|| refuse(NOT_SIGNED.to_owned()))?;
         let signature =
             LicenseSignature::from_base64(sig).map_err(|e| refuse(format!("the signature {e}")))?;
@@ -167,6 +177,13 @@ pub(crate) fn parse_statement(
         .map_err(|e| LineError {
             origin: origin.to_owned(),
             line,
+            // The line could not be split, but its second word is most likely its feature.
+            feature: statement
+                .text
+                .split_whitespace()
+                .nth(1)
+                .filter(|word| check_name("feature", word).is_ok())
+                .map(str::to_owned),
             field: e.field.as_deref().map(shown),
             message: e.message,
         })?
@@ -185,6 +202,7 @@ pub(crate) fn parse_statement(
         Some(Token::Word(word)) => check_name("feature", &word).map_err(|e| at("feature", e))?,
         _ => return Err(at("feature", format!("missing feature name after {}", keyword.as_str()))),
     };
+    let at = |field: &str, message: String| at(field, message).with_feature(&feature);
     let mut fields = BTreeMap::new();
     let mut sig = None;
     for token in tokens {
@@ -278,13 +296,31 @@ mod tests {
             (&format!("{base} notes=\"\""), "notes"),
             (&format!("{base} sig=a sig=b"), "sig"),
             ("FEATURE f version=1 count=1 expires=permanent", "vendor"),
+            ("FEATURE f vendor=v version=1 count=uncounted expires=permanent", "hostid"),
+            ("FEATURE f vendor=v version=1 count=uncounted hostid=ANY expires=permanent", "hostid"),
+            ("FEATURE f vendor=v version=1 tokens=uncounted expires=permanent", "tokens"),
             ("FEATURE f vendor=v count=1 expires=permanent", "version"),
             ("FEATURE f vendor=v version=1 count=1", "expires"),
         ] {
             let e = parse_one(text).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
             assert_eq!((e.origin.as_str(), e.line), ("t.lic", 1));
+            let feature = e.feature.as_deref();
+            assert_eq!(feature, (!["keyword", "feature"].contains(&field)).then_some("f"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_uncounted_line_with_quoted_host_ids_is_node_locked() {
+        let text = "FEATURE cad vendor=v version=2 count=uncounted expires=permanent \
+                    hostid=\"HOSTNAME=build7 001a2b3c4d5e\"";
+        let parsed = parse_one(text).unwrap();
+        assert!(parsed.pool.is_node_locked());
+        assert_eq!((parsed.pool.seats, parsed.pool.unit), (0, SeatUnit::Uncounted));
+        let ids = ["001a2b3c4d5e", "HOSTNAME=build7"].map(String::from);
+        assert_eq!(parsed.pool.hostid, HostId::List(ids.into()));
+        assert!(parsed.canonical_form().contains("\ncount=uncounted\n"));
+        assert!(parsed.canonical_form().contains("\nhostid=HOSTNAME=build7 001a2b3c4d5e\n"));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - `time`: UTC dates of license files and the engine's millisecond timestamps
 //! - `version`: dotted feature versions
 //! - `pool`: a validated FEATURE line ([`Pool`])
+//! - `hostid`: the forms of `hostid=` entries and [`HostId::matches`]
 //! - `policy`: the parsed options file ([`Policy`]) and who its rules name
 //! - `options`: the options file parser ([`parse_options`]), all or nothing, and its printer
 //! - `lexer`: physical lines into logical lines (`\` continuations, comments), and tokens
@@ -29,6 +30,7 @@ pub mod canonical;
 pub mod error;
 pub mod fields;
 pub mod file;
+pub mod hostid;
 pub mod keyfile;
 mod lexer;
 pub mod load;
@@ -44,11 +46,12 @@ pub mod version;
 pub use canonical::{CANONICAL_TAG, canonical_form, pool_id};
 pub use error::LineError;
 pub use file::{Keyword, ParsedLine, parse_license_text};
+pub use hostid::{HostIdKind, check_host_id, ethernet_address};
 pub use keyfile::{KeyFileError, KeyPairPaths, write_key_pair};
 pub use lexer::MAX_LOGICAL_LINE_BYTES;
 pub use load::{
-    FileError, LicenseSet, VerifiedLine, load_license_file, load_licenses, read_license_file,
-    sign_license_text, verify_license_text,
+    FileError, LicenseSet, NODE_LOCKED_NOT_SERVED, VerifiedLine, load_license_file, load_licenses,
+    read_license_file, sign_license_text, verify_license_text,
 };
 pub use options::parse_options;
 pub use policy::{AccessRule, Policy, SeatRule, Who, WhoKind};

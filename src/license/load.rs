@@ -36,11 +36,18 @@ pub const SIGNED_LINE_WIDTH: usize = 100;
 /// Indentation of the continuation lines the signer writes.
 pub const CONTINUATION_INDENT: &str = "    ";
 
+/// Refusal by a server of a node-locked line (`count=uncounted`).
+pub const NODE_LOCKED_NOT_SERVED: &str = "count=uncounted: a node-locked line is checked by the \
+    application on its licensed machine, not served as a floating pool";
+
 /// The outcome of loading a license file: the pools that serve and the lines refused.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LicenseSet {
     /// Verified pools, in file order.
     pub pools: Vec<Pool>,
+    /// The line each pool's FEATURE line starts on, in the order of `pools`: a pool refused
+    /// later (a server's host-id check) is reported at its line.
+    pub lines: Vec<usize>,
     /// Every refused line with its reason, in file order.
     pub refused: Vec<LineError>,
 }
@@ -90,7 +97,8 @@ pub fn verify_license_text(
                          a signed line counts once",
                         parsed.pool.id
                     ),
-                ));
+                )
+                .with_feature(&parsed.pool.feature));
             }
             served.insert(parsed.pool.id.clone(), parsed.line);
             Ok(VerifiedLine { parsed, signer })
@@ -98,12 +106,24 @@ pub fn verify_license_text(
         .collect()
 }
 
-/// Loads license text: the pools of the lines that verify, and every refused line.
+/// Loads license text for a server: the pools of the lines that verify, and every refused
+/// line. A node-locked line (`count=uncounted`) is refused even when it verifies: it is the
+/// application's to check on its machine, and served as a pool it would count nothing.
 pub fn load_licenses(origin: &str, text: &str, trusted: &TrustedKeys) -> LicenseSet {
     let mut set = LicenseSet::default();
     for line in verify_license_text(origin, text, trusted) {
         match line {
-            Ok(verified) => set.pools.push(verified.parsed.pool),
+            Ok(verified) if verified.parsed.pool.is_node_locked() => {
+                let parsed = verified.parsed;
+                set.refused.push(
+                    LineError::field(origin, parsed.line, "count", NODE_LOCKED_NOT_SERVED)
+                        .with_feature(&parsed.pool.feature),
+                );
+            }
+            Ok(verified) => {
+                set.lines.push(verified.parsed.line);
+                set.pools.push(verified.parsed.pool);
+            }
             Err(refusal) => set.refused.push(refusal),
         }
     }
@@ -221,6 +241,29 @@ mod tests {
         let set = load_licenses("out.lic", &signed, &trusted);
         assert_eq!(set.refused, vec![]);
         assert_eq!(set.pools[0].notes.as_deref(), Some("say \"hi\" \\o/"));
+    }
+
+    #[test]
+    fn a_server_refuses_a_node_locked_line_naming_file_line_and_feature() {
+        let text = "FEATURE served vendor=v version=1 count=2 expires=permanent\n\
+                    FEATURE cad vendor=v version=1 count=uncounted expires=permanent \
+                    hostid=\"HOSTNAME=build7 001a2b3c4d5e\"\n";
+        let signed = sign_license_text("in.lic", text, &key()).unwrap();
+        let trusted: TrustedKeys = [key().public_key()].into_iter().collect();
+        let set = load_licenses("site.lic", &signed, &trusted);
+        assert_eq!(set.pools.len(), 1);
+        assert_eq!((set.pools[0].feature.as_str(), set.lines.as_slice()), ("served", &[1][..]));
+        let [refusal] = set.refused.as_slice() else { panic!("{:?}", set.refused) };
+        // The signer wrote the first line's `sig=` on a line of its own.
+        assert_eq!(
+            refusal.to_string(),
+            format!("site.lic:3: feature `cad`: field `count`: {NODE_LOCKED_NOT_SERVED}")
+        );
+        let verified = verify_license_text("site.lic", &signed, &trusted);
+        assert!(verified.iter().all(Result::is_ok), "the signature itself is good");
+        let tampered = signed.replace("build7", "build8");
+        let refused = load_licenses("site.lic", &tampered, &trusted).refused;
+        assert!(refused[0].to_string().starts_with("site.lic:3: feature `cad`: field `sig`"));
     }
 
     #[test]

@@ -32,10 +32,16 @@ impl fmt::Display for PoolId {
 
 /// What a pool counts: seats (`count=`) or tokens (`tokens=`). Both are consumed the same way
 /// (a checkout of N takes N); the unit is kept so status shows what the vendor sold.
+///
+/// `Uncounted` (`count=uncounted`) counts nothing: the line is node-locked, checked by the
+/// application on its machine, and servers refuse it (`load.rs`), so the engine never sees
+/// one. It is the last variant because pools are stored in the Raft log and snapshots by
+/// variant index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SeatUnit {
     Seats,
     Tokens,
+    Uncounted,
 }
 
 impl SeatUnit {
@@ -44,6 +50,7 @@ impl SeatUnit {
         match self {
             SeatUnit::Seats => "seats",
             SeatUnit::Tokens => "tokens",
+            SeatUnit::Uncounted => "uncounted",
         }
     }
 }
@@ -133,9 +140,9 @@ pub struct Pool {
     pub vendor: String,
     /// Serves requests for this version and lower.
     pub version: Version,
-    /// Seats or tokens, 1..=[`MAX_POOL_SEATS`].
+    /// Seats or tokens, 1..=[`MAX_POOL_SEATS`]; 0 for an uncounted (node-locked) line.
     pub seats: u32,
-    /// Whether `seats` came from `count=` or `tokens=`.
+    /// Whether `seats` came from `count=` or `tokens=`, or the line is `count=uncounted`.
     pub unit: SeatUnit,
     /// First day of validity (UTC); `None` means valid from the start of time.
     pub start: Option<Date>,
@@ -156,6 +163,12 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Whether the line is node-locked (`count=uncounted`): checked by the application on a
+    /// machine its `hostid=` names, not served by a server.
+    pub fn is_node_locked(&self) -> bool {
+        self.unit == SeatUnit::Uncounted
+    }
+
     /// First instant the pool serves.
     pub fn starts_at(&self) -> Timestamp {
         self.start.map(Date::start_of_day).unwrap_or_default()

@@ -168,6 +168,8 @@ struct JsonLine<'a> {
     version: String,
     seats: u32,
     unit: &'static str,
+    /// `count=uncounted`: checked by the application on a machine of `hostid`.
+    node_locked: bool,
     start: Option<String>,
     expires: String,
     issued: Option<String>,
@@ -203,6 +205,7 @@ fn print_json(
                 version: pool.version.to_string(),
                 seats: pool.seats,
                 unit: pool.unit.as_str(),
+                node_locked: pool.is_node_locked(),
                 start: pool.start.map(|d| d.to_string()),
                 expires: pool.expires.to_string(),
                 issued: pool.issued.map(|d| d.to_string()),

@@ -82,7 +82,12 @@ fn a_tampered_line_exits_1_and_is_listed() {
         qlm(dir.path(), &["license", "verify", "--pubkey", "keys/vendor.pub", "signed.lic"]);
     assert_eq!(code(&verify), 1);
     let out = stdout(&verify);
-    assert!(out.contains("REFUSED  signed.lic:2: field `sig`: signature does not verify"), "{out}");
+    assert!(
+        out.contains(
+            "REFUSED  signed.lic:2: feature `vhdl-editor`: field `sig`: signature does not verify"
+        ),
+        "{out}"
+    );
     assert!(out.contains("valid    signed.lic:4: simulator"), "{out}");
 }
 
@@ -124,7 +129,7 @@ fn sign_refuses_a_file_with_a_bad_line_and_lists_it() {
     fs::write(path(&dir, "bad.lic"), bad).unwrap();
     let sign = qlm(dir.path(), &["license", "sign", "--key", "keys/vendor.key", "bad.lic"]);
     assert_eq!(code(&sign), 1);
-    assert!(stderr(&sign).contains("bad.lic:4: field `count`"), "{}", stderr(&sign));
+    assert!(stderr(&sign).contains("bad.lic:4: feature `x`: field `count`"), "{}", stderr(&sign));
     assert_eq!(stdout(&sign), "", "nothing signed is printed");
 }
 
@@ -172,4 +177,55 @@ fn signing_with_a_key_readable_by_others_warns() {
     let sign = qlm(dir.path(), &["license", "sign", "--key", "keys/vendor.key", "site.lic"]);
     assert_eq!(code(&sign), 0);
     assert!(stderr(&sign).contains("readable by others"), "{}", stderr(&sign));
+}
+
+#[test]
+fn a_node_locked_line_verifies_and_shows_as_node_locked() {
+    let dir = vendor_dir();
+    let text = "FEATURE cad vendor=sigasi version=2.0 count=uncounted expires=permanent \
+                hostid=\"HOSTNAME=build7 00:1A:2B:3C:4D:5E\"\n";
+    fs::write(path(&dir, "node.lic"), text).unwrap();
+    let sign = qlm(
+        dir.path(),
+        &["license", "sign", "--key", "keys/vendor.key", "node.lic", "-o", "node-signed.lic"],
+    );
+    assert_eq!(code(&sign), 0, "{}", stderr(&sign));
+    let verify =
+        qlm(dir.path(), &["license", "verify", "--pubkey", "keys/vendor.pub", "node-signed.lic"]);
+    let out = stdout(&verify);
+    assert_eq!(code(&verify), 0, "{out}");
+    assert!(
+        out.contains("valid    node-signed.lic:1: cad 2.0 (sigasi), node-locked (hostid 00:1A:2B:3C:4D:5E,HOSTNAME=build7), permanent"),
+        "{out}"
+    );
+    assert!(out.contains("servers do not serve it"), "{out}");
+    let show = qlm(dir.path(), &["license", "show", "node-signed.lic"]);
+    assert!(stdout(&show).contains("node-locked (hostid 00:1A:2B:3C:4D:5E,HOSTNAME=build7)"));
+    let json = qlm(dir.path(), &["license", "show", "--json", "node-signed.lic"]);
+    assert!(stdout(&json).contains("\"node_locked\": true"), "{}", stdout(&json));
+
+    let signed = fs::read_to_string(path(&dir, "node-signed.lic")).unwrap();
+    fs::write(path(&dir, "node-signed.lic"), signed.replace("build7", "build8")).unwrap();
+    let verify =
+        qlm(dir.path(), &["license", "verify", "--pubkey", "keys/vendor.pub", "node-signed.lic"]);
+    assert_eq!(code(&verify), 1);
+    assert!(
+        stdout(&verify).contains("REFUSED  node-signed.lic:1: feature `cad`: field `sig`"),
+        "{}",
+        stdout(&verify)
+    );
+}
+
+#[test]
+fn an_uncounted_line_for_any_host_cannot_be_signed() {
+    let dir = vendor_dir();
+    fs::write(
+        path(&dir, "any.lic"),
+        "FEATURE cad vendor=sigasi version=2.0 count=uncounted expires=permanent\n",
+    )
+    .unwrap();
+    let sign = qlm(dir.path(), &["license", "sign", "--key", "keys/vendor.key", "any.lic"]);
+    assert_eq!(code(&sign), 1);
+    let err = stderr(&sign);
+    assert!(err.contains("any.lic:1: feature `cad`: field `hostid`: count=uncounted"), "{err}");
 }

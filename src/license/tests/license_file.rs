@@ -118,7 +118,7 @@ fn a_pasted_duplicate_line_counts_once() {
 }
 
 #[test]
-fn malformed_lines_are_refused_naming_line_and_field() {
+fn malformed_lines_are_refused_naming_line_feature_and_field() {
     let ok = "vendor=sigasi version=1 expires=2030-01-01";
     let cases = [
         (
@@ -153,7 +153,12 @@ fn malformed_lines_are_refused_naming_line_and_field() {
         let error = refused[0];
         assert_eq!(error.field.as_deref(), Some(field), "{bad}: {error}");
         assert!(error.message.contains(needle), "{bad}: {error}");
-        assert!(error.to_string().starts_with(&format!("site.lic:{bad_line}: field `{field}`: ")));
+        let feature = match field {
+            "keyword" | "feature" => String::new(),
+            _ => "feature `f`: ".to_owned(),
+        };
+        let at = format!("site.lic:{bad_line}: {feature}field `{field}`: ");
+        assert!(error.to_string().starts_with(&at), "{bad}: {error}");
         assert_eq!(set.pools.len(), 3, "the good lines serve (the repeats are duplicates)");
     }
 }

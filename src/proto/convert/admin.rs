@@ -50,6 +50,7 @@ pub fn refused_line(error: &LineError) -> v1::RefusedLine {
         line: u32::try_from(error.line).unwrap_or(u32::MAX),
         field: error.field.clone().unwrap_or_default(),
         message: error.message.clone(),
+        feature: error.feature.clone().unwrap_or_default(),
     }
 }
 
@@ -117,8 +118,9 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_line_keeps_file_line_field_and_reason() {
-        let error = LineError::field("site.lic", 12, "count", "`25x` is not a whole number");
+    fn a_refused_line_keeps_file_line_feature_field_and_reason() {
+        let error = LineError::field("site.lic", 12, "count", "`25x` is not a whole number")
+            .with_feature("vhdl-editor");
         assert_eq!(
             refused_line(&error),
             v1::RefusedLine {
@@ -126,6 +128,7 @@ mod tests {
                 line: 12,
                 field: "count".into(),
                 message: "`25x` is not a whole number".into(),
+                feature: "vhdl-editor".into(),
             }
         );
         assert_eq!(refused_line(&LineError::line("site.opt", 3, "bad")).field, "");

@@ -125,6 +125,8 @@ fn seat_unit(unit: SeatUnit) -> v1::SeatUnit {
     match unit {
         SeatUnit::Seats => v1::SeatUnit::Seats,
         SeatUnit::Tokens => v1::SeatUnit::Tokens,
+        // Servers refuse node-locked lines when they load them, so no pool served is one.
+        SeatUnit::Uncounted => v1::SeatUnit::Unspecified,
     }
 }
 
