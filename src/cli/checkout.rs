@@ -1,6 +1,10 @@
-//! `qlm checkout FEATURE [--version V] [--count N] [--wait]`: takes seats for a script and
-//! holds them until SIGINT (Ctrl-C) or SIGTERM, then checks them in and closes the session.
+//! `qlm checkout FEATURE [--version V] [--count N] [--wait] [--vendor-pubkey vendor.pub]`:
+//! takes seats for a script and holds them until SIGINT (Ctrl-C) or SIGTERM, then checks them
+//! in and closes the session.
 //!
+//! The license is looked for along the search path (`--servers`, then `QLM_LICENSE`, then
+//! `QLM_SERVERS`, else 127.0.0.1:7400): a node-locked line of a license file on it grants
+//! when it verifies with a `--vendor-pubkey` (or `QLM_VENDOR_PUBKEY`) key on this machine.
 //! Prints the grant on stdout as soon as it is had. Exit 0 after a clean checkin, 1 on a
 //! denial (reason and holders on stderr) or when the cluster drops the session while it is
 //! held, 3 when no server answers. A signal while waiting in the queue ends the wait: the
@@ -8,8 +12,10 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use clap::Args;
-use qlm_client::{Checkout, CheckoutOptions, Client, Session, SessionOptions};
+use qlm_client::{CheckoutRequest, Grant, Licenser};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::connect::{failed, grant_line, print_now};
@@ -32,74 +38,96 @@ pub struct CheckoutArgs {
     /// Wait in the feature's queue when every seat is taken, instead of failing.
     #[arg(long)]
     pub wait: bool,
+    /// A vendor's public key file, trusted for node-locked lines on the search path (repeat
+    /// for several vendors).
+    #[arg(long = "vendor-pubkey", env = "QLM_VENDOR_PUBKEY", value_name = "vendor.pub")]
+    pub vendor_pubkeys: Vec<PathBuf>,
 }
 
 impl CheckoutArgs {
-    fn options(&self) -> CheckoutOptions {
-        CheckoutOptions {
+    fn request(&self) -> CheckoutRequest {
+        CheckoutRequest {
             version: self.version.clone(),
             count: self.count,
-            wait: self.wait,
+            // As long as it takes: a signal ends the wait.
+            wait: self.wait.then_some(Duration::MAX),
             borrow_until: None,
         }
     }
 }
 
-/// A session holding one checkout; what `checkout` and `run` hold.
+/// A grant and the licenser that holds it; what `checkout` and `run` hold.
 pub struct Held {
-    pub session: Session,
-    pub seat: Checkout,
+    pub licenser: Licenser,
+    pub grant: Grant,
 }
 
 impl Held {
-    /// Checks in and closes the session; a failure of either is reported, not fatal.
+    /// Checks in and closes the sessions; a failure of either is reported, not fatal.
     pub async fn release(self) {
-        if let Err(error) = self.seat.checkin().await {
+        if let Grant::Floating { checkout, .. } = self.grant
+            && let Err(error) = checkout.checkin().await
+        {
             eprintln!("qlm: warning: checkin failed: {error}");
         }
-        if let Err(error) = self.session.close().await {
+        if let Err(error) = self.licenser.close().await {
             eprintln!("qlm: warning: closing the session failed: {error}");
+        }
+    }
+
+    /// `granted ...` for the grant.
+    pub fn line(&self) -> String {
+        match &self.grant {
+            Grant::Floating { checkout, .. } => grant_line(checkout.granted()),
+            Grant::NodeLocked(line) => format!(
+                "granted {} {} node-locked ({} line {}), expires {}",
+                line.feature,
+                line.version,
+                line.file.display(),
+                line.line,
+                line.expires
+            ),
         }
     }
 }
 
-/// Opens a session and checks out, giving up (and closing the session) on SIGINT/SIGTERM.
+/// Checks out along the search path, giving up (and closing the session) on SIGINT/SIGTERM.
 /// `Err` is the outcome to end the command with.
 pub async fn acquire(
-    client: &Client,
+    licenser: Licenser,
     args: &CheckoutArgs,
 ) -> Result<Held, Result<Outcome, BadInput>> {
-    let session = client.open_session(SessionOptions::from_process()).await.map_err(failed)?;
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|e| Err(BadInput(e.to_string())))?;
-    let checkout = tokio::select! {
-        checkout = session.checkout(&args.feature, args.options()) => checkout,
-        _ = tokio::signal::ctrl_c() => return Err(interrupted(session).await),
-        _ = terminate.recv() => return Err(interrupted(session).await),
+    let request = args.request();
+    let grant = tokio::select! {
+        grant = licenser.checkout(&args.feature, &request) => grant,
+        _ = tokio::signal::ctrl_c() => return Err(interrupted(licenser).await),
+        _ = terminate.recv() => return Err(interrupted(licenser).await),
     };
-    match checkout {
-        Ok(seat) => Ok(Held { session, seat }),
+    match grant {
+        Ok(grant) => Ok(Held { licenser, grant }),
         Err(error) => {
-            let _ = session.close().await;
+            let _ = licenser.close().await;
             Err(failed(error))
         }
     }
 }
 
-async fn interrupted(session: Session) -> Result<Outcome, BadInput> {
+async fn interrupted(licenser: Licenser) -> Result<Outcome, BadInput> {
     eprintln!("qlm: interrupted before a grant");
-    let _ = session.close().await;
+    let _ = licenser.close().await;
     Ok(Outcome::Refused)
 }
 
 pub fn run(servers: Option<&str>, args: CheckoutArgs) -> Result<Outcome, BadInput> {
-    let client = crate::connect::client(servers)?;
+    let licenser = crate::connect::licenser(servers, &args.vendor_pubkeys)?;
     crate::connect::runtime()?.block_on(async move {
-        let held = match acquire(&client, &args).await {
+        let held = match acquire(licenser, &args).await {
             Ok(held) => held,
             Err(end) => return end,
         };
-        print_now(grant_line(held.seat.granted()));
+        print_now(held.line());
         print_now("holding; Ctrl-C or SIGTERM checks it in");
         let mut terminate = signal(SignalKind::terminate()).map_err(|e| BadInput(e.to_string()))?;
         let mut check = tokio::time::interval(LOST_SESSION_CHECK);
@@ -107,15 +135,20 @@ pub fn run(servers: Option<&str>, args: CheckoutArgs) -> Result<Outcome, BadInpu
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = terminate.recv() => break,
-                _ = check.tick() => if held.session.is_lost() {
-                    eprintln!("qlm: the cluster lost the session: the seat is no longer held");
+                _ = check.tick() => if let Some(reason) = held.licenser.lost().await {
+                    eprintln!("qlm: the session was lost ({reason}): the seat is no longer held");
                     return Ok(Outcome::Refused);
                 },
             }
         }
-        let handle = held.seat.handle();
+        let handle = match &held.grant {
+            Grant::Floating { checkout, .. } => Some(checkout.handle()),
+            Grant::NodeLocked(_) => None,
+        };
         held.release().await;
-        print_now(format!("checked in handle {handle}"));
+        if let Some(handle) = handle {
+            print_now(format!("checked in handle {handle}"));
+        }
         Ok(Outcome::Ok)
     })
 }

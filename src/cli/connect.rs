@@ -1,5 +1,6 @@
 //! What every command that talks to the cluster shares: the client from `--servers` (or
-//! `QLM_SERVERS`), the runtime, printing while a command is still running, and the one table
+//! `QLM_SERVERS`, or the first cluster of `QLM_LICENSE`, or 127.0.0.1:7400), the licenser of
+//! `qlm checkout` and `qlm run` (the whole search path, node-locked lines included), the runtime, printing while a command is still running, and the one table
 //! from [`ClientError`] to the exit codes of the contract (0 ok, 1 denied or refused, 2 bad
 //! usage or input, 3 cluster unreachable). TLS settings (`--tls-ca`, `--tls-cert`,
 //! `--tls-key`) are global flags, recorded once by `main` with [`set_tls`].
@@ -8,8 +9,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use qlm_client::{Client, ClientError, list_wants_tls, parse_servers};
-use qlm_license::Timestamp;
+use qlm_client::search_path::{Entry, LICENSE_ENV, SearchPath};
+use qlm_client::{Client, ClientError, Licenser, SessionOptions, list_wants_tls, parse_servers};
+use qlm_license::{Timestamp, TrustedKeys, VendorPublicKey};
 use qlm_net::tls::ClientTls;
 use qlm_proto::v1;
 
@@ -37,27 +39,71 @@ pub fn set_tls(args: TlsArgs) {
     let _ = TLS.set(args);
 }
 
-/// The client of the servers given, or exit 2 when none are (or when the TLS files cannot be
-/// used).
+/// The client of the servers given (`--servers`, `QLM_SERVERS`), else of the first cluster of
+/// `QLM_LICENSE`, else of this machine's server (127.0.0.1:7400). Exit 2 when the list cannot
+/// be read or the TLS files cannot be used.
 pub fn client(servers: Option<&str>) -> Result<Client, BadInput> {
-    let Some(list) = servers.filter(|list| !list.trim().is_empty()) else {
-        return Err(BadInput(
-            "no license servers: give --servers host:7400,... or set QLM_SERVERS".into(),
-        ));
+    let (servers, wants_tls) = match servers.filter(|list| !list.trim().is_empty()) {
+        Some(list) => (parse_servers(list)?, list_wants_tls(list)),
+        None => {
+            let path = SearchPath::from_env_or_local(None).map_err(|e| BadInput(e.to_string()))?;
+            let Some(first) = path.clusters().next() else {
+                return Err(BadInput(format!(
+                    "no license server: {LICENSE_ENV} names only license files; give --servers \
+                     host:7400,... or set QLM_SERVERS"
+                )));
+            };
+            (first.to_vec(), path.wants_tls)
+        }
     };
-    let client = Client::connect(parse_servers(list)?).map_err(|e| BadInput(e.to_string()))?;
+    let client = Client::connect(servers).map_err(|e| BadInput(e.to_string()))?;
+    Ok(match tls(wants_tls)? {
+        Some(files) => client.with_tls(&files),
+        None => client,
+    })
+}
+
+/// The command line's TLS settings when TLS is wanted (an `https://` entry or a TLS flag).
+fn tls(wants_tls: bool) -> Result<Option<ClientTls>, BadInput> {
     let tls = TLS.get().cloned().unwrap_or_default();
-    let wanted = list_wants_tls(list)
-        || tls.tls_ca.is_some()
-        || tls.tls_cert.is_some()
-        || tls.tls_key.is_some();
-    if !wanted {
-        return Ok(client);
+    if !wants_tls && tls.tls_ca.is_none() && tls.tls_cert.is_none() && tls.tls_key.is_none() {
+        return Ok(None);
     }
-    let files =
-        ClientTls::read(tls.tls_ca.as_deref(), tls.tls_cert.as_deref(), tls.tls_key.as_deref())
-            .map_err(|e| BadInput(e.to_string()))?;
-    Ok(client.with_tls(&files))
+    ClientTls::read(tls.tls_ca.as_deref(), tls.tls_cert.as_deref(), tls.tls_key.as_deref())
+        .map(Some)
+        .map_err(|e| BadInput(e.to_string()))
+}
+
+/// Where `qlm checkout` and `qlm run` look for a license: the servers given with `--servers`
+/// first (when they are not just `QLM_SERVERS`, which the environment's path ends with), then
+/// the search path of the environment (`QLM_LICENSE`, `QLM_SERVERS`), else this machine's
+/// server.
+pub fn licenser(servers: Option<&str>, vendor_keys: &[PathBuf]) -> Result<Licenser, BadInput> {
+    let from_env = std::env::var(qlm_client::SERVERS_ENV).ok();
+    let explicit =
+        servers.filter(|list| !list.trim().is_empty() && Some(*list) != from_env.as_deref());
+    let mut path = SearchPath::default();
+    if let Some(list) = explicit {
+        path = SearchPath {
+            entries: vec![Entry::Cluster(parse_servers(list)?)],
+            wants_tls: list_wants_tls(list),
+        };
+    }
+    match SearchPath::from_env_if_set(None).map_err(|e| BadInput(e.to_string()))? {
+        Some(env_path) => path.append(env_path),
+        None if path.entries.is_empty() => path = SearchPath::local(),
+        None => {}
+    }
+    let mut licenser = Licenser::new(path.clone(), SessionOptions::from_process())
+        .map_err(|e| BadInput(e.to_string()))?;
+    if let Some(files) = tls(path.wants_tls)? {
+        licenser = licenser.with_tls(&files);
+    }
+    for file in vendor_keys {
+        let key = VendorPublicKey::read_file(file)?;
+        licenser.trust_vendor_keys(&TrustedKeys::from_iter([key]));
+    }
+    Ok(licenser)
 }
 
 /// A runtime for one command: one thread is plenty for one session and its heartbeat.
@@ -100,7 +146,12 @@ pub fn failed(error: ClientError) -> Result<Outcome, BadInput> {
             }
             Ok(Outcome::Refused)
         }
-        ClientError::Left { .. } | ClientError::Rejected { .. } | ClientError::Protocol(_) => {
+        ClientError::Left { .. }
+        | ClientError::Rejected { .. }
+        | ClientError::Protocol(_)
+        | ClientError::NodeLocked(_)
+        | ClientError::WaitTimedOut(_)
+        | ClientError::SessionLost(_) => {
             eprintln!("qlm: refused: {error}");
             Ok(Outcome::Refused)
         }

@@ -8,11 +8,10 @@
 
 use std::os::unix::process::ExitStatusExt as _;
 
-use qlm_client::Client;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::checkout::{CheckoutArgs, acquire};
-use crate::connect::{client, runtime};
+use crate::connect::{licenser, runtime};
 use crate::{BadInput, Outcome};
 
 pub fn run(
@@ -20,12 +19,12 @@ pub fn run(
     args: CheckoutArgs,
     command: Vec<String>,
 ) -> Result<Outcome, BadInput> {
-    let client: Client = client(servers)?;
+    let licenser = licenser(servers, &args.vendor_pubkeys)?;
     let Some((program, program_args)) = command.split_first() else {
         return Err(BadInput("no command given after `--`".into()));
     };
     runtime()?.block_on(async move {
-        let held = match acquire(&client, &args).await {
+        let held = match acquire(licenser, &args).await {
             Ok(held) => held,
             Err(end) => return end,
         };

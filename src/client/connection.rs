@@ -101,15 +101,10 @@ impl Client {
             .map_err(|_| ClientError::NoServers(format!("{SERVERS_ENV} is not set")))?;
         let servers = parse_servers(&list).map_err(|e| ClientError::NoServers(e.to_string()))?;
         let client = Client::connect(servers)?;
-        let path = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
-        let (ca, cert, key) =
-            (path(TLS_CA_ENV), path(TLS_CLIENT_CERT_ENV), path(TLS_CLIENT_KEY_ENV));
-        if !list_wants_tls(&list) && ca.is_none() && cert.is_none() && key.is_none() {
-            return Ok(client);
-        }
-        let tls = qlm_net::tls::ClientTls::read(ca.as_deref(), cert.as_deref(), key.as_deref())
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
-        Ok(client.with_tls(&tls))
+        Ok(match tls_from_env(list_wants_tls(&list))? {
+            Some(tls) => client.with_tls(&tls),
+            None => client,
+        })
     }
 
     /// The same cluster over TLS (`https://`), trusting and presenting what `tls` says.
@@ -198,6 +193,20 @@ impl Client {
         channels.insert(server.clone(), channel.clone());
         Ok(channel)
     }
+}
+
+/// The TLS settings of the environment: `QLM_TLS_CA` (the CA to trust), `QLM_CLIENT_CERT` and
+/// `QLM_CLIENT_KEY` (a client certificate). `None` (plaintext) when none is set and the server
+/// list did not ask for TLS (`wants_tls`: an `https://` entry).
+pub fn tls_from_env(wants_tls: bool) -> Result<Option<qlm_net::tls::ClientTls>, ClientError> {
+    let path = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
+    let (ca, cert, key) = (path(TLS_CA_ENV), path(TLS_CLIENT_CERT_ENV), path(TLS_CLIENT_KEY_ENV));
+    if !wants_tls && ca.is_none() && cert.is_none() && key.is_none() {
+        return Ok(None);
+    }
+    qlm_net::tls::ClientTls::read(ca.as_deref(), cert.as_deref(), key.as_deref())
+        .map(Some)
+        .map_err(|e| ClientError::Tls(e.to_string()))
 }
 
 /// The admin token: `QLM_ADMIN_TOKEN`, or the first line of the file `QLM_ADMIN_TOKEN_FILE`

@@ -82,7 +82,8 @@ pub fn list_wants_tls(list: &str) -> bool {
 
 fn strip_scheme(entry: &str) -> &str {
     for scheme in ["https://", "http://"] {
-        if entry.len() >= scheme.len() && entry[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        // `get`, not indexing: the cut may fall inside a multi-byte character of bad input.
+        if entry.get(..scheme.len()).is_some_and(|head| head.eq_ignore_ascii_case(scheme)) {
             return entry[scheme.len()..].trim_end_matches('/');
         }
     }

@@ -45,6 +45,18 @@ pub enum ClientError {
     /// The server's answer is not one the contract allows (a required field missing).
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
+    /// Only node-locked lines could have granted, and each was refused; the message lists
+    /// every refusal with its file, line, feature and reason.
+    #[error("no node-locked license for this machine: {0}")]
+    NodeLocked(String),
+    /// A checkout that waited in its queue for as long as it was allowed to, without a grant.
+    /// The request has been taken out of the queue.
+    #[error("no seat was granted within {0:?} of waiting")]
+    WaitTimedOut(std::time::Duration),
+    /// The session is gone (the cluster expired it, or could not be reached for longer than
+    /// its TTL): its seats may have been given to others. Open a new session.
+    #[error("the license session was lost: {0}")]
+    SessionLost(String),
 }
 
 impl ClientError {

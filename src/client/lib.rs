@@ -49,14 +49,22 @@
 //! - [`hostid`]: this machine's host ids; [`nodelocked`]: node-locked (`count=uncounted`)
 //!   lines checked here, with no server
 //! - `error`: [`ClientError`]
+//! - `licenser`: [`Licenser`], the walk down a search path every client uses
+//! - [`search_path`]: `QLM_LICENSE`, FlexLM's license search path: files, directories,
+//!   servers and clusters, tried in order
+//! - [`blocking`]: the synchronous client the C library and the Python package sit on: it
+//!   owns a runtime thread, walks the search path, and reports a lost session
 
 mod admin;
+pub mod blocking;
 mod checkout;
 mod connection;
 pub mod endpoints;
 mod error;
 pub mod hostid;
+mod licenser;
 pub mod nodelocked;
+pub mod search_path;
 mod session;
 mod status;
 
@@ -66,7 +74,11 @@ pub use connection::{
     ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, CALL_DEADLINE, CONNECT_TIMEOUT, Client, FAILOVER_BUDGET,
     LEADER_ADDR_METADATA, RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MAX, SERVERS_ENV, TLS_CA_ENV,
     TLS_CLIENT_CERT_ENV, TLS_CLIENT_KEY_ENV, admin_token_from_env, admin_token_from_file,
+    tls_from_env,
 };
 pub use endpoints::{ServerAddr, ServerListError, list_wants_tls, parse_servers};
 pub use error::ClientError;
+pub use licenser::{
+    CheckoutRequest, Grant, Licenser, LostReason, SessionStatus, vendor_key_from_text,
+};
 pub use session::{MIN_HEARTBEAT_INTERVAL, Session, SessionOptions};

@@ -14,7 +14,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
@@ -101,6 +101,8 @@ pub(crate) struct SessionCore {
     lost: AtomicBool,
     /// Heartbeats answered, for [`Session::heartbeats_sent`].
     heartbeats: AtomicU64,
+    /// When the cluster last answered for the session (the open, then each heartbeat).
+    last_heard: Mutex<Instant>,
 }
 
 impl Client {
@@ -141,6 +143,7 @@ impl Client {
             heartbeat_interval: Mutex::new(interval(opened.heartbeat_interval_ms, ttl)),
             lost: AtomicBool::new(false),
             heartbeats: AtomicU64::new(0),
+            last_heard: Mutex::new(Instant::now()),
         });
         let heartbeat = tokio::spawn(heartbeat_loop(core.clone()));
         Ok(Session { core, heartbeat, closed: false })
@@ -174,6 +177,12 @@ impl Session {
         self.core.lost.load(Ordering::Relaxed)
     }
 
+    /// How long since the cluster last answered for the session (its open, or a heartbeat).
+    /// Past the TTL, the cluster may have expired it without this client hearing so.
+    pub fn silent_for(&self) -> Duration {
+        self.core.last_heard.lock().unwrap_or_else(PoisonError::into_inner).elapsed()
+    }
+
     /// Checks `feature` out; see [`CheckoutOptions`] and [`crate::Checkout`].
     pub async fn checkout(
         &self,
@@ -189,7 +198,7 @@ impl Session {
     pub async fn heartbeat(&self) -> Result<Duration, ClientError> {
         match self.core.heartbeat().await {
             Ok(answer) => {
-                self.core.heartbeats.fetch_add(1, Ordering::Relaxed);
+                self.core.heard();
                 Ok(Duration::from_millis(answer.ttl_ms))
             }
             Err(error) => {
@@ -241,6 +250,12 @@ impl SessionCore {
         self.ttl
     }
 
+    /// Records an answered heartbeat.
+    fn heard(&self) {
+        self.heartbeats.fetch_add(1, Ordering::Relaxed);
+        *self.last_heard.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
     /// A fresh request id: the session's random prefix and a counter.
     pub(crate) fn next_request_id(&self) -> String {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
@@ -285,7 +300,7 @@ async fn heartbeat_loop(core: Arc<SessionCore>) {
         tokio::time::sleep(wait).await;
         match core.heartbeat().await {
             Ok(answer) => {
-                core.heartbeats.fetch_add(1, Ordering::Relaxed);
+                core.heard();
                 let next =
                     interval(answer.heartbeat_interval_ms, Duration::from_millis(answer.ttl_ms));
                 *core.heartbeat_interval.lock().unwrap_or_else(PoisonError::into_inner) = next;

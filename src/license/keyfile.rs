@@ -107,6 +107,12 @@ impl VendorPublicKey {
             .map_err(|message| format_error(path, message))
     }
 
+    /// The key in the text of a public key file (what an application builds in). The
+    /// message says what is wrong with the text.
+    pub fn from_key_file_text(text: &str) -> Result<VendorPublicKey, String> {
+        key_bytes(text, KeyKind::Public).and_then(|bytes| VendorPublicKey::from_bytes(&bytes))
+    }
+
     /// Writes a new public key file; refuses to overwrite an existing file.
     pub fn write_new_file(&self, path: &Path) -> Result<(), KeyFileError> {
         write_new(path, &self.to_key_file_text(), PUBLIC_KEY_MODE)

@@ -9,7 +9,10 @@ use qlm_server::testkit::{ADMIN_TOKEN, InProcessNode, closed_port, serve};
 
 fn qlm(servers: Option<&str>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_qlm"));
-    command.env_remove("QLM_SERVERS").env_remove("QLM_ADMIN_TOKEN").env("USER", "ann");
+    for name in ["QLM_SERVERS", "QLM_LICENSE", "QLM_VENDOR_PUBKEY", "QLM_ADMIN_TOKEN"] {
+        command.env_remove(name);
+    }
+    command.env("USER", "ann");
     if let Some(servers) = servers {
         command.env("QLM_SERVERS", servers);
     }
@@ -86,12 +89,47 @@ async fn checkout_against_a_closed_port_exits_3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checkout_without_servers_exits_2() {
+async fn checkout_with_nothing_set_tries_the_server_on_this_machine() {
+    // As etcdctl does: no QLM_SERVERS, no QLM_LICENSE, no --servers: 127.0.0.1:7400. (Nothing
+    // listens there on a test machine; a local cluster started by `make run` would answer.)
     let mut command = qlm(None);
     command.args(["checkout", "vhdl"]);
     let missing = output(command).await;
-    assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("QLM_SERVERS"), "{}", stderr(&missing));
+    assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("127.0.0.1:7400"), "{}", stderr(&missing));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_walks_qlm_license_past_a_dead_cluster_to_a_live_one() {
+    let node = serve(InProcessNode::with_seats("vhdl", 1)).await;
+    let dead = format!("7400@127.0.0.2,{}@127.0.0.1", closed_port());
+    let mut child = qlm(None)
+        .env("QLM_LICENSE", format!("{dead}:{}", node.servers()))
+        .args(["checkout", "vhdl"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || BufReader::new(stdout).lines().next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(line.starts_with("granted vhdl"), "{line}");
+    assert_eq!(node.node.held().len(), 1);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_qlm_license_entry_exits_2_naming_it() {
+    let mut command = qlm(None);
+    command.env("QLM_LICENSE", "/opt/x.lic:7400@:a:7400").args(["checkout", "vhdl"]);
+    let refused = output(command).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(message.contains("QLM_LICENSE: entry 2 `7400@`"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
