@@ -102,7 +102,8 @@ pub unsafe extern "C" fn qlm_client_new_servers(
 }
 
 /// Trusts a vendor's public key for node-locked license files: `"ed25519-public:..."`, or
-/// the text of a key file. Lines signed by no trusted key are refused.
+/// the text of a key file. Lines signed by no trusted key are refused. Applies to the
+/// sessions opened afterwards: trust the keys before `qlm_session_open`.
 ///
 /// `client`: a live client. `public_key`: UTF-8 of at most 4096 bytes.
 ///
