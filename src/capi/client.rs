@@ -2,6 +2,8 @@
 //! trusting a vendor key, freeing it.
 
 use std::ffi::{c_char, c_int};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use ::qlm_client::blocking::Client;
 
@@ -16,16 +18,36 @@ pub struct qlm_client {
     _opaque: [u8; 0],
 }
 
-pub(crate) static CLIENTS: Registry<Client> = Registry::new();
+/// Longest failover budget `qlm_client_set_failover_budget` takes: 10 minutes.
+pub const QLM_MAX_FAILOVER_BUDGET_MS: u32 = 600_000;
+
+/// A registered client. The lock lets `qlm_client_set_failover_budget` rebuild it in place
+/// while every other call only reads it.
+pub(crate) struct ClientEntry(RwLock<Option<Client>>);
+
+impl ClientEntry {
+    /// Runs `f` on the client.
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Client) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let guard = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        // Empty only if rebuilding it panicked, which the guard reported then.
+        let client = guard.as_ref().ok_or_else(|| Failure::bad_handle("client", "qlm_client"))?;
+        f(client)
+    }
+}
+
+pub(crate) static CLIENTS: Registry<ClientEntry> = Registry::new();
 
 /// The live client `client` names.
-pub(crate) fn client(client: *const qlm_client) -> Result<std::sync::Arc<Client>, Failure> {
+pub(crate) fn client(client: *const qlm_client) -> Result<Arc<ClientEntry>, Failure> {
     CLIENTS.get(client).ok_or_else(|| Failure::bad_handle("client", "qlm_client"))
 }
 
 fn publish(made: Client, out: *mut *mut qlm_client) {
     // SAFETY: `out` was checked (not NULL, aligned) before anything was made.
-    unsafe { *out = CLIENTS.insert(made).cast() };
+    unsafe { *out = CLIENTS.insert(ClientEntry(RwLock::new(Some(made)))).cast() };
 }
 
 /// Clears `*out` (when it can be written) so that a failed call leaves no stale handle.
@@ -121,7 +143,39 @@ pub unsafe extern "C" fn qlm_client_trust_vendor_key(
 ) -> c_int {
     call("qlm_client_trust_vendor_key", || {
         let key = unsafe { args::text(public_key, "public_key", QLM_MAX_KEY_TEXT) }?;
-        self::client(client)?.trust_vendor_key(key)?;
+        self::client(client)?.with(|client| Ok(client.trust_vendor_key(key)?))
+    })
+}
+
+/// Sets how long the sessions opened from now on retry a cluster of the search path (pass
+/// after pass over its nodes, riding out a leader election) before a checkout goes on to the
+/// next entry or fails with `QLM_ERR_UNREACHABLE`. The default is 3000 ms; 0 makes one pass.
+///
+/// `client`: a live client. `budget_ms`: 0..=600000.
+///
+/// Returns `QLM_OK`; `QLM_ERR_BAD_HANDLE`; `QLM_ERR_INVALID_ARGUMENT` (`budget_ms` too
+/// large).
+///
+/// Thread-safety: any thread; waits for other calls on the client that are running.
+///
+/// # Safety
+/// None beyond C's: any pointer value is accepted.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qlm_client_set_failover_budget(
+    client: *mut qlm_client,
+    budget_ms: u32,
+) -> c_int {
+    call("qlm_client_set_failover_budget", || {
+        if budget_ms > QLM_MAX_FAILOVER_BUDGET_MS {
+            return Err(Failure::invalid(format!(
+                "`budget_ms` is {budget_ms}; it must be 0..={QLM_MAX_FAILOVER_BUDGET_MS}"
+            )));
+        }
+        let entry = self::client(client)?;
+        let mut slot = entry.0.write().unwrap_or_else(PoisonError::into_inner);
+        let current = slot.take().ok_or_else(|| Failure::bad_handle("client", "qlm_client"))?;
+        let budget = Duration::from_millis(u64::from(budget_ms));
+        *slot = Some(current.with_failover_budget(budget));
         Ok(())
     })
 }

@@ -43,8 +43,8 @@ pub use args::{
 };
 pub use checkout::{qlm_checkin, qlm_checkout, qlm_checkout_free, qlm_checkout_info};
 pub use client::{
-    qlm_client, qlm_client_free, qlm_client_new, qlm_client_new_servers,
-    qlm_client_trust_vendor_key,
+    QLM_MAX_FAILOVER_BUDGET_MS, qlm_client, qlm_client_free, qlm_client_new,
+    qlm_client_new_servers, qlm_client_set_failover_budget, qlm_client_trust_vendor_key,
 };
 pub use last_error::{
     qlm_last_denial_holder, qlm_last_denial_holder_count, qlm_last_denial_reason, qlm_last_error,

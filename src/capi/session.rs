@@ -88,7 +88,7 @@ pub unsafe extern "C" fn qlm_session_open(
         if ttl_ms > 0 {
             options = options.with_ttl(Duration::from_millis(u64::from(ttl_ms)));
         }
-        let session = client.open_session(options)?;
+        let session = client.with(|client| Ok(client.open_session(options)?))?;
         let entry = SessionEntry { session };
         // SAFETY: checked above.
         unsafe { *out = SESSIONS.insert(entry).cast() };

@@ -56,6 +56,11 @@ typedef struct qlm_session qlm_session;
 #define QLM_MAX_BORROW_UNIX_S 253402300799
 
 /**
+ * Longest failover budget `qlm_client_set_failover_budget` takes: 10 minutes.
+ */
+#define QLM_MAX_FAILOVER_BUDGET_MS 600000
+
+/**
  * What a `qlm_*` function returns: `QLM_OK` (0), or why it failed; `qlm_last_error()` then
  * says more. The values are part of the ABI and never change meaning.
  */
@@ -335,6 +340,23 @@ int qlm_client_new_servers(const char *servers, struct qlm_client **out);
  * `public_key` is NULL or a valid C string.
  */
 int qlm_client_trust_vendor_key(struct qlm_client *client, const char *public_key);
+
+/**
+ * Sets how long the sessions opened from now on retry a cluster of the search path (pass
+ * after pass over its nodes, riding out a leader election) before a checkout goes on to the
+ * next entry or fails with `QLM_ERR_UNREACHABLE`. The default is 3000 ms; 0 makes one pass.
+ *
+ * `client`: a live client. `budget_ms`: 0..=600000.
+ *
+ * Returns `QLM_OK`; `QLM_ERR_BAD_HANDLE`; `QLM_ERR_INVALID_ARGUMENT` (`budget_ms` too
+ * large).
+ *
+ * Thread-safety: any thread; waits for other calls on the client that are running.
+ *
+ * # Safety
+ * None beyond C's: any pointer value is accepted.
+ */
+int qlm_client_set_failover_budget(struct qlm_client *client, uint32_t budget_ms);
 
 /**
  * Frees a client. Its sessions and checkouts stay usable until they are closed or freed.

@@ -357,18 +357,33 @@ fn a_session_reports_its_state_and_is_a_bad_handle_once_closed() {
     refused(status, BAD_HANDLE, "session");
 }
 
-#[test]
-fn a_checkout_nobody_answers_is_unreachable_and_leaves_no_handle() {
-    let client = client();
+/// A checkout through `client`'s dead cluster: its status and how long it took.
+fn unreachable_checkout(client: *mut qlm_client) -> std::time::Duration {
     let session = session(client);
     let feature = c("vhdl-editor");
     let mut seat = null_mut();
+    let started = std::time::Instant::now();
     let status = unsafe { qlm_checkout(session, feature.as_ptr(), null(), 1, -1, 0, &mut seat) };
+    let took = started.elapsed();
     assert_eq!(status, qlm_status::QLM_ERR_UNREACHABLE as c_int, "{}", last_error());
     assert!(last_error().contains("127.0.0.1:1"), "names the server tried: {}", last_error());
     assert!(seat.is_null());
     assert_eq!(unsafe { qlm_session_close(session) }, OK, "{}", last_error());
+    took
+}
+
+#[test]
+fn a_checkout_nobody_answers_is_unreachable_within_the_failover_budget() {
+    let client = client();
+    let took = unreachable_checkout(client);
+    assert!(took >= std::time::Duration::from_secs(2), "the 3 s default budget: {took:?}");
+    assert_eq!(unsafe { qlm_client_set_failover_budget(client, 0) }, OK, "{}", last_error());
+    let took = unreachable_checkout(client);
+    assert!(took < std::time::Duration::from_millis(1500), "one pass: {took:?}");
+    let too_long = QLM_MAX_FAILOVER_BUDGET_MS + 1;
+    refused(unsafe { qlm_client_set_failover_budget(client, too_long) }, INVALID, "budget_ms");
     free(client);
+    refused(unsafe { qlm_client_set_failover_budget(client, 0) }, BAD_HANDLE, "client");
 }
 
 #[test]
