@@ -50,8 +50,8 @@ pub use last_error::{
     qlm_last_denial_holder, qlm_last_denial_holder_count, qlm_last_denial_reason, qlm_last_error,
 };
 pub use session::{
-    qlm_lost_callback, qlm_session, qlm_session_close, qlm_session_is_lost, qlm_session_on_lost,
-    qlm_session_open, qlm_session_status,
+    QLM_MAX_TTL_MS, QLM_MIN_TTL_MS, qlm_lost_callback, qlm_session, qlm_session_close,
+    qlm_session_is_lost, qlm_session_on_lost, qlm_session_open, qlm_session_status,
 };
 pub use status::qlm_status;
 

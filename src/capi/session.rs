@@ -15,6 +15,11 @@ use crate::last_error::c_text;
 use crate::registry::Registry;
 use crate::status::{Failure, qlm_status};
 
+/// Shortest session TTL servers accept (ms).
+pub const QLM_MIN_TTL_MS: u32 = 1_000;
+/// Longest session TTL servers accept (ms): one day.
+pub const QLM_MAX_TTL_MS: u32 = 86_400_000;
+
 /// A session: this process as the license servers see it, heartbeated by the library's
 /// thread. Opaque: only this library reads it.
 pub struct qlm_session {
@@ -63,8 +68,8 @@ pub(crate) fn session(session: *const qlm_session) -> Result<Arc<SessionEntry>, 
 /// is heartbeated from then on by the library's thread.
 ///
 /// `client`: a live client. `ttl_ms`: how long the cluster keeps the session without a
-/// heartbeat; 0 for the server's default (servers accept 1000..=86400000). `out`: where the
-/// new handle is written (NULL on failure).
+/// heartbeat; 0 for the server's default, else 1000..=86400000. `out`: where the new handle
+/// is written (NULL on failure).
 ///
 /// Returns `QLM_OK`; `QLM_ERR_BAD_HANDLE`; `QLM_ERR_INVALID_ARGUMENT`.
 ///
@@ -83,6 +88,12 @@ pub unsafe extern "C" fn qlm_session_open(
         args::out_pointer(out, "out")?;
         // SAFETY: checked just above.
         unsafe { *out = std::ptr::null_mut() };
+        if ttl_ms != 0 && !(QLM_MIN_TTL_MS..=QLM_MAX_TTL_MS).contains(&ttl_ms) {
+            return Err(Failure::invalid(format!(
+                "`ttl_ms` is {ttl_ms}; it must be 0 (the server's default) or \
+                 {QLM_MIN_TTL_MS}..={QLM_MAX_TTL_MS}"
+            )));
+        }
         let client = self::client(client)?;
         let mut options = SessionOptions::from_process();
         if ttl_ms > 0 {

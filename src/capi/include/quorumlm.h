@@ -61,6 +61,16 @@ typedef struct qlm_session qlm_session;
 #define QLM_MAX_FAILOVER_BUDGET_MS 600000
 
 /**
+ * Shortest session TTL servers accept (ms).
+ */
+#define QLM_MIN_TTL_MS 1000
+
+/**
+ * Longest session TTL servers accept (ms): one day.
+ */
+#define QLM_MAX_TTL_MS 86400000
+
+/**
  * What a `qlm_*` function returns: `QLM_OK` (0), or why it failed; `qlm_last_error()` then
  * says more. The values are part of the ABI and never change meaning.
  */
@@ -419,8 +429,8 @@ const char *qlm_last_denial_holder(size_t index);
  * is heartbeated from then on by the library's thread.
  *
  * `client`: a live client. `ttl_ms`: how long the cluster keeps the session without a
- * heartbeat; 0 for the server's default (servers accept 1000..=86400000). `out`: where the
- * new handle is written (NULL on failure).
+ * heartbeat; 0 for the server's default, else 1000..=86400000. `out`: where the new handle
+ * is written (NULL on failure).
  *
  * Returns `QLM_OK`; `QLM_ERR_BAD_HANDLE`; `QLM_ERR_INVALID_ARGUMENT`.
  *

@@ -84,6 +84,9 @@ fn null_pointers_are_refused_by_name() {
         refused(qlm_client_trust_vendor_key(null_mut(), feature.as_ptr()), BAD_HANDLE, "client");
         refused(qlm_session_open(null_mut(), 0, &mut out_session), BAD_HANDLE, "client");
         refused(qlm_session_open(client, 0, null_mut()), INVALID, "out");
+        for ttl in [1, QLM_MIN_TTL_MS - 1, QLM_MAX_TTL_MS + 1, u32::MAX] {
+            refused(qlm_session_open(client, ttl, &mut out_session), INVALID, "ttl_ms");
+        }
         refused(qlm_session_on_lost(null_mut(), None, null_mut()), BAD_HANDLE, "session");
         refused(qlm_session_is_lost(null_mut(), &mut lost), BAD_HANDLE, "session");
         refused(qlm_session_is_lost(null_mut(), null_mut()), INVALID, "lost_out");
@@ -245,8 +248,8 @@ fn sixteen_threads_at_once_keep_their_own_errors() {
                     };
                     refused(status, INVALID, "feature");
                     let mut out = null_mut();
-                    let count = u32::try_from(i).expect("small");
-                    let status = unsafe { qlm_session_open(null_mut(), count, &mut out) };
+                    let ttl = QLM_MIN_TTL_MS + u32::try_from(i).expect("small");
+                    let status = unsafe { qlm_session_open(null_mut(), ttl, &mut out) };
                     refused(status, BAD_HANDLE, "client");
                     free(client);
                     refused(unsafe { qlm_client_free(client) }, BAD_HANDLE, "client");
