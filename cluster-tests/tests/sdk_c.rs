@@ -15,6 +15,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use cluster_tests::Cluster;
+use qlm_proto::v1;
+use qlm_proto::v1::status_service_client::StatusServiceClient;
 use serde_json::Value;
 
 const QLM_OK: i64 = 0;
@@ -183,11 +185,32 @@ async fn ready_cluster() -> (Cluster, u64) {
     (cluster, leader)
 }
 
-/// Checkouts of `feature` the cluster holds, as node `id` sees them (pass the leader: it
-/// applied every write it answered).
+/// Handles of the checkouts of `feature` the cluster holds: a linearizable read through node
+/// `id` (it sees every write acknowledged before it), retried while the node cannot serve it
+/// yet (an election just ended).
 async fn held(cluster: &Cluster, id: u64, feature: &str) -> Vec<u64> {
-    let all = cluster.checkouts(id).await.unwrap_or_else(|e| panic!("checkouts of node {id}: {e}"));
-    all.iter().filter(|c| c.feature == feature).map(|c| c.handle).collect()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let request =
+            v1::CheckoutsRequest { stale: false, feature: feature.into(), ..Default::default() };
+        let answer = match cluster.client_channel(id).await {
+            Ok(channel) => StatusServiceClient::new(channel).checkouts(request).await,
+            Err(status) => Err(status),
+        };
+        match answer {
+            Ok(answer) => {
+                let mut handles: Vec<u64> =
+                    answer.into_inner().checkouts.iter().map(|c| c.handle).collect();
+                handles.sort_unstable();
+                return handles;
+            }
+            Err(status) if Instant::now() < deadline => {
+                eprintln!("checkouts through node {id}: {status}; again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("checkouts through node {id}: {status}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,12 +321,10 @@ async fn a_checkout_retried_across_a_dying_node_is_granted_once() {
         let old = leader;
         leader = cluster.wait_ready().await;
         cluster.spawn(old);
-        let held = held(&cluster, leader, "chaos-pool").await;
         let mut expected = granted.clone();
         expected.sort_unstable();
-        let mut held_sorted = held.clone();
-        held_sorted.sort_unstable();
-        assert_eq!(held_sorted, expected, "round {round}: one checkout per grant");
+        let held = held(&cluster, leader, "chaos-pool").await;
+        assert_eq!(held, expected, "round {round}: one checkout per grant");
     }
     assert!(driver.lost_callbacks.is_empty(), "{:?}", driver.lost_callbacks);
 }
