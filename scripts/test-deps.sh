@@ -3,6 +3,9 @@
 #   chromium  headless browser for the dashboard test (cluster-tests/tests/http.rs)
 #   strace    proves the fsync before each acknowledgement (src/raft/tests/raft_store_durability.rs;
 #             that test is skipped with a notice without it)
+#   g++       compiles the C header as C++ (src/capi/tests/header.rs; cc, for C, is Rust's linker)
+#   valgrind  runs the C example against a cluster with leak checks
+#             (cluster-tests/tests/sdk_c.rs; skipped with a notice without it)
 # Runs apt-get as root, or through sudo when there is one. Where neither works it says what to
 # install and goes on: the test that needs the tool then fails (Chromium) or is skipped
 # (strace) with the same instructions.
@@ -12,6 +15,8 @@ missing=()
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${CHROMIUM:-}" ] \
     || missing+=(chromium)
 command -v strace >/dev/null || missing+=(strace)
+command -v c++ >/dev/null || missing+=(g++)
+command -v valgrind >/dev/null || missing+=(valgrind)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
