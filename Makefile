@@ -9,7 +9,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build test test-deps test-unit lint fmt run bench bench-engine bench-failover bench-load bench-etcd bench-scale flamegraph fuzz fuzz-smoke chaos image \
+.PHONY: all build test test-deps test-unit lint java-sdk java-test fmt run bench bench-engine bench-failover bench-load bench-etcd bench-scale flamegraph fuzz fuzz-smoke chaos image \
         compose-up compose-down compose-chaos deploy-check clean
 
 all: build
@@ -17,9 +17,10 @@ all: build
 build:
 	$(CARGO) build --workspace --all-targets
 
-## The README's test command: what the tests need (scripts/test-deps.sh installs Chromium and
-## strace when missing), lints, then every test of the workspace.
-test: test-deps lint test-unit
+## The README's test command: what the tests need (scripts/test-deps.sh installs Chromium,
+## strace and JNA when missing), lints, the Java binding, then every test of the workspace
+## (cluster-tests/tests/sdk_java.rs runs the Java binding against real clusters).
+test: test-deps lint java-sdk test-unit
 
 test-deps:
 	./scripts/test-deps.sh
@@ -37,6 +38,15 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## The Java binding (src/java): target/java/quorumlm.jar, the example, and libquorumlm.so.
+java-sdk:
+	CARGO="$(CARGO)" ./scripts/java-sdk.sh
+
+## The Java binding against real 3-process clusters.
+java-test: java-sdk
+	$(CARGO) build -p qlm-server --bin qlmd
+	$(CARGO) test -p cluster-tests --test sdk_java
 
 ## A local 3-node cluster on loopback with a demo key and license (made at the first run).
 run:

@@ -3,6 +3,8 @@
 #   chromium  headless browser for the dashboard test (cluster-tests/tests/http.rs)
 #   strace    proves the fsync before each acknowledgement (src/raft/tests/raft_store_durability.rs;
 #             that test is skipped with a notice without it)
+#   libjna-java, default-jdk-headless  the Java binding and its test (src/java,
+#             cluster-tests/tests/sdk_java.rs, which fails with the same instructions without them)
 # Runs apt-get as root, or through sudo when there is one. Where neither works it says what to
 # install and goes on: the test that needs the tool then fails (Chromium) or is skipped
 # (strace) with the same instructions.
@@ -12,6 +14,8 @@ missing=()
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${CHROMIUM:-}" ] \
     || missing+=(chromium)
 command -v strace >/dev/null || missing+=(strace)
+[ -f "${JNA_JAR:-/usr/share/java/jna.jar}" ] || missing+=(libjna-java)
+command -v javac >/dev/null || missing+=(default-jdk-headless)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
