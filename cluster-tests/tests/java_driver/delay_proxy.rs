@@ -10,15 +10,17 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct Shared {
     target: Mutex<String>,
     delay: Mutex<Duration>,
     stop: AtomicBool,
-    /// Bytes forwarded from clients to the node while a delay was on.
+    /// Bytes clients sent while a delay was on, forwarded to the node since.
     delayed_bytes: AtomicU64,
+    /// Chunks clients sent while a delay was on, not forwarded yet.
+    delayed_pending: AtomicU64,
 }
 
 pub struct DelayProxy {
@@ -50,6 +52,11 @@ impl DelayProxy {
     pub fn delayed_bytes(&self) -> u64 {
         self.shared.delayed_bytes.load(Ordering::SeqCst)
     }
+
+    /// Chunks sent while a delay was on that have not reached the node yet.
+    pub fn delayed_pending(&self) -> u64 {
+        self.shared.delayed_pending.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for DelayProxy {
@@ -77,24 +84,40 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, to_node: bool) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let delay = *shared.delay.lock().unwrap_or_else(PoisonError::into_inner);
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-            if to_node {
-                shared.delayed_bytes.fetch_add(n as u64, Ordering::SeqCst);
+/// Copies one direction: a reader stamps each chunk with when it is due (its arrival plus the
+/// delay then in force), a writer forwards it then, so that chunks queued behind a delayed
+/// one are not delayed again.
+fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Arc<Shared>, to_node: bool) {
+    let (send, chunks) = std::sync::mpsc::channel::<(Instant, bool, Vec<u8>)>();
+    let reader = shared.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let delay = *reader.delay.lock().unwrap_or_else(PoisonError::into_inner);
+            let delayed = to_node && !delay.is_zero();
+            if delayed {
+                reader.delayed_pending.fetch_add(1, Ordering::SeqCst);
+            }
+            if send.send((Instant::now() + delay, delayed, buf[..n].to_vec())).is_err() {
+                break;
             }
         }
-        if to.write_all(&buf[..n]).is_err() || shared.stop.load(Ordering::SeqCst) {
+        let _ = from.shutdown(std::net::Shutdown::Both);
+    });
+    for (due, delayed, chunk) in chunks {
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let written = to.write_all(&chunk);
+        if delayed {
+            shared.delayed_bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            shared.delayed_pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        if written.is_err() || shared.stop.load(Ordering::SeqCst) {
             break;
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Both);
-    let _ = from.shutdown(std::net::Shutdown::Both);
 }
