@@ -88,6 +88,15 @@ async fn a_checkout_through_any_node_is_granted_and_the_example_runs() {
         assert!(left.is_empty(), "checked in through node {id}, still held: {left:?}");
         program.ok("close");
     }
+    // Arguments the C library refuses come back as InvalidArgumentException, naming them.
+    program.ok(&format!("servers {}", cluster.servers()));
+    program.ok("open 60000");
+    let zero = program.ask("checkout z vhdl-editor count=0");
+    assert!(zero.starts_with("error InvalidArgumentException INVALID_ARGUMENT "), "{zero}");
+    assert!(zero.contains("count"), "{zero}");
+    let long = program.ask(&format!("checkout l {}", "f".repeat(65)));
+    assert!(long.starts_with("error InvalidArgumentException INVALID_ARGUMENT "), "{long}");
+    program.ok("close");
 
     let ran = toolchain()
         .java("example")
