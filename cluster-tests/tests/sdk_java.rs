@@ -212,8 +212,6 @@ async fn a_checkout_retried_on_another_node_is_granted_once() {
     let grant = program.granted("once", "vhdl-editor");
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(4), "granted in {took:?}: the first try was not held up");
-    let status = program.ask("status");
-    assert!(!status.contains(&format!("server={} ", proxy.addr)), "no failover: {status}");
 
     // The first copy reaches node 1 now, and goes through the cluster.
     let deadline = Instant::now() + Duration::from_secs(20);
