@@ -121,12 +121,13 @@ async fn a_denial_names_reason_and_holders_and_a_queued_wait_is_granted_when_the
     let servers = cluster.servers();
     // synthesis has one seat.
     let mut alice = open_on(&servers, "alice", 60_000);
-    alice.granted("s", "synthesis");
+    let alices = alice.granted("s", "synthesis");
     let mut bob = open_on(&servers, "bob", 60_000);
     let denied = bob.ask("checkout s synthesis");
     assert!(denied.starts_with("denied ALL_IN_USE holders=1 "), "{denied}\n{}", bob.report());
     assert!(denied.contains("alice@"), "the holder is named: {denied}");
-    assert!(denied.contains(&format!("pid={}", alice.pid)), "with alice's pid: {denied}");
+    let handle = field(&alices, "handle").expect("alice's handle");
+    assert!(denied.contains(&format!(" handle={handle} ")), "with alice's handle: {denied}");
 
     // A wait that runs out says so, and leaves the queue.
     let timed_out = bob.ask("checkout t synthesis wait_ms=800");

@@ -127,7 +127,6 @@ impl Toolchain {
 /// using the binding, one command per line.
 pub struct JavaProgram {
     pub user: String,
-    pub pid: u32,
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
@@ -159,10 +158,8 @@ impl JavaProgram {
                 }
             }
         });
-        let pid = child.id();
         let mut program = JavaProgram {
             user: user.into(),
-            pid,
             child,
             stdin,
             lines,
