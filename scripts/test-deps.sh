@@ -6,6 +6,10 @@
 #   g++       compiles the C header as C++ (src/capi/tests/header.rs; cc, for C, is Rust's linker)
 #   valgrind  runs the C example against a cluster with leak checks
 #             (cluster-tests/tests/sdk_c.rs; skipped with a notice without it)
+#   gcc       the C example and the C test driver (and Rust's own linker)
+#   python3-venv  the fresh venv the Python wheel is tested in, and maturin's
+#   libjna-java, default-jdk-headless  the Java binding and its test (src/java,
+#             cluster-tests/tests/sdk_java.rs, which fails with the same instructions without them)
 # Runs apt-get as root, or through sudo when there is one. Where neither works it says what to
 # install and goes on: the test that needs the tool then fails (Chromium) or is skipped
 # (strace) with the same instructions.
@@ -15,8 +19,12 @@ missing=()
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${CHROMIUM:-}" ] \
     || missing+=(chromium)
 command -v strace >/dev/null || missing+=(strace)
+command -v cc >/dev/null || missing+=(gcc)
 command -v c++ >/dev/null || missing+=(g++)
 command -v valgrind >/dev/null || missing+=(valgrind)
+[ -f "${JNA_JAR:-/usr/share/java/jna.jar}" ] || missing+=(libjna-java)
+command -v javac >/dev/null || missing+=(default-jdk-headless)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
