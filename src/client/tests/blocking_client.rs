@@ -165,3 +165,54 @@ fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// A license file signed by a fresh vendor key: its path, and the public key's file text.
+fn node_locked_file(dir: &std::path::Path, hostid: &str) -> (String, String) {
+    let key = qlm_license::VendorKey::generate().unwrap();
+    let text = format!(
+        "FEATURE vhdl vendor=acme version=2.0 count=uncounted expires=permanent hostid=\"{hostid}\"\n"
+    );
+    let signed = qlm_license::sign_license_text("node.lic", &text, &key).unwrap();
+    let path = dir.join("node.lic");
+    std::fs::write(&path, signed).unwrap();
+    (path.display().to_string(), key.public_key().to_key_file_text())
+}
+
+#[test]
+fn a_file_before_a_server_grants_on_this_machine_without_a_session() {
+    let nodes = Nodes::start(vec![InProcessNode::with_seats("vhdl", 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let here = qlm_client::hostid::local_host_ids().remove(0);
+    let (file, public_key) = node_locked_file(dir.path(), &here);
+    let client = Client::from_search_path(&format!("{file}:{}", nodes.addr(0))).unwrap();
+    client.trust_vendor_key(&public_key).unwrap();
+    let session = client.open_session(me()).unwrap();
+    let seat = session.checkout("vhdl", &one()).unwrap();
+    assert!(seat.is_node_locked(), "{seat:?}");
+    assert_eq!(seat.source(), format!("node-locked {file} line 1"));
+    assert_eq!(nodes.serving[0].node.live_sessions(), 0, "the server was not asked");
+    seat.checkin().unwrap();
+}
+
+#[test]
+fn a_refused_file_hands_over_to_the_server_and_alone_names_its_line() {
+    let nodes = Nodes::start(vec![InProcessNode::with_seats("vhdl", 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, public_key) = node_locked_file(dir.path(), "0a0b0c0d0e0f");
+    let client = Client::from_search_path(&format!("{file}:{}", nodes.addr(0))).unwrap();
+    client.trust_vendor_key(&public_key).unwrap();
+    let session = client.open_session(me()).unwrap();
+    let seat = session.checkout("vhdl", &one()).unwrap();
+    assert!(!seat.is_node_locked());
+    assert_eq!(nodes.held(0), [seat.handle()]);
+
+    let alone = Client::from_search_path(&file).unwrap();
+    alone.trust_vendor_key(&public_key).unwrap();
+    match alone.open_session(me()).unwrap().checkout("vhdl", &one()) {
+        Err(ClientError::NodeLocked(message)) => {
+            assert!(message.contains(&format!("{file}:1: feature `vhdl`")), "{message}");
+            assert!(message.contains("0a0b0c0d0e0f"), "{message}");
+        }
+        other => panic!("expected a node-locked refusal, got {other:?}"),
+    }
+}
