@@ -4,8 +4,8 @@
 #   $TARGET/java/examples       the example program (src/java/examples/Checkout.java)
 #   $TARGET/debug/libquorumlm.so  the C library it loads (cargo build -p qlm-capi)
 # where $TARGET is $CARGO_TARGET_DIR, or target. JNA comes from Debian's libjna-java
-# (/usr/share/java/jna.jar, or $JNA_JAR), installed with apt-get when missing, as
-# scripts/test-deps.sh installs the other test tools.
+# (/usr/share/java/jna.jar, or $JNA_JAR); scripts/test-deps.sh installs it and a JDK when
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,25 +13,11 @@ CARGO=${CARGO:-cargo}
 target=${CARGO_TARGET_DIR:-target}
 jna=${JNA_JAR:-/usr/share/java/jna.jar}
 
+./scripts/test-deps.sh --only default-jdk-headless libjna-java
 for tool in javac jar; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "java-sdk: $tool not found; please install a JDK 17 (Debian: apt-get install openjdk-17-jdk-headless)" >&2
-        exit 1
-    fi
+    command -v "$tool" >/dev/null || { echo "java-sdk: $tool not found; install a JDK 17" >&2; exit 1; }
 done
-if [ ! -f "$jna" ]; then
-    if [ "$(id -u)" -eq 0 ]; then
-        apt=(apt-get)
-    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-        apt=(sudo apt-get)
-    else
-        echo "java-sdk: $jna is missing; please install libjna-java (Debian: apt-get install libjna-java)" >&2
-        exit 1
-    fi
-    echo "java-sdk: installing libjna-java"
-    "${apt[@]}" update -qq
-    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq libjna-java >/dev/null
-fi
+[ -f "$jna" ] || { echo "java-sdk: $jna is missing; install libjna-java" >&2; exit 1; }
 
 out="$target/java"
 rm -rf "$out/classes" "$out/examples"

@@ -25,6 +25,15 @@ command -v valgrind >/dev/null || missing+=(valgrind)
 [ -f "${JNA_JAR:-/usr/share/java/jna.jar}" ] || missing+=(libjna-java)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# `--only PKG...`: just those of the missing packages (a build script that needs one tool).
+if [ "${1:-}" = "--only" ]; then
+    shift
+    wanted=()
+    for package in "${missing[@]}"; do
+        for only in "$@"; do [ "$package" = "$only" ] && wanted+=("$package"); done
+    done
+    missing=("${wanted[@]+"${wanted[@]}"}")
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
