@@ -163,7 +163,13 @@ impl Peers {
 /// answers (NOT_FOUND, INVALID_ARGUMENT, ...) pass through.
 fn unreachable(peer: NodeId) -> impl Fn(Status) -> Status {
     move |status| match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+        // CANCELLED too: this node did not cancel the call, so it is the connection to the
+        // leader going away mid-call (the leader died), which the client must read as
+        // UNAVAILABLE (try another node), not as its own call cancelled.
+        tonic::Code::Unavailable
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::Unknown
+        | tonic::Code::Cancelled => {
             Status::unavailable(format!(
                 "node {peer} (the leader) did not answer: {}",
                 status.message()
