@@ -21,7 +21,8 @@
 //!
 //! **Answers that never came** ([`Answer::Unknown`]) are optional operations with no return:
 //! a checkout may have taken seats (under a handle the client never learned, so no checkin
-//! names it), a checkin freed its grant, a close ended its session, at any time after the
+//! names it; the client library checks such a seat in by itself, unrecorded, so it may also
+//! have come back at any time after), a checkin freed its grant, a close ended its session, at any time after the
 //! invocation, or never. Refused answers, unknown heartbeats, opens and abandons change
 //! nothing the model holds and are left out.
 //!
@@ -339,6 +340,9 @@ impl<'a> Builder<'a> {
                     Answer::Unknown(_) => {
                         self.problem.slots.push((session, (*count).max(1)));
                         let slot = self.problem.slots.len() as u32 - 1;
+                        // The client library resends a checkout it gave up on and checks in
+                        // whatever it got, unrecorded: the seats may come back at any time.
+                        self.push(Kind::Release { slot: Some(slot) }, session, op, i);
                         Kind::Take { slot, count: (*count).max(1) }
                     }
                     Answer::Denied
