@@ -31,12 +31,23 @@
 //!    history): a client told "denied", or whose wait ended without a grant, holds nothing.
 //!    Such a seat would stay taken, unknown to its holder, for as long as the session lives.
 //!
+//! 7. **Linearizable.** Each feature's operations have a linearization against a counting
+//!    semaphore with sessions, TTL expiry and lost answers: the model check of
+//!    [`linearizable`], which catches what no rule above states (a checkin answered Done for
+//!    a handle never granted, a denial while the pool was free, a seat granted while its
+//!    holder's later checkin proves it held). A search that hits its bound is reported in
+//!    [`Report::linearizability`], not as a violation.
+//!
 //! Time is the history's own (milliseconds); a small tolerance absorbs the rounding of
 //! milliseconds on both sides.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::history::{Answer, Call, History, Millis, Op};
+
+pub mod linearizable;
+
+use linearizable::{FeatureCheck, ModelOptions, Verdict};
 
 /// What the checker is lenient about.
 #[derive(Clone, Debug)]
@@ -45,23 +56,59 @@ pub struct CheckerOptions {
     pub recovery_bound_ms: Millis,
     /// Slack on time comparisons (millisecond rounding on both sides).
     pub tolerance_ms: Millis,
+    /// The model check (rule 7), or none to skip it.
+    pub model: Option<ModelOptions>,
 }
 
 impl Default for CheckerOptions {
     fn default() -> Self {
-        CheckerOptions { recovery_bound_ms: 15_000, tolerance_ms: 2 }
+        CheckerOptions {
+            recovery_bound_ms: 15_000,
+            tolerance_ms: 2,
+            model: Some(ModelOptions::default()),
+        }
     }
 }
 
 /// A broken rule, with what shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Violation {
-    OverGrant { feature: String, at: Millis, held: u32, seats: u32, handles: Vec<u64> },
-    LostCheckout { handle: u64, session: String, detail: String },
-    EarlyExpiry { session: String, told_gone_at: Millis, earliest_legal: Millis },
-    PhantomSeat { handle: u64, session: String, detail: String },
-    Diverged { detail: String },
-    NoRecovery { healed_at: Millis, bound_ms: Millis, first_grant_at: Option<Millis> },
+    OverGrant {
+        feature: String,
+        at: Millis,
+        held: u32,
+        seats: u32,
+        handles: Vec<u64>,
+    },
+    LostCheckout {
+        handle: u64,
+        session: String,
+        detail: String,
+    },
+    EarlyExpiry {
+        session: String,
+        told_gone_at: Millis,
+        earliest_legal: Millis,
+    },
+    PhantomSeat {
+        handle: u64,
+        session: String,
+        detail: String,
+    },
+    Diverged {
+        detail: String,
+    },
+    NoRecovery {
+        healed_at: Millis,
+        bound_ms: Millis,
+        first_grant_at: Option<Millis>,
+    },
+    /// Rule 7: no linearization of the feature's operations; `detail` names the operation no
+    /// order could place.
+    NotLinearizable {
+        feature: String,
+        detail: String,
+    },
 }
 
 /// What the checker found.
@@ -84,6 +131,8 @@ pub struct Report {
     pub maybe_held_peak: BTreeMap<String, u32>,
     /// Milliseconds from the end of the faults to the next grant.
     pub recovery_ms: Option<Millis>,
+    /// Per feature, the model check's verdict, size and time (rule 7).
+    pub linearizability: Vec<FeatureCheck>,
 }
 
 impl Report {
@@ -95,6 +144,29 @@ impl Report {
     }
     pub fn early_expiries(&self) -> usize {
         self.count(|v| matches!(v, Violation::EarlyExpiry { .. }))
+    }
+    /// The model check in a few words: `feature: verdict (model ops, steps, ms)` each.
+    pub fn linearizability_summary(&self) -> String {
+        let parts: Vec<String> = self
+            .linearizability
+            .iter()
+            .map(|c| {
+                let verdict = match &c.verdict {
+                    Verdict::Linearizable => "linearizable",
+                    Verdict::NotLinearizable(_) => "NOT linearizable",
+                    Verdict::BoundHit => "unknown (bound hit)",
+                    Verdict::Skipped(_) => "skipped",
+                };
+                format!(
+                    "{}: {verdict} ({} ops, {} steps, {} ms)",
+                    c.feature,
+                    c.ops,
+                    c.steps,
+                    c.elapsed.as_millis()
+                )
+            })
+            .collect();
+        parts.join("; ")
     }
     fn count(&self, f: impl Fn(&Violation) -> bool) -> usize {
         self.violations.iter().filter(|v| f(v)).count()
@@ -167,6 +239,17 @@ pub fn check(history: &History, options: &CheckerOptions) -> Report {
     early_expiries(&sessions, options, &mut report);
     phantom_seats(history, &grants, &sessions, &mut report);
     convergence(history, &mut report);
+    if let Some(model) = &options.model {
+        report.linearizability = linearizable::check(history, model);
+        for check in &report.linearizability {
+            if let Verdict::NotLinearizable(detail) = &check.verdict {
+                report.violations.push(Violation::NotLinearizable {
+                    feature: check.feature.clone(),
+                    detail: detail.clone(),
+                });
+            }
+        }
+    }
     if let Some(healed) = history.healed_at {
         let first = history.next_grant_after(healed);
         report.recovery_ms = first.map(|at| at - healed);

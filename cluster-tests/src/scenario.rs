@@ -139,7 +139,7 @@ impl Outcome {
         format!(
             "{} seed={} ops={} grants={} unknown={} faults={} checked_at_end={} peak_held={:?} \
              maybe_held_peak={:?} recovery_ms={:?} final={:?} snapshot_installs={} violations={} \
-             (replay: CHAOS_SEED={} ...)",
+             model check [{}] (replay: CHAOS_SEED={} ...)",
             self.scenario.name(),
             self.seed,
             r.ops,
@@ -157,6 +157,7 @@ impl Outcome {
                 .collect::<Vec<_>>(),
             self.snapshot_installs,
             r.violations.len(),
+            r.linearizability_summary(),
             self.seed
         )
     }

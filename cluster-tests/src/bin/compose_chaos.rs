@@ -208,6 +208,7 @@ fn print_report(seed: u64, report: &Report, states: &[NodeState]) {
         report.checked_at_end,
         report.recovery_ms.map_or("?".into(), |ms| ms.to_string())
     );
+    println!("  model check: {}", report.linearizability_summary());
     let digests: Vec<String> = states
         .iter()
         .map(|s| {
