@@ -10,9 +10,9 @@
 //! Layout: `<data dir>/log/<first index, 20 digits>.wal`. A segment starts with
 //! [`MAGIC`](segment::MAGIC) and holds consecutive entries, each a record
 //! `[length u32 LE][CRC-32 u32 LE][postcard(Entry)]` (the CRC is of the encoded entry).
-//! Segments follow each other without gaps; a new one is started once the current one passes
-//! [`SEGMENT_BYTES`], so a purge can delete whole files. The next segment's file is
-//! preallocated ahead of time (`prealloc`).
+//! Segments follow each other without gaps; a new one is started before a record would cross
+//! [`SEGMENT_BYTES`], so a purge can delete whole files and a segment never grows past the space
+//! preallocated for it. The next segment's file is preallocated ahead of time (`prealloc`).
 //!
 //! Opening reads every segment back, checks each record's CRC and that the indexes run on
 //! without a gap, and keeps in memory where each entry is (its log id, offset and length).
@@ -200,7 +200,13 @@ impl Wal {
         }
         // An empty log has no segment (see `delete_purged`): its first entry starts one, named
         // after it, wherever the log was before (a snapshot may have moved it on).
-        let roll = state.segments.back().is_none_or(|current| current.len >= self.segment_bytes);
+        // A segment ends before a record would cross its preallocated end: writing past it
+        // would grow the file, which needs new space from the volume (and an inode update in
+        // each fdatasync) while the spare, allocated ahead, sits unused. A record larger than
+        // a whole segment still goes into a segment of its own, which grows to hold it.
+        let roll = state.segments.back().is_none_or(|current| {
+            current.len > MAGIC.len() as u64 && current.len + buf.len() as u64 > self.segment_bytes
+        });
         if state.locs.is_empty() {
             state.first_live = first.log_id.index;
         }

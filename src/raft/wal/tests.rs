@@ -245,3 +245,42 @@ fn every_write_is_in_the_pending_sync_until_taken() {
     assert!(pending.files.len() == 1 && pending.dir.is_some());
     pending.run().expect("sync");
 }
+
+/// Waits until the preparing thread has made the next segment's spare.
+fn wait_for_spare(wal: &Wal) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while wal.spare.lock().expect("lock").is_none() {
+        assert!(std::time::Instant::now() < deadline, "no spare made");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_record_that_would_cross_the_preallocated_end_starts_the_next_segment() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("log");
+    let wal = Wal::open_with(&dir, None, 1024).expect("open");
+    // Batches of five entries: a batch rarely ends exactly at a segment's end, so without the
+    // rule the last batch of each segment would grow its file past the preallocated size.
+    for i in 0..40 {
+        wait_for_spare(&wal);
+        append_synced(&wal, &entries(i * 5 + 1..=i * 5 + 5));
+    }
+    let names = segment_names(&dir);
+    assert!(names.len() >= 3, "{names:?}");
+    for name in &names {
+        let len = std::fs::metadata(dir.join(name)).expect("stat").len();
+        assert_eq!(len, 1024, "{name} grew past its preallocated size");
+    }
+    drop(wal);
+    let wal = Wal::open_with(&dir, None, 1024).expect("reopen");
+    assert_eq!(wal.read(0, None).expect("read"), entries(1..=200));
+    // A record larger than a whole segment still fits: in a segment of its own, which grows.
+    let tiny_dir = tmp.path().join("tiny");
+    let wal = Wal::open_with(&tiny_dir, None, MAGIC.len() as u64 + 1).expect("open");
+    for i in 1..=3 {
+        append_synced(&wal, &entries(i..=i));
+    }
+    assert_eq!(segment_names(&tiny_dir).len(), 3);
+    assert_eq!(wal.read(0, None).expect("read"), entries(1..=3));
+}
