@@ -66,7 +66,7 @@ pub use network::{GrpcNetwork, GrpcNetworkFactory, ReplicationSignal};
 pub use observer::{AppliedEntry, ApplyObserver};
 pub use state_machine::{ReplicaState, SharedReplica, SnapshotBuilder, StateMachineStore};
 pub use stats::StorageStats;
-pub use store::{STORAGE_FORMAT, StoreError, open_stores};
+pub use store::{STORAGE_FORMAT, StoreError, is_no_space, open_stores};
 
 openraft::declare_raft_types!(
     /// The types QuorumLM's Raft group is made of.

@@ -75,15 +75,18 @@ const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// Why a node's database could not be opened. Each message names the directory.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}: {source}{}", io_hint(source))]
     CreateDir { path: PathBuf, source: io::Error },
-    #[error("cannot open the Raft database in {path}: {source} (is another qlmd using it?)")]
+    #[error("cannot open the Raft database in {path}: {source}{}", open_hint(source))]
     Open { path: PathBuf, source: sled::Error },
     #[error("the Raft database in {path} made sled panic while opening ({message}); {REJOIN}")]
     OpenPanicked { path: PathBuf, message: String },
-    #[error("cannot write the Raft database in {path} to disk: {source}")]
+    #[error("cannot write the Raft database in {path} to disk: {source}{}", io_hint(source))]
     Sync { path: PathBuf, source: io::Error },
-    #[error("cannot start the thread that fsyncs the Raft log in {path}: {source}")]
+    #[error(
+        "cannot start the thread that fsyncs the Raft log in {path}: {source}{}",
+        io_hint(source)
+    )]
     Flusher { path: PathBuf, source: io::Error },
     #[error(
         "the Raft database in {path} has storage format {found}; this qlmd reads {expected}: \
@@ -93,8 +96,20 @@ pub enum StoreError {
     Format { path: PathBuf, found: String, expected: u32 },
     #[error("the Raft database in {path} is inconsistent: {detail}; {REJOIN}")]
     Inconsistent { path: PathBuf, detail: String },
-    #[error("cannot read or repair the Raft log: {source}")]
+    #[error("cannot read or repair the Raft log: {source}{}", io_hint(source))]
     Log { source: io::Error },
+}
+
+impl StoreError {
+    /// Whether the data volume failed (an I/O error other than another process's lock): a
+    /// disk to look at, not a setting to correct.
+    pub fn is_io(&self) -> bool {
+        match self {
+            StoreError::CreateDir { .. } | StoreError::Sync { .. } | StoreError::Log { .. } => true,
+            StoreError::Open { source: sled::Error::Io(e), .. } => !is_lock_error(e),
+            _ => false,
+        }
+    }
 }
 
 /// What the admin does about a doubtful database (docs/DESIGN.md, trap 2; openraft issue 1535).
@@ -148,6 +163,8 @@ impl Disk {
                 dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             sync_dir(parent).map_err(|source| StoreError::Sync { path: path.clone(), source })?;
         }
+        remove_unfinished_sled_snapshots(dir)
+            .map_err(|source| StoreError::Open { path: path.clone(), source: source.into() })?;
         let config = sled::Config::new()
             .path(dir)
             .flush_every_ms(SLED_BACKGROUND_FLUSH_MS)
@@ -305,6 +322,60 @@ fn check_format(path: &Path, meta: &sled::Tree) -> Result<(), StoreError> {
             detail: "it holds data but no storage format".to_string(),
         }),
     }
+}
+
+/// What the admin should know about a failed open, after sled's own message: a full volume
+/// and a locked directory have causes of their own; anything else needs nothing added.
+fn open_hint(source: &sled::Error) -> &'static str {
+    match source {
+        sled::Error::Io(e) if is_lock_error(e) => " (another qlmd is using this data directory)",
+        sled::Error::Io(e) => io_hint(e),
+        _ => "",
+    }
+}
+
+/// Whether sled refused to open because another process holds the directory's lock (sled
+/// says so only in its message).
+fn is_lock_error(e: &io::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
+}
+
+/// What follows an I/O error's own message: the remedy when the volume is full.
+fn io_hint(e: &io::Error) -> &'static str {
+    if is_no_space(e) {
+        " (the data volume is full: free space on it, then start qlmd again)"
+    } else {
+        ""
+    }
+}
+
+/// Whether an I/O error says the volume has no space (or no quota) left.
+pub fn is_no_space(e: &io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+}
+
+/// Deletes sled's snapshot files that were never finished. sled writes its snapshot to
+/// `snap.<lsn>.generating`, syncs it and only then renames it, so such a file is never the
+/// database's state; but sled 0.34 reads every `snap.*` file at open and refuses a partial one
+/// as corrupted. A write that failed (a full volume) leaves one behind, and without this every
+/// later start would fail until someone deleted it by hand.
+fn remove_unfinished_sled_snapshots(dir: &Path) -> io::Result<()> {
+    let mut removed = false;
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %item.path().display(),
+                "removing sled's unfinished snapshot file (a write to it failed before it was complete)");
+            std::fs::remove_file(item.path())?;
+            removed = true;
+        }
+    }
+    if removed { sync_dir(dir) } else { Ok(()) }
 }
 
 /// fsyncs a directory, so that the entries created in it survive a crash.

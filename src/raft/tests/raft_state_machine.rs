@@ -268,6 +268,27 @@ fn a_database_in_use_is_refused_with_its_path() {
     let _open = open_stores(tmp.path()).expect("open");
     let message = refusal(tmp.path());
     assert!(message.contains(&tmp.path().display().to_string()), "{message}");
+    assert!(message.contains("another qlmd is using this data directory"), "{message}");
+}
+
+#[test]
+fn an_unfinished_sled_snapshot_file_does_not_stop_the_next_start() {
+    // A sled snapshot write that failed (a full volume) leaves `snap.<lsn>.generating`
+    // behind, empty or partial; sled reads the newest `snap.*` file at open (its lsn is the
+    // newest here), so it would refuse the database as corrupted data at every later start.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        let (mut log, _) = open_stores(tmp.path()).expect("open");
+        log.blocking_append([membership_entry(1)]).await.expect("append");
+    });
+    for contents in [&b""[..], &[0x5a; 100][..]] {
+        let unfinished = tmp.path().join("snap.7FFFFFFFFFFFFFFF.generating");
+        std::fs::write(&unfinished, contents).expect("write");
+        let (mut log, _) = open_stores(tmp.path()).expect("opened despite the unfinished file");
+        assert!(!unfinished.exists(), "the unfinished file is gone");
+        let last = runtime().block_on(log.get_log_state()).expect("state").last_log_id;
+        assert_eq!(last.map(|l| l.index), Some(1));
+    }
 }
 
 #[test]
