@@ -308,6 +308,15 @@ impl Cluster {
         }
     }
 
+    /// Node `id`'s exit status if its process has ended by itself (it is then no longer
+    /// running, and `spawn` starts it again); None while it runs or was never started.
+    pub fn exit_status(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        let node = self.node_mut(id);
+        let status = node.child.as_mut()?.try_wait().ok()??;
+        node.child = None;
+        Some(status)
+    }
+
     /// Ids of the nodes whose process runs (paused ones included).
     pub fn running(&self) -> Vec<u64> {
         self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect()

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "stopped");
             eprintln!("qlmd: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cluster_check;
 use crate::config::NodeConfig;
@@ -43,6 +43,26 @@ pub enum RunError {
     Bind { addr: SocketAddr, what: &'static str, source: std::io::Error },
     #[error("raft: {0}")]
     Raft(String),
+    /// Raft stopped by itself: a write or fsync of the data directory failed (a full volume,
+    /// a failing disk). The node exits rather than stay up half-dead; see [`raft_stopped`].
+    #[error(
+        "Raft stopped: {0}; the node exits so that its supervisor restarts it \
+         (docs/OPERATIONS.md, \"A full or failing disk\")"
+    )]
+    Stopped(String),
+}
+
+impl RunError {
+    /// The exit status `qlmd` ends with: 74 (EX_IOERR of sysexits.h) when the data volume
+    /// failed, at start or while running, so that a supervisor or a person can tell a disk to
+    /// look at from a setting to correct (2).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Stopped(_) => 74,
+            RunError::Store(e) if e.is_io() => 74,
+            _ => 2,
+        }
+    }
 }
 
 /// The cluster's identity: a digest of `--initial-cluster`, the same on every node started
@@ -241,7 +261,11 @@ pub async fn run_node(
 
     let fatal = tokio::select! {
         _ = shutdown => None,
-        Some(message) = misconfigured.recv() => Some(message),
+        Some(message) = misconfigured.recv() => Some(RunError::Config(message)),
+        reason = raft_stopped(&raft) => {
+            error!(node = id, reason = %reason, "Raft stopped: this node no longer takes part; exiting");
+            Some(RunError::Stopped(reason))
+        }
     };
     info!(node = id, "shutting down");
     let _ = stop_tx.send(true);
@@ -255,7 +279,27 @@ pub async fn run_node(
     if let Some(report_log) = report_log {
         report_log.stop().await;
     }
-    fatal.map_or(Ok(()), |message| Err(RunError::Config(message)))
+    fatal.map_or(Ok(()), Err)
+}
+
+/// Resolves, with the reason, once Raft has stopped by itself: openraft stops its core for
+/// good on a storage error (a log append, a vote or a snapshot that could not be written or
+/// synced). Such a node cannot vote, replicate or lead again in this process, and after a
+/// failed fsync the kernel's view of the files is not to be trusted (the page cache may have
+/// dropped the dirty pages); so the process exits, its ports close at once (clients and peers
+/// go elsewhere instead of waiting on a node that answers but cannot write), and its supervisor
+/// starts it again: the start reads the log back from disk, and refuses, naming the cause,
+/// while the volume is still full.
+async fn raft_stopped(raft: &Raft) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(e) = &metrics.borrow_and_update().running_state {
+            return e.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "its metrics channel closed".to_owned();
+        }
+    }
 }
 
 /// Stops the gRPC servers, then Raft, so the database closes cleanly.

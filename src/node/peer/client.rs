@@ -169,12 +169,10 @@ fn unreachable(peer: NodeId) -> impl Fn(Status) -> Status {
         tonic::Code::Unavailable
         | tonic::Code::DeadlineExceeded
         | tonic::Code::Unknown
-        | tonic::Code::Cancelled => {
-            Status::unavailable(format!(
-                "node {peer} (the leader) did not answer: {}",
-                status.message()
-            ))
-        }
+        | tonic::Code::Cancelled => Status::unavailable(format!(
+            "node {peer} (the leader) did not answer: {}",
+            status.message()
+        )),
         _ => status,
     }
 }
