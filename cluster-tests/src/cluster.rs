@@ -51,6 +51,8 @@ pub struct ClusterOptions {
     pub extra_args: Vec<String>,
     /// Environment variables set for every node (`QLM_LOG=debug`, ...).
     pub env: Vec<(String, String)>,
+    /// Environment variables of one node only: (node id, name, value).
+    pub node_env: Vec<(u64, String, String)>,
     /// The license to serve (unsigned, `vendor=test`), instead of [`TEST_LICENSE`].
     pub license: Option<String>,
 }
@@ -201,7 +203,9 @@ impl Cluster {
                 extra.push((&tls.ca.cert).into());
             }
         }
-        let env = self.options.env.clone();
+        let mut env = self.options.env.clone();
+        let own_env = self.options.node_env.iter().filter(|(node, _, _)| *node == id);
+        env.extend(own_env.map(|(_, name, value)| (name.clone(), value.clone())));
         if self.options.proxied {
             let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).filter(|&to| to != id).collect();
             let routes: Vec<String> = ids

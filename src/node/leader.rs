@@ -50,6 +50,10 @@ impl Node {
 
     /// The leader's read index: the log index a linearizable read must see applied.
     pub async fn read_index_here(&self) -> Result<u64, Status> {
+        // A confirmation round is an AppendEntries to every follower, which renews their
+        // leader lease: a leader whose clock is out of bounds must send none, so that the
+        // others elect a successor.
+        self.clock.lets_lead()?;
         self.confirmer.read_index().await
     }
 
@@ -161,7 +165,9 @@ impl Node {
                 self.take_over().await;
             }
             was_leader = leading;
-            if !leading {
+            // Out of bounds, the node proposes nothing (its proposer refuses): its duties wait
+            // for a leader whose clock may stamp the log.
+            if !leading || self.clock.is_out_of_bounds() {
                 continue;
             }
             if last_audit.elapsed() >= LEASE_AUDIT_EVERY {

@@ -11,7 +11,10 @@
 //!   this node reaches the leader and learns the others' client addresses)
 //! - [`settings`]: what the core needs of its node (id, cluster, license files)
 //! - [`compaction`]: a snapshot when the log since the last one passes its size limit
+//! - [`clock`]: the license clock: each peer's clock offset, the bound a leader's clock must
+//!   keep, and the stamps it writes
 
+pub mod clock;
 pub mod compaction;
 pub mod leader;
 pub mod leases;

@@ -23,6 +23,7 @@ use openraft::error::RaftError;
 use tonic::Status;
 use tracing::info;
 
+use crate::clock::LicenseClock;
 use crate::leases::Leases;
 use crate::peer::Peers;
 use crate::proposer::{Confirmer, Proposer};
@@ -82,12 +83,17 @@ pub struct Node {
     pub(crate) proposer: Arc<Proposer>,
     /// Shares leadership confirmations between concurrent reads and renewals.
     pub(crate) confirmer: Arc<Confirmer>,
+    /// The license clock: the stamps this node writes while it leads, and whether its wall
+    /// clock lets it lead (`crate::clock`).
+    pub clock: Arc<LicenseClock>,
 }
 
 impl Node {
     pub fn new(config: NodeSettings, raft: Raft, replica: SharedReplica, peers: Peers) -> Node {
+        let clock = Arc::new(LicenseClock::new(config.max_clock_offset));
         Node {
-            proposer: Proposer::new(raft.clone()),
+            proposer: Proposer::with_clock(raft.clone(), clock.clone()),
+            clock,
             confirmer: Confirmer::new(raft.clone()),
             id: config.id,
             raft,

@@ -34,8 +34,11 @@ use tokio::sync::oneshot;
 use tonic::Status;
 
 use qlm_engine::{Applied, Command};
+use qlm_license::Timestamp;
 use qlm_raft::network::payload_len;
 use qlm_raft::{LogEntry, MAX_ENTRY_BYTES, Raft, ReplicationSignal, TypeConfig};
+
+use crate::clock::{DEFAULT_MAX_CLOCK_OFFSET, LicenseClock};
 
 /// Most commands in one entry. Bounds the work one apply does under the replica's write lock;
 /// an entry's bytes are bounded by [`MAX_ENTRY_BYTES`].
@@ -64,6 +67,8 @@ type WriteResult = Result<ClientWriteResponse<TypeConfig>, ClientWriteError<u64,
 /// The leader's batching proposer.
 pub struct Proposer {
     raft: Raft,
+    /// What stamps the entries, and whether this node's clock lets it lead.
+    clock: Arc<LicenseClock>,
     state: Mutex<Queue>,
     /// Entries proposed on a follower's answer (the rest went at once).
     on_answer: AtomicU64,
@@ -79,8 +84,14 @@ struct Queue {
 
 impl Proposer {
     pub fn new(raft: Raft) -> Arc<Proposer> {
+        Proposer::with_clock(raft, Arc::new(LicenseClock::new(DEFAULT_MAX_CLOCK_OFFSET)))
+    }
+
+    /// A proposer whose entries `clock` stamps.
+    pub fn with_clock(raft: Raft, clock: Arc<LicenseClock>) -> Arc<Proposer> {
         Arc::new(Proposer {
             raft,
+            clock,
             state: Mutex::new(Queue::default()),
             on_answer: AtomicU64::new(0),
         })
@@ -109,6 +120,7 @@ impl Proposer {
     /// with the same request id). A command that alone would make an entry larger than
     /// [`MAX_ENTRY_BYTES`] is refused, INVALID_ARGUMENT, before anything is proposed.
     pub async fn propose(self: &Arc<Self>, command: Command) -> Result<(Applied, u64), Status> {
+        self.clock.lets_lead()?;
         let bytes = command_bytes(&command)?;
         let (reply, answer) = oneshot::channel();
         let batch = {
@@ -151,13 +163,17 @@ impl Proposer {
     fn submit(&self, batch: Batch) -> (Submitted, Vec<Reply>) {
         let (commands, replies): (Vec<Command>, Vec<Reply>) =
             batch.into_iter().map(|queued| (queued.command, queued.reply)).unzip();
-        let submitted =
-            match self.raft.client_write_ff(LogEntry::stamped_now(commands)).now_or_never() {
-                Some(Ok(receiver)) => Ok(receiver),
-                Some(Err(fatal)) => Err(Status::unavailable(format!("propose: {fatal}"))),
-                None => Err(Status::unavailable("propose: Raft is stopping")),
-            };
+        let submitted = match self.raft.client_write_ff(self.stamped(commands)).now_or_never() {
+            Some(Ok(receiver)) => Ok(receiver),
+            Some(Err(fatal)) => Err(Status::unavailable(format!("propose: {fatal}"))),
+            None => Err(Status::unavailable("propose: Raft is stopping")),
+        };
         (submitted, replies)
+    }
+
+    /// An entry of `commands` with the license clock's stamp.
+    fn stamped(&self, commands: Vec<Command>) -> LogEntry {
+        LogEntry { commands, stamp: Timestamp(self.clock.stamp_ms()) }
     }
 
     /// Waits for a submitted entry, answers its callers, and goes on with what queued up

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use qlm_raft::NodeId;
 
@@ -25,4 +26,7 @@ pub struct NodeSettings {
     pub vendor_pubkeys: Vec<PathBuf>,
     /// The options (policy) file, when there is one.
     pub options: Option<PathBuf>,
+    /// How far this node's wall clock may be from a majority of the voters' before it stops
+    /// leading (`crate::clock`).
+    pub max_clock_offset: Duration,
 }

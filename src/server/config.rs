@@ -17,6 +17,12 @@ use crate::tls_config::{TlsFlags, TlsSettings};
 
 /// Raft heartbeat interval by default, in milliseconds (see `qlm_raft::HEARTBEAT_INTERVAL_MS`).
 pub const DEFAULT_HEARTBEAT_MS: u64 = qlm_raft::HEARTBEAT_INTERVAL_MS;
+/// `--max-clock-offset-ms` when not set: well above what NTP keeps machines to (milliseconds),
+/// well below what hurts license time (lingers and borrows are set in minutes and days).
+pub const DEFAULT_MAX_CLOCK_OFFSET_MS: u64 = 1_000;
+/// The bound's limits: below the lower, measuring over a busy network would flag good clocks.
+const MIN_CLOCK_OFFSET_MS: u64 = 100;
+const MAX_CLOCK_OFFSET_MS: u64 = 3_600_000;
 /// Election timeout range by default, in milliseconds (see `qlm_raft::ELECTION_TIMEOUT_MIN_MS`).
 pub const DEFAULT_ELECTION_MIN_MS: u64 = qlm_raft::ELECTION_TIMEOUT_MIN_MS;
 pub const DEFAULT_ELECTION_MAX_MS: u64 = qlm_raft::ELECTION_TIMEOUT_MAX_MS;
@@ -76,6 +82,10 @@ pub struct NodeFlags {
     /// Raft heartbeat interval, milliseconds [default: 50].
     #[arg(long, env = "QLM_HEARTBEAT_MS", value_name = "MS")]
     pub heartbeat_ms: Option<u64>,
+    /// How far this node's wall clock may be from a majority of the voters' before it stops
+    /// standing for election and leading, milliseconds [default: 1000].
+    #[arg(long, env = "QLM_MAX_CLOCK_OFFSET_MS", value_name = "MS")]
+    pub max_clock_offset_ms: Option<u64>,
     /// Shortest election timeout, milliseconds [default: 200].
     #[arg(long, env = "QLM_ELECTION_MIN_MS", value_name = "MS")]
     pub election_min_ms: Option<u64>,
@@ -151,6 +161,7 @@ struct FileConfig {
     admin_token_file: Option<PathBuf>,
     hostid: Option<String>,
     heartbeat_ms: Option<u64>,
+    max_clock_offset_ms: Option<u64>,
     election_min_ms: Option<u64>,
     election_max_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
@@ -189,6 +200,8 @@ pub struct NodeConfig {
     /// This node's host id (`--hostid`, else the host name).
     pub hostid: String,
     pub heartbeat_ms: u64,
+    /// `--max-clock-offset-ms`: the license clock's bound (qlm_node::clock).
+    pub max_clock_offset_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
     /// Dial addresses that replace peers' advertised ones, by id (`--peer-route`).
@@ -222,6 +235,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .field("hostid", &self.hostid)
             .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("max_clock_offset_ms", &self.max_clock_offset_ms)
             .field("election_min_ms", &self.election_min_ms)
             .field("election_max_ms", &self.election_max_ms)
             .field("tls", &self.tls)
@@ -259,6 +273,7 @@ impl NodeConfig {
             license: self.license.clone(),
             vendor_pubkeys: self.vendor_pubkeys.clone(),
             options: self.options.clone(),
+            max_clock_offset: std::time::Duration::from_millis(self.max_clock_offset_ms),
         }
     }
 
@@ -298,6 +313,10 @@ impl NodeConfig {
             admin_token: admin_token(flags.admin_token_file.or(file.admin_token_file))?,
             hostid: flags.hostid.or(file.hostid).unwrap_or_else(host_name),
             heartbeat_ms: flags.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(DEFAULT_HEARTBEAT_MS),
+            max_clock_offset_ms: flags
+                .max_clock_offset_ms
+                .or(file.max_clock_offset_ms)
+                .unwrap_or(DEFAULT_MAX_CLOCK_OFFSET_MS),
             election_min_ms: flags
                 .election_min_ms
                 .or(file.election_min_ms)
@@ -332,6 +351,16 @@ impl NodeConfig {
                 format!(
                     "{} ms must be longer than the heartbeat ({} ms, itself above 0)",
                     self.election_min_ms, self.heartbeat_ms
+                ),
+            ));
+        }
+        if !(MIN_CLOCK_OFFSET_MS..=MAX_CLOCK_OFFSET_MS).contains(&self.max_clock_offset_ms) {
+            return Err(config_error(
+                "--max-clock-offset-ms",
+                format!(
+                    "{} ms is outside {MIN_CLOCK_OFFSET_MS}..={MAX_CLOCK_OFFSET_MS} (below, the \
+                     noise of measuring a clock over the network would stop every leader)",
+                    self.max_clock_offset_ms
                 ),
             ));
         }

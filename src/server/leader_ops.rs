@@ -47,6 +47,7 @@ impl LeaderOps for NodeLeaderOps {
             client_addr: self.client_addr.clone(),
             http_addr: self.http_addr.clone(),
             hostid: self.node.hostid().to_owned(),
+            unix_micros: qlm_node::clock::wall_us(),
         }
     }
 }

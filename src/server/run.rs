@@ -154,6 +154,9 @@ async fn start_node(
     let raft = Raft::new(config.id, Arc::new(raft_config), network, log_store, state_machine)
         .await
         .map_err(|e| RunError::Raft(e.to_string()))?;
+    // No election until the clock rounds have vouched for this node's wall clock
+    // (qlm_node::clock): a node started with a clock a year ahead must not lead, not even once.
+    raft.runtime_config().elect(false);
     let peers = Peers::new(cluster.to_owned(), config.id, config.initial_cluster.clone())
         .with_channels(channels);
     let node = Arc::new(Node::new(config.node_settings(), raft.clone(), replica, peers));
@@ -246,6 +249,7 @@ pub async fn run_node(
     };
     node.bootstrap(fresh).await.map_err(RunError::Raft)?;
     let duties = tokio::spawn(node.clone().run_leader_duties(stop_rx.clone()));
+    let clock_rounds = tokio::spawn(node.clone().run_clock_rounds(stop_rx.clone()));
     let (misconfigured_tx, mut misconfigured) = tokio::sync::mpsc::channel(1);
     let hello = tokio::spawn(cluster_check::learn_client_addrs(
         node.clone(),
@@ -269,7 +273,7 @@ pub async fn run_node(
     };
     info!(node = id, "shutting down");
     let _ = stop_tx.send(true);
-    for task in background.tasks.into_iter().chain([duties, hello]) {
+    for task in background.tasks.into_iter().chain([duties, clock_rounds, hello]) {
         let _ = task.await;
     }
     stop_servers(&stop_tx, [client_server, peer_server], &raft, id).await;

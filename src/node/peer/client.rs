@@ -145,6 +145,12 @@ impl Peers {
 
     /// Asks node `id` for its client address and remembers it.
     pub async fn hello(&self, id: NodeId) -> Result<String, Status> {
+        Ok(self.hello_reply(id).await?.client_addr)
+    }
+
+    /// Node `id`'s whole `Hello` answer (its addresses, host id and wall clock), remembering
+    /// its client address and host id.
+    pub async fn hello_reply(&self, id: NodeId) -> Result<v1::HelloResponse, Status> {
         let mut request = tonic::Request::new(v1::HelloRequest {
             cluster_id: self.cluster_id.clone(),
             sender_id: self.self_id,
@@ -155,7 +161,7 @@ impl Peers {
         if let Ok(mut hostids) = self.hostids.lock() {
             hostids.insert(id, reply.hostid.clone());
         }
-        Ok(reply.client_addr)
+        Ok(reply)
     }
 }
 

@@ -32,6 +32,8 @@ use qlm_engine::{Event, ReleaseCause};
 use qlm_node::node::Node;
 use qlm_raft::{AppliedEntry, ApplyObserver, StorageStats};
 
+mod clock;
+
 /// Upper bounds, in seconds, of the gRPC latency histogram: a stale read on a LAN takes well
 /// under a millisecond, a write a few (fsync on a majority), a call during an election up to
 /// the write deadline (5 s).
@@ -201,6 +203,7 @@ pub struct Metrics {
     raft_snapshot_bytes: Gauge,
     database_bytes: Gauge,
     storage: StorageStats,
+    clock: clock::ClockMetrics,
     /// Leader changes already added to `raft_leader_changes` (the node counts them itself).
     leader_changes_seen: AtomicU64,
 }
@@ -241,6 +244,7 @@ impl Metrics {
             raft_snapshot_bytes: Gauge::default(),
             database_bytes: Gauge::default(),
             storage,
+            clock: clock::ClockMetrics::default(),
             leader_changes_seen: AtomicU64::new(0),
         };
         metrics.register();
@@ -249,6 +253,7 @@ impl Metrics {
 
     fn register(&mut self) {
         let r = &mut self.registry;
+        self.clock.register(r);
         let c = &self.counters;
         r.register(
             "seats_issued",
@@ -415,6 +420,7 @@ impl Metrics {
                 }
             }
         }
+        self.clock.refresh(node, engine.now().0);
         let live = engine.live_sessions().count();
         self.sessions_live.set(i64::try_from(live).unwrap_or(i64::MAX));
     }

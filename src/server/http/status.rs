@@ -24,8 +24,8 @@ use super::usage::{UsageHistory, UsageSeries};
 /// Longest the dashboard waits for another node's view of the cluster.
 pub const PEER_VIEW_DEADLINE: Duration = Duration::from_millis(800);
 
-/// Why a node is not ready, or `Ok`. The rule: Raft runs, this node is a member of a
-/// cluster, it knows a leader (a leader itself must have heard from a quorum within
+/// Why a node is not ready, or `Ok`. The rule: Raft runs, this node's clock is within bounds,
+/// it is a member of a cluster, it knows a leader (a leader itself must have heard from a quorum within
 /// `quorum_silence`), and it has applied every entry it knows to be committed.
 pub fn readiness(
     node: &Node,
@@ -35,6 +35,13 @@ pub fn readiness(
     let metrics = node.raft.metrics().borrow().clone();
     if let Err(e) = &metrics.running_state {
         return Err(format!("raft stopped: {e}"));
+    }
+    if node.clock.is_out_of_bounds() {
+        return Err(format!(
+            "clock out of bounds: this node's wall clock is further than {:?} from a majority \
+             of the voters' (it does not lead; fix its clock)",
+            node.clock.max_offset()
+        ));
     }
     let member = metrics.membership_config.membership().nodes().any(|(id, _)| *id == node.id);
     if !member {
