@@ -44,7 +44,7 @@ pub enum RunError {
     #[error("raft: {0}")]
     Raft(String),
     /// Raft stopped by itself: a write or fsync of the data directory failed (a full volume,
-    /// a failing disk). The node exits rather than stay up half-dead; see [`raft_stopped`].
+    /// a failing disk). The node exits rather than stay up half-dead (see `raft_stopped`).
     #[error(
         "Raft stopped: {0}; the node exits so that its supervisor restarts it \
          (docs/OPERATIONS.md, \"A full or failing disk\")"
