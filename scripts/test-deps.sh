@@ -10,6 +10,8 @@
 #   python3-venv  the fresh venv the Python wheel is tested in, and maturin's
 #   libjna-java, default-jdk-headless  the Java binding and its test (src/java,
 #             cluster-tests/tests/sdk_java.rs, which fails with the same instructions without them)
+#   libfaketime  moves one qlmd's wall clock (cluster-tests/tests/clock.rs, which fails with
+#             the same instructions without it)
 # Runs apt-get as root, or through sudo when there is one. Where neither works it says what to
 # install and goes on: the test that needs the tool then fails (Chromium) or is skipped
 # (strace) with the same instructions.
@@ -25,6 +27,8 @@ command -v valgrind >/dev/null || missing+=(valgrind)
 [ -f "${JNA_JAR:-/usr/share/java/jna.jar}" ] || missing+=(libjna-java)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+ls /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 \
+    || missing+=(libfaketime)
 # `--only PKG...`: just those of the missing packages (a build script that needs one tool).
 if [ "${1:-}" = "--only" ]; then
     shift
