@@ -27,7 +27,7 @@ command -v valgrind >/dev/null || missing+=(valgrind)
 [ -f "${JNA_JAR:-/usr/share/java/jna.jar}" ] || missing+=(libjna-java)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
-ls /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 \
+[ -n "$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1 2>/dev/null)" ] \
     || missing+=(libfaketime)
 # `--only PKG...`: just those of the missing packages (a build script that needs one tool).
 if [ "${1:-}" = "--only" ]; then
