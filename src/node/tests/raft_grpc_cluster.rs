@@ -77,6 +77,7 @@ impl LeaderOps for TestLeader {
             client_addr: format!("client-{}:7400", self.id),
             http_addr: format!("http-{}:7402", self.id),
             hostid: format!("host-{}", self.id),
+            unix_micros: qlm_node::clock::wall_us(),
         }
     }
 }
