@@ -45,6 +45,9 @@ pub struct Measurement {
     pub rtt_us: u64,
     /// When the answer came (this node's monotonic clock).
     pub at: Instant,
+    /// The peer answered without its clock (a release before the license clock): it counts as
+    /// agreeing, so that a cluster part-way through a rolling upgrade still elects leaders.
+    pub clockless: bool,
 }
 
 impl Measurement {
@@ -114,7 +117,7 @@ impl LicenseClock {
 
     /// Records a `Hello` to `peer`: this node's wall clock when it was sent, the monotonic
     /// instants of sending and answering, and the peer's wall clock in its answer (0: a release
-    /// that does not say; nothing is recorded).
+    /// that does not say; recorded as [`Measurement::clockless`]).
     pub fn record(
         &self,
         peer: NodeId,
@@ -123,14 +126,13 @@ impl LicenseClock {
         answered: Instant,
         peer_us: u64,
     ) {
-        if peer_us == 0 {
-            return;
-        }
         let rtt = answered.saturating_duration_since(sent);
         let rtt_us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
         let middle = i128::from(sent_wall_us) + i128::from(rtt_us / 2);
         let offset = (i128::from(peer_us) - middle).clamp(i64::MIN.into(), i64::MAX.into());
-        let measurement = Measurement { offset_us: offset as i64, rtt_us, at: answered };
+        let clockless = peer_us == 0;
+        let offset_us = if clockless { 0 } else { offset as i64 };
+        let measurement = Measurement { offset_us, rtt_us, at: answered, clockless };
         if let Ok(mut all) = self.measurements.lock() {
             all.insert(peer, measurement);
         }

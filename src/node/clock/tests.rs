@@ -27,9 +27,10 @@ fn the_offset_is_the_peers_clock_less_the_middle_of_the_call() {
     let m = clock.measurements()[&2];
     assert_eq!((m.offset_us, m.rtt_us), (300_000, 10_000));
     assert_eq!(m.least_offset_us(), 295_000);
-    // A release that does not send its clock (0) records nothing.
+    // A release that does not send its clock (0) is recorded as clockless, agreeing.
     measure(&clock, 3, 1_000_000, 10, 0);
-    assert!(!clock.measurements().contains_key(&3));
+    let m = clock.measurements()[&3];
+    assert!(m.clockless && m.offset_us == 0, "{m:?}");
 }
 
 #[test]
@@ -131,6 +132,18 @@ fn stamps_keep_the_monotonic_pace_and_never_go_back() {
         t + Duration::from_millis(150)
     ));
     assert_eq!(clock.stamp_at(wall0 + year_ms, t + Duration::from_millis(200)), wall0 + 800);
+}
+
+#[test]
+fn peers_of_an_earlier_release_count_as_agreeing() {
+    let clock = LicenseClock::new(Duration::from_millis(500));
+    let round = Instant::now();
+    measure(&clock, 1, 0, 2, 0);
+    measure(&clock, 2, 0, 2, 0);
+    assert_eq!(
+        clock.judge(3, &voters(3), round, Instant::now()),
+        Judgement::InBounds { agreeing: 3 }
+    );
 }
 
 #[test]

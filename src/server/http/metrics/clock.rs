@@ -65,7 +65,7 @@ impl ClockMetrics {
     /// Refreshes the gauges; `license_time_ms` is the replica's engine time.
     pub fn refresh(&self, node: &Node, license_time_ms: u64) {
         self.offset.clear();
-        for (peer, m) in node.clock.measurements() {
+        for (peer, m) in node.clock.measurements().into_iter().filter(|(_, m)| !m.clockless) {
             let labels = PeerLabels { peer: peer.to_string() };
             self.offset.get_or_create(&labels).set(m.offset_us as f64 / 1e6);
         }
