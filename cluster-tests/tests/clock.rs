@@ -172,6 +172,22 @@ async fn a_clock_a_year_ahead_is_flagged_never_leads_and_never_moves_license_tim
     let leader = cluster.leader().await.expect("a leader");
     let ahead = gauge(&cluster, leader, "qlm_license_time_ahead_seconds").expect("gauge");
     assert!(ahead.abs() < 60.0, "license time {ahead} s from the wall clock");
+    // What an admin reads: `qlm status` names the cluster's license time, the dashboard too,
+    // whichever node answers (node 3 here, whose own clock is a year ahead).
+    let qlm = cluster_tests::qlmd_binary().with_file_name("qlm");
+    let output = std::process::Command::new(qlm)
+        .args(["--servers", &cluster.client_addr(3), "status", "--json"])
+        .output()
+        .expect("qlm runs");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let license_time = status["cluster"]["license_time_unix_ms"].as_u64().expect("license time");
+    assert!(license_time.abs_diff(now_ms()) < 60_000, "{status}");
+    let (_, page) = cluster.http_get(3, "/api/status").expect("the dashboard's data");
+    let page: serde_json::Value = serde_json::from_str(&page).expect("JSON");
+    let shown = page["license_time_unix_ms"].as_u64().expect("license time");
+    assert!(shown.abs_diff(now_ms()) < 60_000, "{page}");
+    let own = page["now_unix_ms"].as_u64().expect("node 3's clock");
+    assert!(own > now_ms() + 300 * 86_400_000, "node 3's own clock is a year ahead: {own}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,6 +133,18 @@ fn print_cluster(cluster: &v1::ClusterResponse, out: &mut Report) {
         cluster.applied_index,
         cluster.commit_index
     ));
+    if cluster.license_time_unix_ms != 0 {
+        // The cluster's time (the last stamp applied, which an idle leader's ticks renew), next
+        // to this machine's: a large gap means some clock was wrong.
+        let here = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i128::try_from(d.as_millis()).unwrap_or(i128::MAX));
+        let off_s = (i128::from(cluster.license_time_unix_ms) - here) / 1000;
+        out.line(format!(
+            "License time: {} ({off_s:+} s from this machine's clock)",
+            Timestamp(cluster.license_time_unix_ms)
+        ));
+    }
     for member in &cluster.members {
         let role = role_name(member.role);
         let applied = member.applied_index.map_or("?".to_owned(), |i| i.to_string());
@@ -186,6 +198,7 @@ pub fn cluster_json(cluster: &v1::ClusterResponse) -> Value {
         "applied_index": cluster.applied_index,
         "commit_index": cluster.commit_index,
         "last_log_index": cluster.last_log_index,
+        "license_time_unix_ms": cluster.license_time_unix_ms,
         "leader": cluster.leader.as_ref().map(|l| json!({"id": l.id, "client_addr": l.client_addr})),
         "members": cluster.members.iter().map(|m| json!({
             "id": m.id, "role": role_name(m.role), "client_addr": m.client_addr,

@@ -23,11 +23,12 @@ impl<N: ClusterNode> ClientServices<N> {
     /// log and members as it sees them, `node_id` its own id.
     pub async fn own_cluster_view(&self) -> v1::ClusterResponse {
         // The applied index and the digest under one read lock, so they describe one state.
-        let (applied_index, state_digest) = self
+        let (applied_index, state_digest, license_time_unix_ms) = self
             .node
             .read_at(|engine, applied_index| {
                 let digest = Sha256::digest(engine.snapshot());
-                (applied_index, digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                let digest = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                (applied_index, digest, engine.now().0)
             })
             .await;
         let view = self.node.raft_view();
@@ -40,6 +41,7 @@ impl<N: ClusterNode> ClientServices<N> {
             last_log_index: view.last_log_index,
             members: self.members_in(&view),
             leader: self.leader_hint(),
+            license_time_unix_ms,
         }
     }
 

@@ -70,7 +70,11 @@ pub fn readiness(
 #[derive(Serialize)]
 pub struct StatusPayload {
     pub node: NodeView,
+    /// This node's wall clock (what "ago" is measured from).
     pub now_unix_ms: u64,
+    /// The cluster's license time as this replica has applied it (the largest stamp), which is
+    /// what licenses, lingers and borrows run on; far from `now_unix_ms`, a clock is wrong.
+    pub license_time_unix_ms: u64,
     pub cluster: ClusterView,
     pub features: Vec<FeatureView>,
     pub denials: Vec<DenialCount>,
@@ -220,9 +224,10 @@ pub async fn status(
     let answers = ask_peers(node, &membership, peers).await;
     let members = member_views(node, client_addr, &metrics, &membership, &answers);
 
-    let (features, now) = {
+    let (features, now, license_time_unix_ms) = {
         let replica = node.replica.read().await;
-        (feature_views(replica.engine()), super::usage::sample_engine(replica.engine()))
+        let engine = replica.engine();
+        (feature_views(engine), super::usage::sample_engine(engine), engine.now().0)
     };
     let denials = counters
         .denials()
@@ -242,6 +247,7 @@ pub async fn status(
             not_ready_reason: ready.err(),
         },
         now_unix_ms: super::usage::unix_ms_now(),
+        license_time_unix_ms,
         cluster: ClusterView {
             leader: metrics.current_leader,
             term: metrics.current_term,
