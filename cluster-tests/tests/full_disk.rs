@@ -8,44 +8,15 @@
 //! every checkout acknowledged before and during the fault is in its state.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cluster_tests::{Cluster, ClusterOptions, RawSession};
 use qlm_proto::v1;
 use qlm_proto::v1::license_service_client::LicenseServiceClient;
+use qlm_raft::testkit::Tmpfs;
 use tonic::transport::Channel;
-
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(mib: u64) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir.path())
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(Tmpfs(dir)),
-            other => {
-                let required = std::env::var("QLM_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
-                assert!(!required, "cannot mount a tmpfs ({other:?}) and QLM_REQUIRE_ROOT_TESTS=1");
-                eprintln!("skipped: cannot mount a tmpfs here ({other:?}); run as root");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-    }
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create");
@@ -58,23 +29,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(item.path(), &target).expect("copy");
         }
     }
-}
-
-/// Writes to `path` until the volume has no space left.
-fn fill(path: &Path) {
-    let mut file = std::fs::File::create(path).expect("create the filler");
-    let mut chunk = vec![0u8; 1024 * 1024];
-    while !chunk.is_empty() {
-        match file.write(&chunk) {
-            Ok(_) => {}
-            Err(e) if qlm_raft::is_no_space(&e) => {
-                let half = chunk.len() / 2;
-                chunk.truncate(half);
-            }
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
-    let _ = file.sync_all();
 }
 
 struct Driver {
@@ -162,7 +116,8 @@ async fn exit_of(cluster: &mut Cluster, id: u64, limit: Duration) -> Option<i32>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_volume_fills_exits_and_comes_back_with_every_checkout() {
-    let Some(volume) = Tmpfs::mount(40) else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(volume) = Tmpfs::mount(dir.path(), 40) else { return };
     let mut cluster = Cluster::start_with(ClusterOptions {
         nodes: 3,
         snapshot_every: Some(20),
@@ -171,7 +126,7 @@ async fn a_node_whose_volume_fills_exits_and_comes_back_with_every_checkout() {
     cluster.wait_ready().await;
     // Node 2 moves onto the small volume, with what it has.
     cluster.kill(2);
-    let moved: PathBuf = volume.0.path().join("node2");
+    let moved: PathBuf = volume.path().join("node2");
     copy_dir(&cluster.nodes[1].data_dir, &moved);
     cluster.nodes[1].data_dir = moved.clone();
     cluster.spawn(2);
@@ -190,7 +145,7 @@ async fn a_node_whose_volume_fills_exits_and_comes_back_with_every_checkout() {
         held.insert(driver.checkout().await);
     }
 
-    fill(&volume.0.path().join("filler"));
+    volume.fill("filler");
     let filled = Instant::now();
     // Checkouts go on through the healthy majority until node 2 needs space it lacks.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -228,7 +183,7 @@ async fn a_node_whose_volume_fills_exits_and_comes_back_with_every_checkout() {
         cluster.kill(2);
     }
 
-    std::fs::remove_file(volume.0.path().join("filler")).expect("free the space");
+    std::fs::remove_file(volume.path().join("filler")).expect("free the space");
     cluster.spawn(2);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

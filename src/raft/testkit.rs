@@ -20,3 +20,59 @@ pub fn reopen_stores(
         }
     }
 }
+
+/// A size-limited tmpfs mounted on a directory for one test (a data volume that can fill),
+/// unmounted when dropped. Mounting needs root: [`Tmpfs::mount`] answers None, with the reason
+/// printed, where it cannot, unless `QLM_REQUIRE_ROOT_TESTS=1` (CI), where it panics.
+pub struct Tmpfs {
+    path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `mib` MiB on `dir` (an empty directory that outlives this value).
+    pub fn mount(dir: &std::path::Path, mib: u64) -> Option<Tmpfs> {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Tmpfs { path: dir.to_path_buf() }),
+            other => {
+                let required = std::env::var("QLM_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
+                assert!(!required, "cannot mount a tmpfs ({other:?}) and QLM_REQUIRE_ROOT_TESTS=1");
+                eprintln!("skipped: cannot mount a tmpfs here ({other:?}); run as root");
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Writes zeros to `name` on the volume until it has no space left; returns its path.
+    pub fn fill(&self, name: &str) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path.join(name);
+        let mut file = std::fs::File::create(&path).expect("create the filler");
+        let mut chunk = vec![0u8; 1024 * 1024];
+        while !chunk.is_empty() {
+            match file.write(&chunk) {
+                Ok(_) => {}
+                Err(e) if crate::is_no_space(&e) => {
+                    let half = chunk.len() / 2;
+                    chunk.truncate(half);
+                }
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}

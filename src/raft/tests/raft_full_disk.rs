@@ -3,71 +3,13 @@
 //! `QLM_REQUIRE_ROOT_TESTS=1`, which CI sets).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use openraft::storage::RaftLogStorageExt;
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
 use qlm_license::Timestamp;
+use qlm_raft::testkit::Tmpfs;
 use qlm_raft::{Entry, LogEntry, LogId, Membership, open_stores};
-
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `mib` MiB, or None (with the reason printed) if this user cannot.
-    fn mount(mib: u64) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir.path())
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(Tmpfs { dir }),
-            other => {
-                let required = std::env::var("QLM_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
-                assert!(!required, "cannot mount a tmpfs ({other:?}) and QLM_REQUIRE_ROOT_TESTS=1");
-                eprintln!("skipped: cannot mount a tmpfs here ({other:?}); run as root");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
-
-/// Writes zeros to `path` until the volume has no space left; returns the file.
-fn fill(path: &Path) -> PathBuf {
-    let mut file = std::fs::File::create(path).expect("create the filler");
-    let mut chunk = vec![0u8; 1024 * 1024];
-    loop {
-        match file.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if qlm_raft::is_no_space(&e) => {
-                if chunk.len() == 1 {
-                    break;
-                }
-                let half = chunk.len() / 2;
-                chunk.truncate(half);
-            }
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
-    let _ = file.sync_all();
-    path.to_path_buf()
-}
 
 fn entry(index: u64) -> Entry {
     let log_id = LogId::new(CommittedLeaderId::new(1, 1), index);
@@ -96,14 +38,15 @@ fn unfinished_sled_snapshots(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_start_on_a_full_volume_names_the_cause_and_a_start_after_it_succeeds() {
-    let Some(volume) = Tmpfs::mount(32) else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(volume) = Tmpfs::mount(dir.path(), 32) else { return };
     let data = volume.path().join("node");
     let rt = runtime();
     rt.block_on(async {
         let (mut log, _) = open_stores(&data).expect("open");
         log.blocking_append((1..=50).map(entry)).await.expect("append");
     });
-    let filler = fill(&volume.path().join("filler"));
+    let filler = volume.fill("filler");
     // Several starts while the volume is full: each refuses and names the cause (never
     // another qlmd), and none leaves the directory unopenable for the next one.
     for _ in 0..3 {
