@@ -164,7 +164,14 @@ async fn one_wrong_clock(faketime: &str, offset_s: f64) {
     .await;
     assert_eq!(gauge(&cluster, 3, "qlm_clock_out_of_bounds"), Some(1.0));
     assert_eq!(gauge(&cluster, leader, "qlm_clock_out_of_bounds"), Some(0.0));
-    let offset = gauge(&cluster, leader, "qlm_clock_offset_seconds{peer=\"3\"}").expect("offset");
+    // The leader measures node 3 in its own rounds, which need not have reached node 3 yet
+    // (node 3 may have started after the leader's last round).
+    let offset_of_3 = async || gauge(&cluster, leader, "qlm_clock_offset_seconds{peer=\"3\"}");
+    eventually(Duration::from_secs(15), "the leader measures node 3", async || {
+        offset_of_3().await.is_some()
+    })
+    .await;
+    let offset = offset_of_3().await.expect("offset");
     assert!((offset - offset_s).abs() < 60.0, "node 3 measured {offset} s ahead");
     // Every leader death gives node 3 a chance to stand: it never takes it, and the other
     // healthy node is elected with node 3's vote.

@@ -40,11 +40,22 @@ impl Node {
             let metrics = metrics.borrow();
             let membership = metrics.membership_config.membership();
             let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-            let members: Vec<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+            let members: Vec<(NodeId, String)> =
+                membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect();
             (voters, members)
         };
+        // A member added at run time is in no node's --initial-cluster: its peer address comes
+        // from the membership (as `Node::leader_with_addr` does for the leader).
+        let members: Vec<NodeId> = members
+            .into_iter()
+            .filter(|(id, _)| *id != self.id)
+            .map(|(id, addr)| {
+                self.peers.set_addr(id, addr);
+                id
+            })
+            .collect();
         let (round_wall, round_at) = (wall_ms(), Instant::now());
-        let probes = members.into_iter().filter(|id| *id != self.id).map(|peer| async move {
+        let probes = members.into_iter().map(|peer| async move {
             let (sent_wall, sent) = (wall_us(), Instant::now());
             if let Ok(reply) = self.peers.hello_reply(peer).await {
                 self.clock.record(peer, sent_wall, sent, Instant::now(), reply.unix_micros);
