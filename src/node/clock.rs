@@ -81,7 +81,8 @@ pub struct LicenseClock {
     max_offset_us: u64,
     measurements: Mutex<BTreeMap<NodeId, Measurement>>,
     out_of_bounds: AtomicBool,
-    /// Whether the last round found a majority of the voters agreeing with this clock.
+    /// Whether a round since this process started found a majority of the voters agreeing
+    /// with this clock.
     vouched: AtomicBool,
     stamps: Mutex<Stamps>,
 }
@@ -188,7 +189,9 @@ impl LicenseClock {
         let out = matches!(judgement, Judgement::OutOfBounds { .. });
         let vouched =
             matches!(judgement, Judgement::InBounds { agreeing } if *agreeing > voters / 2);
-        self.vouched.store(vouched, Ordering::Release);
+        if vouched {
+            self.vouched.store(true, Ordering::Release);
+        }
         if vouched
             && let Ok(mut stamps) = self.stamps.lock()
             && round_at >= stamps.anchor_at
@@ -212,11 +215,15 @@ impl LicenseClock {
         )))
     }
 
-    /// Whether this node may stand for election: the last round found a majority of the voters
-    /// (itself included) within the bound of its clock. Until a round has, it may not: a node
-    /// started with a wrong clock must not win an election before it has measured anything.
+    /// Whether this node may stand for election: a round since it started found a majority of
+    /// the voters (itself included) within the bound of its clock, and the last round did not
+    /// find it out of bounds. Until a round has vouched for it, it may not: a node started with
+    /// a wrong clock must not win an election before it has measured anything. Afterwards,
+    /// losing sight of its peers does not stop it standing (a follower cut off from its leader
+    /// must become a candidate, and so stop naming a leader it cannot reach); only a round that
+    /// finds its clock out of bounds does.
     pub fn may_stand(&self) -> bool {
-        self.vouched.load(Ordering::Acquire)
+        self.vouched.load(Ordering::Acquire) && !self.is_out_of_bounds()
     }
 
     /// Whether the last round found this node's clock out of bounds.

@@ -165,4 +165,8 @@ fn a_node_may_stand_only_after_a_majority_vouched_for_its_clock() {
     // A cluster of one vouches for itself.
     clock.conclude_round(&Judgement::InBounds { agreeing: 1 }, 1, 0, t);
     assert!(clock.may_stand());
+    // Once vouched for, a round that reaches no peer (a node cut off) does not stop it
+    // standing: only a round that finds it out of bounds does.
+    clock.conclude_round(&Judgement::InBounds { agreeing: 1 }, 3, 0, t);
+    assert!(clock.may_stand());
 }
